@@ -1,0 +1,145 @@
+import type { AttentionParams, ComputeBackend, KvCache, KvCacheType, RopeParams } from "../runtime/backend.ts";
+import type { ModelConfig } from "./config.ts";
+import type { LayerWeights, TransformerWeights } from "./weights.ts";
+
+export interface ForwardResult {
+  /** Logits of the last token, or of every token when asked (nTokens x vocab). */
+  readonly logits: Float32Array;
+  /** Hidden state of the last token after the last main layer, before the output norm (MTP input). */
+  readonly lastHidden: Float32Array;
+}
+
+/** Scratch buffers sized for a batch of up to `capacity` tokens, reused across calls. */
+class Scratch {
+  capacity = 0;
+  x = new Float32Array(0);
+  h = new Float32Array(0);
+  q = new Float32Array(0);
+  k = new Float32Array(0);
+  v = new Float32Array(0);
+  att = new Float32Array(0);
+  o = new Float32Array(0);
+  gate = new Float32Array(0);
+  up = new Float32Array(0);
+  act = new Float32Array(0);
+  ensure(n: number, c: ModelConfig): void {
+    if (n <= this.capacity) return;
+    this.capacity = n;
+    this.x = new Float32Array(n * c.dim);
+    this.h = new Float32Array(n * c.dim);
+    this.q = new Float32Array(n * c.nHeads * c.headDim);
+    this.k = new Float32Array(n * c.nKvHeads * c.headDim);
+    this.v = new Float32Array(n * c.nKvHeads * c.headDimV);
+    this.att = new Float32Array(n * c.nHeads * c.headDimV);
+    this.o = new Float32Array(n * c.dim);
+    this.gate = new Float32Array(n * c.ffnDim);
+    this.up = new Float32Array(n * c.ffnDim);
+    this.act = new Float32Array(n * c.ffnDim);
+  }
+}
+
+/**
+ * The decoder-only transformer shared by llama, qwen2, qwen3 and mimo. `forward` runs a batch of
+ * tokens (the whole prompt at once for prefill, one token for decode) in the order the math happens.
+ */
+export class Transformer {
+  readonly config: ModelConfig;
+  readonly weights: TransformerWeights;
+  readonly backend: ComputeBackend;
+  private readonly rope: RopeParams;
+  private readonly attn: AttentionParams;
+  private readonly scratch = new Scratch();
+
+  constructor(config: ModelConfig, weights: TransformerWeights, backend: ComputeBackend) {
+    this.config = config;
+    this.weights = weights;
+    this.backend = backend;
+    this.rope = {
+      style: config.arch.ropeStyle,
+      headDim: config.headDim,
+      ropeDim: config.ropeDim,
+      base: config.ropeBase,
+      freqScale: config.ropeFreqScale,
+      freqFactors: weights.ropeFreqs,
+    };
+    this.attn = {
+      nHeads: config.nHeads,
+      nKvHeads: config.nKvHeads,
+      headDim: config.headDim,
+      headDimV: config.headDimV,
+      scale: 1 / Math.sqrt(config.headDim),
+    };
+  }
+
+  createKvCache(contextSize: number, type: KvCacheType = "f16"): KvCache {
+    const c = this.config;
+    return this.backend.createKvCache({
+      nLayers: c.nLayers + c.nMtpLayers,
+      contextSize,
+      nKvHeads: c.nKvHeads,
+      headDim: c.headDim,
+      headDimV: c.headDimV,
+      type,
+    });
+  }
+
+  /** Runs `tokens` at positions startPos.. and returns the logits of the last one (or all). */
+  forward(tokens: readonly number[], startPos: number, kv: KvCache, opts: { allLogits?: boolean } = {}): ForwardResult {
+    const c = this.config;
+    const b = this.backend;
+    const w = this.weights;
+    const n = tokens.length;
+    if (n === 0) throw new RangeError("forward needs at least one token");
+    if (startPos + n > kv.spec.contextSize) {
+      throw new RangeError(`context is full: ${startPos + n} positions needed, the context holds ${kv.spec.contextSize}`);
+    }
+    this.scratch.ensure(n, c);
+    const s = this.scratch;
+    const positions = Array.from({ length: n }, (_, i) => startPos + i);
+
+    b.getRows(w.tokenEmbd, tokens, s.x);
+    for (let l = 0; l < c.nLayers; l++) this.layer(w.layers[l]!, l, kv, s.x, n, startPos, positions);
+
+    const lastHidden = s.x.slice((n - 1) * c.dim, n * c.dim);
+    const outRows = opts.allLogits ? n : 1;
+    const normed = opts.allLogits ? s.h : new Float32Array(c.dim);
+    b.rmsNorm(opts.allLogits ? s.x : lastHidden, outRows, c.dim, w.outputNorm, c.normEps, normed);
+    const logits = new Float32Array(outRows * c.vocabSize);
+    b.matmul(w.output, normed, outRows, logits);
+    return { logits, lastHidden };
+  }
+
+  /** One decoder block, updating the residual stream x (n tokens) in place. */
+  private layer(L: LayerWeights, l: number, kv: KvCache, x: Float32Array, n: number, startPos: number, positions: number[]): void {
+    const c = this.config;
+    const b = this.backend;
+    const s = this.scratch;
+
+    // Attention: norm, q/k/v projections, (qk norm), rope, cache, attend, output projection, residual.
+    b.rmsNorm(x, n, c.dim, L.attnNorm, c.normEps, s.h);
+    b.matmul(L.wq, s.h, n, s.q);
+    b.matmul(L.wk, s.h, n, s.k);
+    b.matmul(L.wv, s.h, n, s.v);
+    if (L.bq) b.addBias(s.q, n, L.bq);
+    if (L.bk) b.addBias(s.k, n, L.bk);
+    if (L.bv) b.addBias(s.v, n, L.bv);
+    if (L.qNorm) b.rmsNorm(s.q, n * c.nHeads, c.headDim, L.qNorm, c.normEps, s.q);
+    if (L.kNorm) b.rmsNorm(s.k, n * c.nKvHeads, c.headDim, L.kNorm, c.normEps, s.k);
+    b.rope(s.q, n, c.nHeads, positions, this.rope);
+    b.rope(s.k, n, c.nKvHeads, positions, this.rope);
+    b.storeKv(kv, l, s.k, s.v, startPos, n);
+    b.attention(kv, l, s.q, startPos, n, this.attn, s.att);
+    b.matmul(L.wo, s.att, n, s.o);
+    if (L.bo) b.addBias(s.o, n, L.bo);
+    b.addInPlace(x, s.o, n * c.dim);
+
+    // Feed-forward: norm, gate and up projections, SwiGLU, down projection, residual.
+    b.rmsNorm(x, n, c.dim, L.ffnNorm, c.normEps, s.h);
+    b.matmul(L.gate, s.h, n, s.gate);
+    b.matmul(L.up, s.h, n, s.up);
+    b.swiglu(s.gate, s.up, n * c.ffnDim, s.act);
+    b.matmul(L.down, s.act, n, s.o);
+    b.addInPlace(x, s.o, n * c.dim);
+  }
+
+}
