@@ -1,0 +1,71 @@
+import { Command, InvalidArgumentError } from "commander";
+import { runCommand } from "./run.ts";
+import { infoCommand } from "./info.ts";
+import { convertCommand } from "./convert.ts";
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return n;
+  };
+}
+function collect(v: string, acc: string[]): string[] {
+  return [...acc, v];
+}
+
+export function buildCli(): Command {
+  const program = new Command();
+  program
+    .name("mimo")
+    .description("Speed-first on-device LLM inference: run GGUF models locally, no network round trip.")
+    .showHelpAfterError();
+
+  program
+    .command("run")
+    .description("generate text from a prompt, streamed to stdout (timings on stderr)")
+    .argument("[prompt]", 'the prompt ("" starts from BOS alone)', "")
+    .option("-m, --model <file>", "GGUF model file (default: the bundled stories260K)")
+    .option("-n, --n-predict <n>", "tokens to generate", int("--n-predict"), 256)
+    .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
+    .option("--top-k <k>", "top-k sampling; 0 = off", int("--top-k"), 40)
+    .option("--top-p <p>", "top-p (nucleus) sampling; 1 = off", num("--top-p"), 0.95)
+    .option("--min-p <p>", "min-p sampling; 0 = off", num("--min-p"), 0.05)
+    .option("--repeat-penalty <r>", "penalty for recently seen tokens; 1 = off", num("--repeat-penalty"), 1)
+    .option("--repeat-last-n <n>", "how many recent tokens the penalties consider", int("--repeat-last-n"), 64)
+    .option("--presence-penalty <p>", "presence penalty", num("--presence-penalty"), 0)
+    .option("--frequency-penalty <p>", "frequency penalty", num("--frequency-penalty"), 0)
+    .option("-s, --seed <n>", "random seed (same seed, same output)", int("--seed"))
+    .option("-c, --ctx-size <n>", "context size in tokens", int("--ctx-size"))
+    .option("--stop <text>", "stop before this string (repeatable)", collect, [])
+    .option("--ignore-eos", "keep generating past end-of-generation tokens")
+    .option("--special", "parse special-token text in the prompt")
+    .option("-q, --quiet", "no timings on stderr")
+    .action(runCommand);
+
+  program
+    .command("info")
+    .description("inspect a GGUF file: architecture, hyper-parameters, tokenizer, metadata and tensor table")
+    .argument("<file>", "GGUF file")
+    .option("--all-metadata", "print every metadata value (arrays shortened)")
+    .action(infoCommand);
+
+  program
+    .command("convert")
+    .description("convert a llama2.c checkpoint (.bin) and its tokenizer (.bin) to GGUF")
+    .argument("<checkpoint>", "llama2.c checkpoint, legacy v0 format")
+    .requiredOption("-t, --tokenizer <file>", "llama2.c tokenizer.bin of the model")
+    .requiredOption("-o, --output <file>", "GGUF file to write")
+    .option("--name <name>", "general.name to record")
+    .option("-f, --force", "overwrite the output file if it exists")
+    .action(convertCommand);
+
+  return program;
+}

@@ -1,0 +1,3 @@
+import { defineOracleTests } from "../helpers/oracle-suite.ts";
+
+defineOracleTests("mimo");
