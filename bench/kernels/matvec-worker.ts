@@ -1,0 +1,41 @@
+// Worker for the 2-thread matvec benchmark: its own kernels instance on the shared memory; runs its
+// share of the row groups of each matvec, then meets the other threads at a spin barrier.
+import { parentPort, workerData } from "node:worker_threads";
+import { instantiateKernels, type KernelExports } from "../../src/kernels/kernels.ts";
+import { createBarrier } from "../../src/kernels/barrier.ts";
+
+export interface Job {
+  fn: "matvecQ4_0R8" | "matvecQ8_0R8" | "matvecQ4_0" | "matvecQ8_0";
+  repacked: boolean;
+  mats: Array<{ w: number; x: number; y: number; k: number; rows: number }>;
+}
+
+const { module, memory, ctl: ctlBuf, index, nthreads } = workerData as {
+  module: WebAssembly.Module; memory: WebAssembly.Memory; ctl: SharedArrayBuffer; index: number; nthreads: number;
+};
+const ex: KernelExports = instantiateKernels(module, memory);
+// ctl[0]: barrier count, ctl[1]: barrier generation, ctl[2]: run generation, ctl[3]: steps to run
+const ctl = new Int32Array(ctlBuf);
+
+const b = createBarrier(ctl, 0, nthreads);
+const barrier = () => b.wait();
+
+parentPort!.on("message", (job: Job) => {
+  const split = job.mats.map((m) => {
+    const units = job.repacked ? Math.ceil(m.rows / 8) : m.rows;
+    return [Math.floor((units * index) / nthreads), Math.floor((units * (index + 1)) / nthreads)];
+  });
+  const f = ex[job.fn];
+  const steps = ctl[3];
+  barrier();
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < job.mats.length; i++) {
+      const m = job.mats[i];
+      const [a, b] = split[i];
+      if (job.repacked) (f as KernelExports["matvecQ4_0R8"])(m.w, m.x, m.y, m.k, a, b, m.rows);
+      else (f as KernelExports["matvecQ4_0"])(m.w, m.x, m.y, m.k, a, b);
+      barrier();
+    }
+  }
+  parentPort!.postMessage("done");
+});

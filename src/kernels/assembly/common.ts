@@ -1,0 +1,123 @@
+// Shared helpers for the kernels. The same sources compile twice: with relaxed SIMD (the int8
+// dot is one vpdpbusd) and with plain SIMD128 (the dot is emulated with i16 pairs).
+
+// Bytes 0..4095 of the shared memory are reserved for the kernels: constants at CONST, a scratch
+// area for the start-up self test at PROBE. The TS side allocates from 4096 up.
+export const CONST: usize = 1024;
+export const PROBE: usize = 2048;
+
+// Offsets of the constant vectors (written by init(), loaded into locals by the kernels: a constant
+// folded into each use is rebuilt by V8 at every use, a value loaded from memory stays in a register).
+export const C_NIB: usize = 0; // i8x16 0x0F
+export const C_LO16: usize = 16; // i16x8 0x00FF
+export const C_HALF: usize = 32; // f32x4 0.5
+export const C_ONE: usize = 48; // f32x4 1.0
+export const C_SIGN: usize = 64; // i32x4 0x80000000
+export const C_ABS: usize = 80; // i32x4 0x7FFFFFFF
+export const C_ONES16: usize = 96; // i16x8 1
+
+// Internal activation block (one per 32 inputs): 32 int8 quants, f32 d (f16-rounded, as llama.cpp
+// stores it), i32 sum of the quants, 8 bytes padding.
+export const ACT_BLOCK: usize = 48;
+
+@inline
+export function f16ToF32(h: u32): f32 {
+  const bits = (h & 0x7fff) << 13;
+  let f = reinterpret<f32>(bits) * reinterpret<f32>(0x77800000); // * 2^112 fixes the exponent bias
+  if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(bits | 0x7f800000);
+  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
+}
+
+// Round-to-nearest-even f32 -> f16 (same algorithm as ggml's software conversion).
+export function f32ToF16(f: f32): u32 {
+  let base = (Mathf.abs(f) * reinterpret<f32>(0x77800000)) * reinterpret<f32>(0x08800000);
+  const w = reinterpret<u32>(f);
+  const shl1w = w + w;
+  const sign = w & 0x80000000;
+  let bias = shl1w & 0xff000000;
+  if (bias < 0x71000000) bias = 0x71000000;
+  base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
+  const bits = reinterpret<u32>(base);
+  const expBits = (bits >> 13) & 0x00007c00;
+  const mantBits = bits & 0x00000fff;
+  const nonsign = expBits + mantBits;
+  return (sign >> 16) | (shl1w > 0xff000000 ? 0x7e00 : nonsign);
+}
+
+// Per 32-bit lane k: acc[k] + sum_{i<4} a[4k+i] * w[4k+i], with a signed int8 and w in 0..127.
+@inline
+export function dotU(w: v128, a: v128, acc: v128, lo16: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, w, acc);
+  } else {
+    const we = v128.and(w, lo16);
+    const wo = i16x8.shr_u(w, 8);
+    const ae = i16x8.shr_s(i16x8.shl(a, 8), 8);
+    const ao = i16x8.shr_s(a, 8);
+    return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(we, ae), i32x4.dot_i16x8_s(wo, ao)));
+  }
+}
+
+// Per 16-bit lane j: a[2j]*w[2j] + a[2j+1]*w[2j+1] (relaxed: one pmaddubsw on x64 without VNNI).
+// Only for the relaxed build. With w a nibble (0..15) and |a| <= 127 a lane is at most 3810, so
+// the 8 such dots of a Q4 block can be summed in i16 before one widening per block.
+@inline
+export function dot16(w: v128, a: v128): v128 {
+  return i16x8.relaxed_dot_i8x16_i7x16_s(a, w);
+}
+
+// Same with both operands signed int8 (-127..127): relaxed path moves w's sign onto a.
+@inline
+export function dotS(w: v128, a: v128, acc: v128, ones16: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const neg = i8x16.lt_s(w, i8x16.splat(0));
+    const as = i8x16.sub(v128.xor(a, neg), neg);
+    // i16 pair sums (at most 2*127*127, no overflow), widened with a ones vector kept in a register
+    // (the i32x4 relaxed dot rebuilds that constant at every use on x64 without VNNI)
+    return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(as, i8x16.abs(w)), ones16));
+  } else {
+    const we = i16x8.shr_s(i16x8.shl(w, 8), 8);
+    const wo = i16x8.shr_s(w, 8);
+    const ae = i16x8.shr_s(i16x8.shl(a, 8), 8);
+    const ao = i16x8.shr_s(a, 8);
+    return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(we, ae), i32x4.dot_i16x8_s(wo, ao)));
+  }
+}
+
+@inline
+export function hsum(v: v128): f32 {
+  const s = f32x4.add(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+@inline
+export function hmax(v: v128): f32 {
+  const s = f32x4.max(v, i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  return Mathf.max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+// Stores rows r..r+7 of y from two f32x4 (rows r..r+3, r+4..r+7), dropping rows >= nrows.
+@inline
+export function storeRows8(y: usize, r: i32, nrows: i32, f0: v128, f1: v128): void {
+  const p = y + (<usize>r << 2);
+  if (r + 8 <= nrows) {
+    v128.store(p, f0);
+    v128.store(p, f1, 16);
+  } else {
+    storeRows4(y, r, nrows, f0);
+    storeRows4(y, r + 4, nrows, f1);
+  }
+}
+
+@inline
+export function storeRows4(y: usize, r: i32, nrows: i32, f: v128): void {
+  const p = y + (<usize>r << 2);
+  if (r + 4 <= nrows) {
+    v128.store(p, f);
+  } else {
+    if (r < nrows) store<f32>(p, f32x4.extract_lane(f, 0));
+    if (r + 1 < nrows) store<f32>(p, f32x4.extract_lane(f, 1), 4);
+    if (r + 2 < nrows) store<f32>(p, f32x4.extract_lane(f, 2), 8);
+    if (r + 3 < nrows) store<f32>(p, f32x4.extract_lane(f, 3), 12);
+  }
+}

@@ -1,0 +1,155 @@
+// Element-wise f32 kernels of a decoder layer. n is any length (a scalar tail handles n % 4).
+
+// e^x for 4 lanes: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n through the exponent bits.
+// Relative error about 2e-7; inputs are clamped to [-87.3, 88.3] (finite, normal results).
+@inline
+export function exp4(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.3));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.0 / 720.0);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 120.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 24.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 6.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, e);
+}
+
+@inline
+function exp1(x: f32): f32 {
+  return f32x4.extract_lane(exp4(f32x4.splat(x)), 0);
+}
+
+@inline
+function hsum4(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+// y = x / sqrt(mean(x^2) + eps) * w, for nrows rows of n (w shared). y may alias x.
+export function rmsNorm(x: usize, w: usize, y: usize, n: i32, nrows: i32, eps: f32): void {
+  const n4 = n & ~3;
+  for (let r = 0; r < nrows; r++) {
+    let s = f32x4.splat(0);
+    let i = 0;
+    for (; i < n4; i += 4) {
+      const v = v128.load(x + (<usize>i << 2));
+      s = f32x4.add(s, f32x4.mul(v, v));
+    }
+    let ss = hsum4(s);
+    for (; i < n; i++) { const v = load<f32>(x + (<usize>i << 2)); ss += v * v; }
+    const scale: f32 = <f32>1.0 / Mathf.sqrt(ss / <f32>n + eps);
+    const sc = f32x4.splat(scale);
+    i = 0;
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(y + o, f32x4.mul(f32x4.mul(v128.load(x + o), sc), v128.load(w + o)));
+    }
+    for (; i < n; i++) { const o = <usize>i << 2; store<f32>(y + o, load<f32>(x + o) * scale * load<f32>(w + o)); }
+    x += <usize>n << 2;
+    y += <usize>n << 2;
+  }
+}
+
+// y = a + b (y may alias a or b).
+export function add(a: usize, b: usize, y: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) { const o = <usize>i << 2; v128.store(y + o, f32x4.add(v128.load(a + o), v128.load(b + o))); }
+  for (; i < n; i++) { const o = <usize>i << 2; store<f32>(y + o, load<f32>(a + o) + load<f32>(b + o)); }
+}
+
+// y = a * b.
+export function mul(a: usize, b: usize, y: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) { const o = <usize>i << 2; v128.store(y + o, f32x4.mul(v128.load(a + o), v128.load(b + o))); }
+  for (; i < n; i++) { const o = <usize>i << 2; store<f32>(y + o, load<f32>(a + o) * load<f32>(b + o)); }
+}
+
+// y = silu(g) * u = g / (1 + e^-g) * u.
+export function swiglu(g: usize, u: usize, y: usize, n: i32): void {
+  const one = f32x4.splat(1);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const gv = v128.load(g + o);
+    const s = f32x4.div(gv, f32x4.add(one, exp4(f32x4.neg(gv))));
+    v128.store(y + o, f32x4.mul(s, v128.load(u + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const gv = load<f32>(g + o);
+    store<f32>(y + o, gv / (<f32>1 + exp1(-gv)) * load<f32>(u + o));
+  }
+}
+
+// In-place softmax of nrows rows of n, each scaled first by scale (scale = 1 for plain softmax).
+export function softmax(x: usize, n: i32, nrows: i32, scale: f32): void {
+  const sc = f32x4.splat(scale);
+  for (let r = 0; r < nrows; r++) {
+    let m: f32 = -Infinity;
+    let i = 0;
+    let mv = f32x4.splat(-Infinity);
+    for (; i + 4 <= n; i += 4) mv = f32x4.max(mv, v128.load(x + (<usize>i << 2)));
+    m = Mathf.max(Mathf.max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), Mathf.max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+    for (; i < n; i++) m = Mathf.max(m, load<f32>(x + (<usize>i << 2)));
+    const ms = f32x4.splat(m);
+    let sv = f32x4.splat(0);
+    i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const e = exp4(f32x4.mul(f32x4.sub(v128.load(x + o), ms), sc));
+      v128.store(x + o, e);
+      sv = f32x4.add(sv, e);
+    }
+    let s = hsum4(sv);
+    for (; i < n; i++) {
+      const o = <usize>i << 2;
+      const e = exp1((load<f32>(x + o) - m) * scale);
+      store<f32>(x + o, e);
+      s += e;
+    }
+    const inv = f32x4.splat(<f32>1 / s);
+    i = 0;
+    for (; i + 4 <= n; i += 4) { const o = <usize>i << 2; v128.store(x + o, f32x4.mul(v128.load(x + o), inv)); }
+    for (; i < n; i++) { const o = <usize>i << 2; store<f32>(x + o, load<f32>(x + o) / s); }
+    x += <usize>n << 2;
+  }
+}
+
+// Rotates nheads heads of d values in place with a (cos, sin) table (see ropeTable in kernels.ts;
+// computed outside: the std Math sin/cos/pow would bring data segments into the shared memory). neox = 0: pairs
+// (2i, 2i+1) (llama); neox = 1: pairs (i, i + d/2) (NeoX / Qwen2).
+export function rope(x: usize, nheads: i32, d: i32, cs: usize, neox: i32): void {
+  const half = d >> 1;
+  for (let h = 0; h < nheads; h++) {
+    const p = x + (<usize>(h * d) << 2);
+    if (neox) {
+      let i = 0;
+      for (; i + 4 <= half; i += 4) {
+        const c01 = v128.load(cs + (<usize>i << 3)), c23 = v128.load(cs + (<usize>i << 3), 16);
+        const c = i8x16.shuffle(c01, c23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+        const s = i8x16.shuffle(c01, c23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+        const a = v128.load(p + (<usize>i << 2)), b = v128.load(p + (<usize>(i + half) << 2));
+        v128.store(p + (<usize>i << 2), f32x4.sub(f32x4.mul(a, c), f32x4.mul(b, s)));
+        v128.store(p + (<usize>(i + half) << 2), f32x4.add(f32x4.mul(a, s), f32x4.mul(b, c)));
+      }
+      for (; i < half; i++) {
+        const c = load<f32>(cs + (<usize>i << 3)), s = load<f32>(cs + (<usize>i << 3), 4);
+        const a = load<f32>(p + (<usize>i << 2)), b = load<f32>(p + (<usize>(i + half) << 2));
+        store<f32>(p + (<usize>i << 2), a * c - b * s);
+        store<f32>(p + (<usize>(i + half) << 2), a * s + b * c);
+      }
+    } else {
+      for (let i = 0; i < half; i++) {
+        const c = load<f32>(cs + (<usize>i << 3)), s = load<f32>(cs + (<usize>i << 3), 4);
+        const q = p + (<usize>i << 3);
+        const a = load<f32>(q), b = load<f32>(q, 4);
+        store<f32>(q, a * c - b * s);
+        store<f32>(q, a * s + b * c, 4);
+      }
+    }
+  }
+}

@@ -1,0 +1,39 @@
+// Entry point of the kernels module. Every export takes byte addresses into the imported shared
+// memory; nothing here allocates, so many instances (one per thread) can share one memory.
+import { CONST, C_NIB, C_LO16, C_HALF, C_ONE, C_SIGN, C_ABS, C_ONES16 } from "./common";
+
+export { quantizeAct, quantizeRowQ8_0, q8_0ToAct } from "./quantize";
+export { repackQ4_0, matvecQ4_0R8, matmulQ4_0R8, matvecQ4_0 } from "./q4_0";
+export { rmsNorm, add, mul, swiglu, softmax, rope } from "./elementwise";
+export { repackQ8_0, matvecQ8_0R8, matmulQ8_0R8, matvecQ8_0 } from "./q8_0";
+
+// Writes the constant vectors the kernels load into registers. Idempotent; each instance calls it.
+export function init(): void {
+  v128.store(CONST + C_NIB, i8x16.splat(0x0f));
+  v128.store(CONST + C_LO16, i16x8.splat(0x00ff));
+  v128.store(CONST + C_HALF, f32x4.splat(0.5));
+  v128.store(CONST + C_ONE, f32x4.splat(1.0));
+  v128.store(CONST + C_SIGN, i32x4.splat(0x80000000));
+  v128.store(CONST + C_ABS, i32x4.splat(0x7fffffff));
+  v128.store(CONST + C_ONES16, i16x8.splat(1));
+}
+
+// 1 when built with relaxed SIMD.
+export function relaxed(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}
+
+// Reads bytes (a multiple of 64) at p and returns a checksum: the memory read bandwidth probe.
+export function streamSum(p: usize, bytes: usize): i32 {
+  let a = i32x4.splat(0), b = i32x4.splat(0), c = i32x4.splat(0), d = i32x4.splat(0);
+  const end = p + bytes;
+  while (p < end) {
+    a = i32x4.add(a, v128.load(p));
+    b = i32x4.add(b, v128.load(p, 16));
+    c = i32x4.add(c, v128.load(p, 32));
+    d = i32x4.add(d, v128.load(p, 48));
+    p += 64;
+  }
+  const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+  return i32x4.extract_lane(s, 0) ^ i32x4.extract_lane(s, 3);
+}

@@ -1,0 +1,212 @@
+// Q4_0 weights x Q8 activations.
+//
+// Repacked layout "Q4_0R8": rows in groups of 8 (the last group padded with zero rows); per group
+// and block of 32 columns, 160 bytes: 8 f32 scales, then 8 vectors P(g, h) for g = 0..3, h = 0..1
+// where byte 4k+i of P(g, h) is byte 4g+i of the Q4_0 quants of row 4h+k (low nibble = column
+// 4g+i, high nibble = column 16+4g+i). A dot of P's nibbles with 4 activation bytes splatted to
+// every lane yields one i32 per row: no horizontal sums, one sequential stream per thread.
+import { CONST, C_NIB, C_LO16, C_ONES16, ACT_BLOCK, f16ToF32, dotU, dot16, hsum, storeRows4, storeRows8 } from "./common";
+
+const GROUP_BLOCK: usize = 160;
+
+export function repackQ4_0(src: usize, dst: usize, nrows: i32, k: i32): void {
+  const nb = k >> 5;
+  const rowBytes = <usize>nb * 18;
+  const ngroups = (nrows + 7) >> 3;
+  let out = dst;
+  for (let grp = 0; grp < ngroups; grp++) {
+    for (let b = 0; b < nb; b++) {
+      for (let r = 0; r < 8; r++) {
+        const row = grp * 8 + r;
+        const tile = out + 32 + (<usize>(r >> 2) << 4) + (<usize>(r & 3) << 2);
+        if (row < nrows) {
+          const s = src + <usize>row * rowBytes + <usize>b * 18;
+          store<f32>(out + (<usize>r << 2), f16ToF32(<u32>load<u16>(s)));
+          store<u32>(tile, load<u32>(s, 2));
+          store<u32>(tile, load<u32>(s, 6), 32);
+          store<u32>(tile, load<u32>(s, 10), 64);
+          store<u32>(tile, load<u32>(s, 14), 96);
+        } else {
+          store<f32>(out + (<usize>r << 2), 0);
+          store<u32>(tile, 0);
+          store<u32>(tile, 0, 32);
+          store<u32>(tile, 0, 64);
+          store<u32>(tile, 0, 96);
+        }
+      }
+      out += GROUP_BLOCK;
+    }
+  }
+}
+
+// y[r] = sum over blocks of dot(w row r, x) for rows of groups g0..g1-1 (rows >= nrows dropped).
+export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32): void {
+  const nb = k >> 5;
+  const m = v128.load(CONST, C_NIB);
+  const lo16 = v128.load(CONST, C_LO16);
+  const ones16 = v128.load(CONST, C_ONES16);
+  let wp = w + <usize>g0 * <usize>nb * GROUP_BLOCK;
+  for (let grp = g0; grp < g1; grp++) {
+    let f0 = f32x4.splat(0);
+    let f1 = f32x4.splat(0);
+    let ap = x;
+    for (let b = 0; b < nb; b++) {
+      let i0: v128, i1: v128;
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // i16 pair sums (pmaddubsw without VNNI) summed over the block, widened once per block
+        let v0 = v128.load(wp, 32), v1 = v128.load(wp, 48);
+        let al = v128.load32_splat(ap), ah = v128.load32_splat(ap, 16);
+        let s0 = i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah));
+        let s1 = i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah));
+        v0 = v128.load(wp, 64); v1 = v128.load(wp, 80);
+        al = v128.load32_splat(ap, 4); ah = v128.load32_splat(ap, 20);
+        s0 = i16x8.add(s0, i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah)));
+        s1 = i16x8.add(s1, i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah)));
+        v0 = v128.load(wp, 96); v1 = v128.load(wp, 112);
+        al = v128.load32_splat(ap, 8); ah = v128.load32_splat(ap, 24);
+        s0 = i16x8.add(s0, i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah)));
+        s1 = i16x8.add(s1, i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah)));
+        v0 = v128.load(wp, 128); v1 = v128.load(wp, 144);
+        al = v128.load32_splat(ap, 12); ah = v128.load32_splat(ap, 28);
+        s0 = i16x8.add(s0, i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah)));
+        s1 = i16x8.add(s1, i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah)));
+        i0 = i32x4.dot_i16x8_s(s0, ones16);
+        i1 = i32x4.dot_i16x8_s(s1, ones16);
+      } else {
+        i0 = i32x4.splat(0); i1 = i32x4.splat(0);
+        let j0 = i32x4.splat(0), j1 = i32x4.splat(0);
+        for (let g = 0; g < 4; g++) {
+          const v0 = v128.load(wp + (<usize>g << 5), 32), v1 = v128.load(wp + (<usize>g << 5), 48);
+          const al = v128.load32_splat(ap + (<usize>g << 2)), ah = v128.load32_splat(ap + (<usize>g << 2), 16);
+          i0 = dotU(v128.and(v0, m), al, i0, lo16);
+          i1 = dotU(v128.and(v1, m), al, i1, lo16);
+          j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
+          j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
+        }
+        i0 = i32x4.add(i0, j0);
+        i1 = i32x4.add(i1, j1);
+      }
+      // nibbles are 0..15: subtract 8 * sum(activation quants) for the -8 offset
+      const s8 = i32x4.splat(load<i32>(ap, 36) << 3);
+      const da = f32x4.splat(load<f32>(ap, 32));
+      i0 = i32x4.sub(i0, s8);
+      i1 = i32x4.sub(i1, s8);
+      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(v128.load(wp), da)));
+      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(v128.load(wp, 16), da)));
+      wp += GROUP_BLOCK;
+      ap += ACT_BLOCK;
+    }
+    storeRows8(y, grp << 3, nrows, f0, f1);
+  }
+}
+
+// 4 rows (half h of a group) x 4 tokens; weights of the group at wp, activations of token t at
+// ap + t*astride; results to y + (t*nrows + r)*4.
+@inline
+function q4Tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, m: v128, lo16: v128, ones16: v128): void {
+  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
+  const a1p = astride, a2p = astride * 2, a3p = astride * 3;
+  for (let b = 0; b < nb; b++) {
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let g = 0; g < 4; g++) {
+      const v = v128.load(wp + (<usize>g << 5), 32);
+      const lo = v128.and(v, m);
+      const hi = v128.and(i16x8.shr_u(v, 4), m);
+      const aq = ap + (<usize>g << 2);
+      if (ASC_FEATURE_RELAXED_SIMD) { // i16 sums (see matvecQ4_0R8), widened after the block
+        i0 = i16x8.add(i0, i16x8.add(dot16(lo, v128.load32_splat(aq)), dot16(hi, v128.load32_splat(aq, 16))));
+        i1 = i16x8.add(i1, i16x8.add(dot16(lo, v128.load32_splat(aq + a1p)), dot16(hi, v128.load32_splat(aq + a1p, 16))));
+        i2 = i16x8.add(i2, i16x8.add(dot16(lo, v128.load32_splat(aq + a2p)), dot16(hi, v128.load32_splat(aq + a2p, 16))));
+        i3 = i16x8.add(i3, i16x8.add(dot16(lo, v128.load32_splat(aq + a3p)), dot16(hi, v128.load32_splat(aq + a3p, 16))));
+      } else {
+        i0 = dotU(lo, v128.load32_splat(aq), i0, lo16);
+        i1 = dotU(lo, v128.load32_splat(aq + a1p), i1, lo16);
+        i2 = dotU(lo, v128.load32_splat(aq + a2p), i2, lo16);
+        i3 = dotU(lo, v128.load32_splat(aq + a3p), i3, lo16);
+        i0 = dotU(hi, v128.load32_splat(aq, 16), i0, lo16);
+        i1 = dotU(hi, v128.load32_splat(aq + a1p, 16), i1, lo16);
+        i2 = dotU(hi, v128.load32_splat(aq + a2p, 16), i2, lo16);
+        i3 = dotU(hi, v128.load32_splat(aq + a3p, 16), i3, lo16);
+      }
+    }
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      i0 = i32x4.dot_i16x8_s(i0, ones16);
+      i1 = i32x4.dot_i16x8_s(i1, ones16);
+      i2 = i32x4.dot_i16x8_s(i2, ones16);
+      i3 = i32x4.dot_i16x8_s(i3, ones16);
+    }
+    const sc = v128.load(wp);
+    i0 = i32x4.sub(i0, i32x4.splat(load<i32>(ap, 36) << 3));
+    i1 = i32x4.sub(i1, i32x4.splat(load<i32>(ap + a1p, 36) << 3));
+    i2 = i32x4.sub(i2, i32x4.splat(load<i32>(ap + a2p, 36) << 3));
+    i3 = i32x4.sub(i3, i32x4.splat(load<i32>(ap + a3p, 36) << 3));
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, 32)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, 32)))));
+    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a2p, 32)))));
+    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a3p, 32)))));
+    wp += GROUP_BLOCK;
+    ap += ACT_BLOCK;
+  }
+  const ys = <usize>nrows << 2;
+  storeRows4(y, r, nrows, f0);
+  storeRows4(y + ys, r, nrows, f1);
+  storeRows4(y + ys * 2, r, nrows, f2);
+  storeRows4(y + ys * 3, r, nrows, f3);
+}
+
+// Prefill: ntok activation rows (x, stride k/32 blocks) -> y[t*nrows + r]. Tokens go in tiles of
+// 4 over each group's weights (which stay in cache between tiles); leftover tokens one at a time.
+export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32, ntok: i32): void {
+  const nb = k >> 5;
+  const m = v128.load(CONST, C_NIB);
+  const lo16 = v128.load(CONST, C_LO16);
+  const ones16 = v128.load(CONST, C_ONES16);
+  const gstride = <usize>nb * GROUP_BLOCK;
+  const astride = <usize>nb * ACT_BLOCK;
+  const ystride = <usize>nrows << 2;
+  const ntok4 = ntok & ~3;
+  for (let grp = g0; grp < g1; grp++) {
+    const wp = w + <usize>grp * gstride;
+    const r = grp << 3;
+    for (let t = 0; t < ntok4; t += 4) {
+      const ap = x + <usize>t * astride;
+      const yp = y + <usize>t * ystride;
+      q4Tile4(wp, ap, astride, nb, yp, r, nrows, m, lo16, ones16);
+      q4Tile4(wp + 16, ap, astride, nb, yp, r + 4, nrows, m, lo16, ones16);
+    }
+    for (let t = ntok4; t < ntok; t++) {
+      matvecQ4_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows);
+    }
+  }
+}
+
+// Original llama.cpp layout (18-byte blocks), one row at a time: the baseline the repacked layout
+// is measured against, and the path for weights that are not repacked.
+export function matvecQ4_0(w: usize, x: usize, y: usize, k: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const m = v128.load(CONST, C_NIB);
+  const lo16 = v128.load(CONST, C_LO16);
+  const ones16 = v128.load(CONST, C_ONES16);
+  const rowBytes = <usize>nb * 18;
+  let wp = w + <usize>r0 * rowBytes;
+  for (let r = r0; r < r1; r++) {
+    let f = f32x4.splat(0);
+    let ap = x;
+    for (let b = 0; b < nb; b++) {
+      const q = v128.load(wp, 2);
+      let acc: v128;
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        acc = i32x4.dot_i16x8_s(i16x8.add(dot16(v128.and(q, m), v128.load(ap)), dot16(v128.and(i16x8.shr_u(q, 4), m), v128.load(ap, 16))), ones16);
+      } else {
+        acc = dotU(v128.and(q, m), v128.load(ap), i32x4.splat(0), lo16);
+        acc = dotU(v128.and(i16x8.shr_u(q, 4), m), v128.load(ap, 16), acc, lo16);
+      }
+      acc = i32x4.sub(acc, i32x4.replace_lane(i32x4.splat(0), 0, load<i32>(ap, 36) << 3));
+      const d = f16ToF32(<u32>load<u16>(wp)) * load<f32>(ap, 32);
+      f = f32x4.add(f, f32x4.mul(f32x4.convert_i32x4_s(acc), f32x4.splat(d)));
+      wp += 18;
+      ap += ACT_BLOCK;
+    }
+    store<f32>(y + (<usize>r << 2), hsum(f));
+  }
+}

@@ -1,0 +1,84 @@
+// Activation quantization, f32 -> int8 blocks of 32 with llama.cpp's rounding:
+// d = amax/127, q = roundf(x * (1/d)) (half away from zero), d stored as f16.
+import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, f16ToF32, f32ToF16, hmax } from "./common";
+
+// roundf (half away from zero) of 4 lanes, exact: frac = s - trunc(s) is exact below 2^23.
+@inline
+function roundAway(s: v128, half: v128, one: v128, sign: v128, absm: v128): v128 {
+  const t = f32x4.trunc(s);
+  const frac = v128.and(f32x4.sub(s, t), absm);
+  const step = v128.or(v128.and(s, sign), one);
+  return i32x4.trunc_sat_f32x4_s(f32x4.add(t, v128.and(f32x4.ge(frac, half), step)));
+}
+
+// Quantizes one block of 32 floats at x; writes 32 int8 at q. Returns the f32 scale d (unrounded).
+@inline
+function quantBlock(x: usize, q: usize, half: v128, one: v128, sign: v128, absm: v128): f32 {
+  const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48);
+  const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112);
+  const m = f32x4.max(
+    f32x4.max(f32x4.max(v128.and(v0, absm), v128.and(v1, absm)), f32x4.max(v128.and(v2, absm), v128.and(v3, absm))),
+    f32x4.max(f32x4.max(v128.and(v4, absm), v128.and(v5, absm)), f32x4.max(v128.and(v6, absm), v128.and(v7, absm))),
+  );
+  const amax = hmax(m);
+  const d: f32 = amax / 127.0;
+  const id: f32 = d != 0 ? <f32>1.0 / d : 0;
+  const ids = f32x4.splat(id);
+  const a0 = roundAway(f32x4.mul(v0, ids), half, one, sign, absm);
+  const a1 = roundAway(f32x4.mul(v1, ids), half, one, sign, absm);
+  const a2 = roundAway(f32x4.mul(v2, ids), half, one, sign, absm);
+  const a3 = roundAway(f32x4.mul(v3, ids), half, one, sign, absm);
+  const a4 = roundAway(f32x4.mul(v4, ids), half, one, sign, absm);
+  const a5 = roundAway(f32x4.mul(v5, ids), half, one, sign, absm);
+  const a6 = roundAway(f32x4.mul(v6, ids), half, one, sign, absm);
+  const a7 = roundAway(f32x4.mul(v7, ids), half, one, sign, absm);
+  v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a0, a1), i16x8.narrow_i32x4_s(a2, a3)));
+  v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a4, a5), i16x8.narrow_i32x4_s(a6, a7)), 16);
+  return d;
+}
+
+@inline
+function sumQ(q: usize): i32 {
+  const s16 = i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(q)), i16x8.extadd_pairwise_i8x16_s(v128.load(q, 16)));
+  const s = i32x4.extadd_pairwise_i16x8_s(s16);
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+}
+
+// n rows of k floats (k a multiple of 32, rows contiguous) -> n * k/32 internal activation blocks.
+export function quantizeAct(x: usize, y: usize, k: i32, n: i32): void {
+  const half = v128.load(CONST, C_HALF), one = v128.load(CONST, C_ONE);
+  const sign = v128.load(CONST, C_SIGN), absm = v128.load(CONST, C_ABS);
+  const nblocks = (k >> 5) * n;
+  for (let b = 0; b < nblocks; b++) {
+    const d = quantBlock(x, y, half, one, sign, absm);
+    store<f32>(y, f16ToF32(f32ToF16(d)), 32);
+    store<i32>(y, sumQ(y), 36);
+    x += 128;
+    y += ACT_BLOCK;
+  }
+}
+
+// One row of k floats -> llama.cpp Q8_0 blocks (f16 d, 32 int8; 34 bytes each).
+export function quantizeRowQ8_0(x: usize, y: usize, k: i32): void {
+  const half = v128.load(CONST, C_HALF), one = v128.load(CONST, C_ONE);
+  const sign = v128.load(CONST, C_SIGN), absm = v128.load(CONST, C_ABS);
+  const nb = k >> 5;
+  for (let b = 0; b < nb; b++) {
+    const d = quantBlock(x, y + 2, half, one, sign, absm);
+    store<u16>(y, <u16>f32ToF16(d));
+    x += 128;
+    y += 34;
+  }
+}
+
+// llama.cpp Q8_0 blocks -> internal activation blocks (for callers holding Q8_0 data).
+export function q8_0ToAct(x: usize, y: usize, nblocks: i32): void {
+  for (let b = 0; b < nblocks; b++) {
+    v128.store(y, v128.load(x, 2));
+    v128.store(y, v128.load(x, 18), 16);
+    store<f32>(y, f16ToF32(<u32>load<u16>(x)), 32);
+    store<i32>(y, sumQ(y), 36);
+    x += 34;
+    y += ACT_BLOCK;
+  }
+}

@@ -1,0 +1,262 @@
+// Loader for the WebAssembly SIMD kernels: picks the relaxed-SIMD build when it computes correctly
+// here, else the plain SIMD128 build, on one shared memory that several instances (one per
+// thread) can use at once. Runs in Node and in browsers (no static Node-only imports).
+
+/** Which build of the kernels runs. */
+export type KernelPath = "relaxed-simd" | "simd128";
+
+/** Raw exports of a kernels instance. Every pointer is a byte address in the shared memory. */
+export interface KernelExports {
+  /** Writes the constant vectors the kernels use; called once per instance by the loader. */
+  init(): void;
+  /** 1 in the relaxed-SIMD build. */
+  relaxed(): number;
+  /** n rows of k f32 (k % 32 == 0) at x -> n * k/32 activation blocks (ACT_BLOCK_BYTES each) at y. */
+  quantizeAct(x: number, y: number, k: number, n: number): void;
+  /** One row of k f32 -> llama.cpp Q8_0 blocks (34 bytes each). */
+  quantizeRowQ8_0(x: number, y: number, k: number): void;
+  /** nblocks llama.cpp Q8_0 blocks -> activation blocks. */
+  q8_0ToAct(x: number, y: number, nblocks: number): void;
+  /** nrows llama.cpp Q4_0 rows of k columns at src -> Q4_0R8 layout at dst (q4_0R8Bytes). */
+  repackQ4_0(src: number, dst: number, nrows: number, k: number): void;
+  /** y[r] = W[r]·x for the rows of 8-row groups g0..g1-1 (rows >= nrows dropped). */
+  matvecQ4_0R8(w: number, x: number, y: number, k: number, g0: number, g1: number, nrows: number): void;
+  /** Y[t][r] = W[r]·X[t] for ntok activation rows (y row stride nrows f32). */
+  matmulQ4_0R8(w: number, x: number, y: number, k: number, g0: number, g1: number, nrows: number, ntok: number): void;
+  /** Original llama.cpp Q4_0 layout, rows r0..r1-1. */
+  matvecQ4_0(w: number, x: number, y: number, k: number, r0: number, r1: number): void;
+  repackQ8_0(src: number, dst: number, nrows: number, k: number): void;
+  matvecQ8_0R8(w: number, x: number, y: number, k: number, g0: number, g1: number, nrows: number): void;
+  matmulQ8_0R8(w: number, x: number, y: number, k: number, g0: number, g1: number, nrows: number, ntok: number): void;
+  matvecQ8_0(w: number, x: number, y: number, k: number, r0: number, r1: number): void;
+  /** y = x / sqrt(mean(x^2) + eps) * w over nrows rows of n (y may alias x). */
+  rmsNorm(x: number, w: number, y: number, n: number, nrows: number, eps: number): void;
+  add(a: number, b: number, y: number, n: number): void;
+  mul(a: number, b: number, y: number, n: number): void;
+  /** y = silu(g) * u. */
+  swiglu(g: number, u: number, y: number, n: number): void;
+  /** In place, per row: softmax(scale * x). */
+  softmax(x: number, n: number, nrows: number, scale: number): void;
+  /** Rotates nheads heads of d floats in place; neox 0: pairs (2i, 2i+1), 1: pairs (i, i+d/2). */
+  rope(x: number, nheads: number, d: number, cs: number, neox: number): void;
+  /** Reads bytes (multiple of 64) at p; a memory read bandwidth probe. */
+  streamSum(p: number, bytes: number): number;
+}
+
+/** Where a build comes from: bytes, a compiled module, a URL (file: URLs read through node:fs). */
+export type WasmSource = BufferSource | WebAssembly.Module | URL | string;
+
+export interface LoadKernelsOptions {
+  /** Shared memory to run on; created (initialBytes..maximumBytes) when absent. */
+  memory?: WebAssembly.Memory;
+  initialBytes?: number;
+  /** Defaults to 4 GiB (the memory32 limit). */
+  maximumBytes?: number;
+  /** Builds to use instead of the files in build/kernels/ (browsers, bundlers). */
+  binaries?: { relaxed?: WasmSource; simd128?: WasmSource };
+  /** Skip the relaxed-SIMD attempt ("simd128") or require it ("relaxed-simd"). */
+  path?: KernelPath;
+}
+
+export interface Kernels {
+  readonly path: KernelPath;
+  /** Why the relaxed build was not chosen (undefined when it was). */
+  readonly fallbackReason: string | undefined;
+  /** Compiled module, to post to workers (each makes its own instance with instantiateKernels). */
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  readonly exports: KernelExports;
+}
+
+/** Bytes 0..KERNEL_RESERVED_BYTES-1 belong to the kernels (constants, self-test scratch). */
+export const KERNEL_RESERVED_BYTES = 4096;
+/** Bytes of one activation block (32 int8, f32 d, i32 sum, padding). */
+export const ACT_BLOCK_BYTES = 48;
+export const WASM_PAGE = 65536;
+
+export const defaultKernelUrls = {
+  relaxed: new URL("../../build/kernels/kernels-relaxed.wasm", import.meta.url),
+  simd128: new URL("../../build/kernels/kernels-simd128.wasm", import.meta.url),
+};
+
+export function actBytes(k: number, n = 1): number {
+  return (k / 32) * ACT_BLOCK_BYTES * n;
+}
+export function q4_0R8Bytes(nrows: number, k: number): number {
+  return Math.ceil(nrows / 8) * (k / 32) * 160;
+}
+export function q8_0R8Bytes(nrows: number, k: number): number {
+  return Math.ceil(nrows / 8) * (k / 32) * 288;
+}
+/** Number of 8-row groups of a repacked matrix (the unit of work splitting). */
+export function rowGroups(nrows: number): number {
+  return Math.ceil(nrows / 8);
+}
+
+async function readSource(src: WasmSource): Promise<WebAssembly.Module> {
+  if (src instanceof WebAssembly.Module) return src;
+  if (typeof src === "string" || src instanceof URL) {
+    const url = typeof src === "string" ? new URL(src, import.meta.url) : src;
+    if (url.protocol === "file:") {
+      const fsName = "node:fs/promises"; // computed so that bundlers leave it alone
+      const fs = (await import(fsName)) as { readFile(u: URL): Promise<Uint8Array<ArrayBuffer>> };
+      return WebAssembly.compile(await fs.readFile(url));
+    }
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`kernels: cannot fetch ${url.href}: HTTP ${res.status}`);
+    return WebAssembly.compile(await res.arrayBuffer());
+  }
+  return WebAssembly.compile(src);
+}
+
+/** Instantiates a kernels module on a shared memory (synchronous: for worker threads). */
+export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const ex = instance.exports as unknown as KernelExports;
+  ex.init();
+  return ex;
+}
+
+export function createSharedMemory(initialBytes: number, maximumBytes = 4 * 1024 ** 3): WebAssembly.Memory {
+  const initial = Math.max(1, Math.ceil(initialBytes / WASM_PAGE));
+  const maximum = Math.min(65536, Math.max(initial, Math.ceil(maximumBytes / WASM_PAGE)));
+  return new WebAssembly.Memory({ initial, maximum, shared: true });
+}
+
+// Self test on exact small integers: 8 rows x 64 columns, unit scales, quants at their extremes.
+// Every layout and both dot forms (i8 x nibble, i8 x i8) must give the exact answer.
+const PROBE = 2048;
+export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string | undefined {
+  const k = 64, nrows = 8, nb = 2;
+  const buf = memory.buffer;
+  const u8 = new Uint8Array(buf, PROBE, 2048);
+  const dv = new DataView(buf, PROBE, 2048);
+  u8.fill(0);
+  const W4 = 0, ACT = 288, R4 = 384, OUT = 704, W8 = 736, R8 = 1280; // R8 ends at 1856
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8);
+  const a: number[] = [];
+  let asum = [0, 0];
+  for (let j = 0; j < k; j++) {
+    const q = j % 7 === 0 ? (j % 2 ? -127 : 127) : (rnd() % 255) - 127;
+    a.push(q);
+    asum[j >> 5] += q;
+  }
+  for (let b = 0; b < nb; b++) {
+    for (let j = 0; j < 32; j++) dv.setInt8(ACT + b * 48 + j, a[b * 32 + j]);
+    dv.setFloat32(ACT + b * 48 + 32, 1, true);
+    dv.setInt32(ACT + b * 48 + 36, asum[b], true);
+  }
+  const want4: number[] = [], want8: number[] = [];
+  for (let r = 0; r < nrows; r++) {
+    let s4 = 0, s8 = 0;
+    for (let b = 0; b < nb; b++) {
+      const o4 = W4 + (r * nb + b) * 18, o8 = W8 + (r * nb + b) * 34;
+      dv.setUint16(o4, 0x3c00, true);
+      dv.setUint16(o8, 0x3c00, true);
+      for (let j = 0; j < 16; j++) {
+        const lo = (r + j) % 3 === 0 ? 15 : rnd() % 16, hi = (r + j) % 5 === 0 ? 0 : rnd() % 16;
+        u8[o4 + 2 + j] = lo | (hi << 4);
+        s4 += (lo - 8) * a[b * 32 + j] + (hi - 8) * a[b * 32 + j + 16];
+      }
+      for (let j = 0; j < 32; j++) {
+        const q = (r + j) % 4 === 0 ? -127 : (r + j) % 4 === 1 ? 127 : (rnd() % 255) - 127;
+        dv.setInt8(o8 + 2 + j, q);
+        s8 += q * a[b * 32 + j];
+      }
+    }
+    want4.push(s4);
+    want8.push(s8);
+  }
+  const out = new Float32Array(buf, PROBE + OUT, nrows);
+  const check = (name: string, want: number[]): string | undefined => {
+    for (let r = 0; r < nrows; r++) {
+      if (out[r] !== want[r]) return `${name}: row ${r} gave ${out[r]}, exact ${want[r]}`;
+    }
+    out.fill(NaN);
+    return undefined;
+  };
+  out.fill(NaN);
+  ex.matvecQ4_0(PROBE + W4, PROBE + ACT, PROBE + OUT, k, 0, nrows);
+  let err = check("matvecQ4_0", want4);
+  if (err) return err;
+  ex.repackQ4_0(PROBE + W4, PROBE + R4, nrows, k);
+  ex.matvecQ4_0R8(PROBE + R4, PROBE + ACT, PROBE + OUT, k, 0, 1, nrows);
+  if ((err = check("matvecQ4_0R8", want4))) return err;
+  ex.matvecQ8_0(PROBE + W8, PROBE + ACT, PROBE + OUT, k, 0, nrows);
+  if ((err = check("matvecQ8_0", want8))) return err;
+  ex.repackQ8_0(PROBE + W8, PROBE + R8, nrows, k);
+  ex.matvecQ8_0R8(PROBE + R8, PROBE + ACT, PROBE + OUT, k, 0, 1, nrows);
+  if ((err = check("matvecQ8_0R8", want8))) return err;
+  return undefined;
+}
+
+/**
+ * Loads the kernels: tries the relaxed-SIMD build (compile, instantiate, exact self test) and falls
+ * back to the SIMD128 build if any step fails. Validation alone is not trusted: some runtimes
+ * accept relaxed SIMD but compute wrong dot products.
+ */
+export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernels> {
+  const memory = opts.memory ?? createSharedMemory(opts.initialBytes ?? 16 * WASM_PAGE, opts.maximumBytes);
+  if (memory.buffer.byteLength < KERNEL_RESERVED_BYTES) throw new Error("kernels: memory too small");
+  let fallbackReason: string | undefined;
+  if (opts.path !== "simd128") {
+    try {
+      const module = await readSource(opts.binaries?.relaxed ?? defaultKernelUrls.relaxed);
+      const ex = instantiateKernels(module, memory);
+      const err = ex.relaxed() === 1 ? selfTest(ex, memory) : "not a relaxed-SIMD build";
+      if (!err) return { path: "relaxed-simd", fallbackReason: undefined, module, memory, exports: ex };
+      fallbackReason = `relaxed-SIMD self test failed: ${err}`;
+    } catch (e) {
+      fallbackReason = `relaxed-SIMD build unavailable: ${(e as Error).message}`;
+    }
+    if (opts.path === "relaxed-simd") throw new Error(`kernels: ${fallbackReason}`);
+  } else {
+    fallbackReason = "simd128 requested";
+  }
+  const module = await readSource(opts.binaries?.simd128 ?? defaultKernelUrls.simd128);
+  const ex = instantiateKernels(module, memory);
+  const err = selfTest(ex, memory);
+  if (err) throw new Error(`kernels: SIMD128 self test failed: ${err}`);
+  return { path: "simd128", fallbackReason, module, memory, exports: ex };
+}
+
+/**
+ * Writes the RoPE table for one position: (cos, sin) of pos * base^(-2i/d), i < d/2, as f32 pairs
+ * at byte address cs (4*d bytes). The same table serves every layer of a token.
+ */
+export function ropeTable(memory: WebAssembly.Memory, cs: number, d: number, pos: number, base: number): void {
+  const t = new Float32Array(memory.buffer, cs, d);
+  for (let i = 0; i < d / 2; i++) {
+    const theta = pos * Math.pow(base, (-2 * i) / d);
+    t[2 * i] = Math.cos(theta);
+    t[2 * i + 1] = Math.sin(theta);
+  }
+}
+
+/**
+ * Bump allocator over the shared memory, from KERNEL_RESERVED_BYTES up; grows the memory as
+ * needed. Views must be made after allocating (growing replaces memory.buffer).
+ */
+export class KernelArena {
+  readonly memory: WebAssembly.Memory;
+  top: number;
+  constructor(memory: WebAssembly.Memory, start = KERNEL_RESERVED_BYTES) {
+    this.memory = memory;
+    this.top = start;
+  }
+  alloc(bytes: number, align = 64): number {
+    const p = Math.ceil(this.top / align) * align;
+    const end = p + bytes;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
+    this.top = end;
+    return p;
+  }
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, n);
+  }
+  u8(ptr: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, n);
+  }
+}
