@@ -1,0 +1,90 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { loadKernels, KernelArena, ropeTable, type KernelPath } from "../../src/kernels/kernels.ts";
+import { randomFloats } from "./ref.ts";
+
+function assertNear(got: Float32Array, want: ArrayLike<number>, rel: number, what: string): void {
+  for (let i = 0; i < want.length; i++) {
+    const tol = rel * Math.max(1, Math.abs(want[i]));
+    assert.ok(Math.abs(got[i] - want[i]) <= tol, `${what}[${i}]: got ${got[i]}, want ${want[i]}`);
+  }
+}
+
+for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
+  describe(`element-wise kernels (${path})`, async () => {
+    const K = await loadKernels({ path });
+    const ex = K.exports;
+    const arena = new KernelArena(K.memory);
+    const put = (x: Float32Array) => { const p = arena.alloc(x.length * 4 + 16); arena.f32(p, x.length).set(x); return p; };
+
+    test("rmsNorm matches x / sqrt(mean(x^2) + eps) * w on several rows", () => {
+      for (const n of [1, 7, 64, 897]) {
+        const rows = 3, eps = 1e-6;
+        const x = randomFloats(n * rows, n), w = randomFloats(n, n + 1);
+        const px = put(x), pw = put(w), py = arena.alloc(n * rows * 4);
+        ex.rmsNorm(px, pw, py, n, rows, eps);
+        const want = new Float64Array(n * rows);
+        for (let r = 0; r < rows; r++) {
+          let ss = 0;
+          for (let i = 0; i < n; i++) ss += x[r * n + i] ** 2;
+          const s = 1 / Math.sqrt(ss / n + eps);
+          for (let i = 0; i < n; i++) want[r * n + i] = x[r * n + i] * s * w[i];
+        }
+        assertNear(arena.f32(py, n * rows), want, 2e-6, `rmsNorm n=${n}`);
+      }
+    });
+
+    test("add, mul and swiglu match their definitions, including tails", () => {
+      for (const n of [1, 5, 4864]) {
+        const a = randomFloats(n, 3 * n), b = randomFloats(n, 3 * n + 1);
+        a[0] = -100; // silu of a large negative value is a tiny negative number, not NaN
+        const pa = put(a), pb = put(b), py = arena.alloc(n * 4);
+        ex.add(pa, pb, py, n);
+        assertNear(arena.f32(py, n), Array.from(a, (v, i) => Math.fround(v + b[i])), 0, "add");
+        ex.mul(pa, pb, py, n);
+        assertNear(arena.f32(py, n), Array.from(a, (v, i) => Math.fround(v * b[i])), 0, "mul");
+        ex.swiglu(pa, pb, py, n);
+        assertNear(arena.f32(py, n), Array.from(a, (v, i) => (v / (1 + Math.exp(-v))) * b[i]), 2e-6, "swiglu");
+      }
+    });
+
+    test("softmax of scaled rows matches the exact softmax and sums to 1", () => {
+      for (const n of [1, 3, 17, 1000]) {
+        const rows = 2, scale = 0.125;
+        const x = randomFloats(n * rows, 5 * n).map((v) => v * 20);
+        const px = put(x);
+        ex.softmax(px, n, rows, scale);
+        const got = arena.f32(px, n * rows);
+        for (let r = 0; r < rows; r++) {
+          const row = Array.from(x.subarray(r * n, (r + 1) * n), (v) => v * scale);
+          const m = Math.max(...row);
+          const e = row.map((v) => Math.exp(v - m));
+          const s = e.reduce((p, q) => p + q, 0);
+          assertNear(got.subarray(r * n, (r + 1) * n), e.map((v) => v / s), 2e-6, `softmax n=${n}`);
+        }
+      }
+    });
+
+    test("rope rotates pairs (2i, 2i+1) in normal mode and (i, i+d/2) in NeoX mode", () => {
+      const d = 64, nheads = 3, base = 1e6;
+      for (const pos of [0, 1, 17, 4000]) {
+        for (const neox of [0, 1]) {
+          const x = randomFloats(d * nheads, pos + neox);
+          const px = put(x), pcs = arena.alloc(d * 4);
+          ropeTable(K.memory, pcs, d, pos, base);
+          ex.rope(px, nheads, d, pcs, neox);
+          const want = new Float64Array(d * nheads);
+          for (let h = 0; h < nheads; h++) {
+            for (let i = 0; i < d / 2; i++) {
+              const th = pos * Math.pow(base, (-2 * i) / d);
+              const [ia, ib] = neox ? [h * d + i, h * d + i + d / 2] : [h * d + 2 * i, h * d + 2 * i + 1];
+              want[ia] = x[ia] * Math.cos(th) - x[ib] * Math.sin(th);
+              want[ib] = x[ia] * Math.sin(th) + x[ib] * Math.cos(th);
+            }
+          }
+          assertNear(arena.f32(px, d * nheads), want, 1e-5, `rope pos=${pos} neox=${neox}`);
+        }
+      }
+    });
+  });
+}
