@@ -1,5 +1,9 @@
-// Activation quantization, f32 -> int8 blocks of 32 with llama.cpp's rounding:
-// d = amax/127, q = roundf(x * (1/d)) (half away from zero), d stored as f16.
+// Quantization to int8 blocks of 32.
+// - Activations (quantizeAct): as llama.cpp's x86 runtime quantizer (AVX2 quantize_row_q8_0 /
+//   q8_1): d = amax/127, id = amax != 0 ? 127/amax : 0, q = round-half-even(x * id) (f32x4.nearest),
+//   d stored as f16; for the Q8_1 partner types s = f16(d * sum(q)) with the UNROUNDED f32 d.
+// - Weights (quantizeRowQ8_0): llama.cpp's reference quantizer quantize_row_q8_0_ref, byte for
+//   byte: id = 1/d, q = roundf(x * id) (half away from zero).
 import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, f16ToF32, f32ToF16, hmax } from "./common";
 
 // roundf (half away from zero) of 4 lanes, exact: frac = s - trunc(s) is exact below 2^23.
@@ -12,8 +16,9 @@ function roundAway(s: v128, half: v128, one: v128, sign: v128, absm: v128): v128
 }
 
 // Quantizes one block of 32 floats at x; writes 32 int8 at q. Returns the f32 scale d (unrounded).
+// rne: activation rounding (id = 127/amax, ties to even), else the reference (id = 1/d, roundf).
 @inline
-function quantBlock(x: usize, q: usize, half: v128, one: v128, sign: v128, absm: v128): f32 {
+function quantBlock(x: usize, q: usize, half: v128, one: v128, sign: v128, absm: v128, rne: bool): f32 {
   const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48);
   const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112);
   const m = f32x4.max(
@@ -22,8 +27,23 @@ function quantBlock(x: usize, q: usize, half: v128, one: v128, sign: v128, absm:
   );
   const amax = hmax(m);
   const d: f32 = amax / 127.0;
-  const id: f32 = d != 0 ? <f32>1.0 / d : 0;
+  let id: f32;
+  if (rne) id = amax != 0 ? <f32>127.0 / amax : 0;
+  else id = d != 0 ? <f32>1.0 / d : 0;
   const ids = f32x4.splat(id);
+  if (rne) {
+    const a0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v0, ids)));
+    const a1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v1, ids)));
+    const a2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v2, ids)));
+    const a3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v3, ids)));
+    const a4 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v4, ids)));
+    const a5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v5, ids)));
+    const a6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v6, ids)));
+    const a7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v7, ids)));
+    v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a0, a1), i16x8.narrow_i32x4_s(a2, a3)));
+    v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a4, a5), i16x8.narrow_i32x4_s(a6, a7)), 16);
+    return d;
+  }
   const a0 = roundAway(f32x4.mul(v0, ids), half, one, sign, absm);
   const a1 = roundAway(f32x4.mul(v1, ids), half, one, sign, absm);
   const a2 = roundAway(f32x4.mul(v2, ids), half, one, sign, absm);
@@ -44,15 +64,20 @@ function sumQ(q: usize): i32 {
   return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
 }
 
-// n rows of k floats (k a multiple of 32, rows contiguous) -> n * k/32 internal activation blocks.
+// n rows of k floats (k a multiple of 32, rows contiguous) -> n * k/32 internal activation blocks:
+// 32 int8 @0, f32 d (f16-rounded) @32, i32 sum of the quants @36, f32 s @40 = the f16 rounding of
+// d_unrounded * sum (llama.cpp's Q8_1 s, used by the Q4_1/Q5_1 kernels), 4 bytes padding. One
+// quantization serves both partner types (Q8_0 and Q8_1).
 export function quantizeAct(x: usize, y: usize, k: i32, n: i32): void {
   const half = v128.load(CONST, C_HALF), one = v128.load(CONST, C_ONE);
   const sign = v128.load(CONST, C_SIGN), absm = v128.load(CONST, C_ABS);
   const nblocks = (k >> 5) * n;
   for (let b = 0; b < nblocks; b++) {
-    const d = quantBlock(x, y, half, one, sign, absm);
+    const d = quantBlock(x, y, half, one, sign, absm, true);
+    const sum = sumQ(y);
     store<f32>(y, f16ToF32(f32ToF16(d)), 32);
-    store<i32>(y, sumQ(y), 36);
+    store<i32>(y, sum, 36);
+    store<f32>(y, f16ToF32(f32ToF16(d * <f32>sum)), 40);
     x += 128;
     y += ACT_BLOCK;
   }
@@ -64,7 +89,7 @@ export function quantizeRowQ8_0(x: usize, y: usize, k: i32): void {
   const sign = v128.load(CONST, C_SIGN), absm = v128.load(CONST, C_ABS);
   const nb = k >> 5;
   for (let b = 0; b < nb; b++) {
-    const d = quantBlock(x, y + 2, half, one, sign, absm);
+    const d = quantBlock(x, y + 2, half, one, sign, absm, false);
     store<u16>(y, <u16>f32ToF16(d));
     x += 128;
     y += 34;
@@ -76,8 +101,12 @@ export function q8_0ToAct(x: usize, y: usize, nblocks: i32): void {
   for (let b = 0; b < nblocks; b++) {
     v128.store(y, v128.load(x, 2));
     v128.store(y, v128.load(x, 18), 16);
-    store<f32>(y, f16ToF32(<u32>load<u16>(x)), 32);
-    store<i32>(y, sumQ(y), 36);
+    const d = f16ToF32(<u32>load<u16>(x));
+    const sum = sumQ(y);
+    store<f32>(y, d, 32);
+    store<i32>(y, sum, 36);
+    // the unrounded d is gone: s from the f16 d (close to, not exactly, llama.cpp's Q8_1 s)
+    store<f32>(y, f16ToF32(f32ToF16(d * <f32>sum)), 40);
     x += 34;
     y += ACT_BLOCK;
   }
