@@ -39,6 +39,14 @@ export interface KernelExports {
   softmax(x: number, n: number, nrows: number, scale: number): void;
   /** Rotates nheads heads of d floats in place; neox 0: pairs (2i, 2i+1), 1: pairs (i, i+d/2). */
   rope(x: number, nheads: number, d: number, cs: number, neox: number): void;
+  /** Causal attention over one layer's f16 KV cache (see assembly/attention.ts). */
+  attentionF16(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number): void;
+  /** n f32 -> n f32 rounded to f16 values (n % 4 == 0): what the KV cache stores. */
+  roundToF16Row(x: number, y: number, n: number): void;
+  /** n f32 -> n f16 (n % 4 == 0). */
+  f32ToF16Row(x: number, y: number, n: number): void;
+  /** n f16 -> n f32 (n % 4 == 0). */
+  f16ToF32Row(x: number, y: number, n: number): void;
   /** Reads bytes (multiple of 64) at p; a memory read bandwidth probe. */
   streamSum(p: number, bytes: number): number;
 }
@@ -69,7 +77,7 @@ export interface Kernels {
 }
 
 /** Bytes 0..KERNEL_RESERVED_BYTES-1 belong to the kernels (constants, self-test scratch). */
-export const KERNEL_RESERVED_BYTES = 4096;
+export const KERNEL_RESERVED_BYTES = 8192;
 /** Bytes of one activation block (32 int8, f32 d, i32 sum, padding). */
 export const ACT_BLOCK_BYTES = 48;
 export const WASM_PAGE = 65536;
@@ -125,7 +133,7 @@ export function createSharedMemory(initialBytes: number, maximumBytes = 4 * 1024
 
 // Self test on exact small integers: 8 rows x 64 columns, unit scales, quants at their extremes.
 // Every layout and both dot forms (i8 x nibble, i8 x i8) must give the exact answer.
-const PROBE = 2048;
+const PROBE = 4096; // the self test's scratch area (see assembly/common.ts)
 export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string | undefined {
   const k = 64, nrows = 8, nb = 2;
   const buf = memory.buffer;

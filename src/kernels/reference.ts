@@ -34,7 +34,20 @@ function toF16(x: number): number {
 
 export class ReferenceBackend implements ComputeBackend {
   readonly name = "reference";
+  readonly maxBatch = 512;
   private scratch = new Uint8Array(0);
+
+  allocate(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+
+  loadVector(data: Float32Array): Float32Array {
+    return data;
+  }
+
+  matmulMulti(ws: readonly MatrixHandle[], x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
+    ws.forEach((w, i) => this.matmul(w, x, nTokens, outs[i]!));
+  }
 
   loadMatrix(info: WeightInfo, bytes: Uint8Array): MatrixHandle {
     const cols = info.shape[0] ?? 1;
@@ -46,6 +59,12 @@ export class ReferenceBackend implements ComputeBackend {
 
   matmul(handle: MatrixHandle, x: Float32Array, nTokens: number, out: Float32Array): void {
     const w = handle as ReferenceMatrix;
+    this.matmulRaw(w.info, w.bytes, w.rows, w.cols, x, nTokens, out);
+  }
+
+  /** The matmul on a matrix's original bytes (also the fallback of faster backends for types they lack). */
+  matmulRaw(info: WeightInfo, bytes: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, out: Float32Array): void {
+    const w = { info, bytes, rows, cols, rowBytes: rowByteSize(info.type, cols) };
     const traits = getWeightTraits(w.info.type, w.info.name);
     const actTraits = getQuantTraits(traits.vecDotType);
     const vecDot = traits.vecDot;

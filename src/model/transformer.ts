@@ -12,29 +12,33 @@ export interface ForwardResult {
 /** Scratch buffers sized for a batch of up to `capacity` tokens, reused across calls. */
 class Scratch {
   capacity = 0;
-  x = new Float32Array(0);
-  h = new Float32Array(0);
-  q = new Float32Array(0);
-  k = new Float32Array(0);
-  v = new Float32Array(0);
-  att = new Float32Array(0);
-  o = new Float32Array(0);
-  gate = new Float32Array(0);
-  up = new Float32Array(0);
-  act = new Float32Array(0);
-  ensure(n: number, c: ModelConfig): void {
+  x: Float32Array = new Float32Array(0);
+  h: Float32Array = new Float32Array(0);
+  q: Float32Array = new Float32Array(0);
+  k: Float32Array = new Float32Array(0);
+  v: Float32Array = new Float32Array(0);
+  att: Float32Array = new Float32Array(0);
+  o: Float32Array = new Float32Array(0);
+  gate: Float32Array = new Float32Array(0);
+  up: Float32Array = new Float32Array(0);
+  act: Float32Array = new Float32Array(0);
+  last: Float32Array = new Float32Array(0);
+  logits: Float32Array = new Float32Array(0);
+  ensure(n: number, c: ModelConfig, b: ComputeBackend): void {
     if (n <= this.capacity) return;
     this.capacity = n;
-    this.x = new Float32Array(n * c.dim);
-    this.h = new Float32Array(n * c.dim);
-    this.q = new Float32Array(n * c.nHeads * c.headDim);
-    this.k = new Float32Array(n * c.nKvHeads * c.headDim);
-    this.v = new Float32Array(n * c.nKvHeads * c.headDimV);
-    this.att = new Float32Array(n * c.nHeads * c.headDimV);
-    this.o = new Float32Array(n * c.dim);
-    this.gate = new Float32Array(n * c.ffnDim);
-    this.up = new Float32Array(n * c.ffnDim);
-    this.act = new Float32Array(n * c.ffnDim);
+    this.x = b.allocate(n * c.dim);
+    this.h = b.allocate(n * c.dim);
+    this.q = b.allocate(n * c.nHeads * c.headDim);
+    this.k = b.allocate(n * c.nKvHeads * c.headDim);
+    this.v = b.allocate(n * c.nKvHeads * c.headDimV);
+    this.att = b.allocate(n * c.nHeads * c.headDimV);
+    this.o = b.allocate(n * c.dim);
+    this.gate = b.allocate(n * c.ffnDim);
+    this.up = b.allocate(n * c.ffnDim);
+    this.act = b.allocate(n * c.ffnDim);
+    if (this.last.length === 0) this.last = b.allocate(c.dim);
+    this.logits = b.allocate(n * c.vocabSize);
   }
 }
 
@@ -83,17 +87,37 @@ export class Transformer {
     });
   }
 
-  /** Runs `tokens` at positions startPos.. and returns the logits of the last one (or all). */
+  /**
+   * Runs `tokens` at positions startPos.. and returns the logits of the last one (or all), in
+   * micro-batches of at most backend.maxBatch tokens.
+   */
   forward(tokens: readonly number[], startPos: number, kv: KvCache, opts: { allLogits?: boolean } = {}): ForwardResult {
     const c = this.config;
-    const b = this.backend;
-    const w = this.weights;
     const n = tokens.length;
     if (n === 0) throw new RangeError("forward needs at least one token");
     if (startPos + n > kv.spec.contextSize) {
       throw new RangeError(`context is full: ${startPos + n} positions needed, the context holds ${kv.spec.contextSize}`);
     }
-    this.scratch.ensure(n, c);
+    const step = Math.max(1, this.backend.maxBatch);
+    const logits = new Float32Array((opts.allLogits ? n : 1) * c.vocabSize);
+    let lastHidden: Float32Array = new Float32Array(0);
+    for (let i = 0; i < n; i += step) {
+      const chunk = tokens.slice(i, i + step);
+      const isLast = i + step >= n;
+      const r = this.forwardBatch(chunk, startPos + i, kv, opts.allLogits === true, isLast);
+      if (opts.allLogits) logits.set(r.logits, i * c.vocabSize);
+      else if (isLast) logits.set(r.logits);
+      if (isLast) lastHidden = r.lastHidden;
+    }
+    return { logits, lastHidden };
+  }
+
+  private forwardBatch(tokens: readonly number[], startPos: number, kv: KvCache, allLogits: boolean, wantLogits: boolean): ForwardResult {
+    const c = this.config;
+    const b = this.backend;
+    const w = this.weights;
+    const n = tokens.length;
+    this.scratch.ensure(n, c, b);
     const s = this.scratch;
     const positions = Array.from({ length: n }, (_, i) => startPos + i);
 
@@ -101,10 +125,18 @@ export class Transformer {
     for (let l = 0; l < c.nLayers; l++) this.layer(w.layers[l]!, l, kv, s.x, n, startPos, positions);
 
     const lastHidden = s.x.slice((n - 1) * c.dim, n * c.dim);
-    const outRows = opts.allLogits ? n : 1;
-    const normed = opts.allLogits ? s.h : new Float32Array(c.dim);
-    b.rmsNorm(opts.allLogits ? s.x : lastHidden, outRows, c.dim, w.outputNorm, c.normEps, normed);
-    const logits = new Float32Array(outRows * c.vocabSize);
+    if (!wantLogits && !allLogits) return { logits: new Float32Array(0), lastHidden };
+    const outRows = allLogits ? n : 1;
+    let normed: Float32Array;
+    if (allLogits) {
+      b.rmsNorm(s.x, n, c.dim, w.outputNorm, c.normEps, s.h);
+      normed = s.h;
+    } else {
+      s.last.set(s.x.subarray((n - 1) * c.dim, n * c.dim));
+      b.rmsNorm(s.last, 1, c.dim, w.outputNorm, c.normEps, s.last);
+      normed = s.last;
+    }
+    const logits = s.logits.subarray(0, outRows * c.vocabSize);
     b.matmul(w.output, normed, outRows, logits);
     return { logits, lastHidden };
   }
@@ -117,9 +149,7 @@ export class Transformer {
 
     // Attention: norm, q/k/v projections, (qk norm), rope, cache, attend, output projection, residual.
     b.rmsNorm(x, n, c.dim, L.attnNorm, c.normEps, s.h);
-    b.matmul(L.wq, s.h, n, s.q);
-    b.matmul(L.wk, s.h, n, s.k);
-    b.matmul(L.wv, s.h, n, s.v);
+    b.matmulMulti([L.wq, L.wk, L.wv], s.h, n, [s.q, s.k, s.v]);
     if (L.bq) b.addBias(s.q, n, L.bq);
     if (L.bk) b.addBias(s.k, n, L.bk);
     if (L.bv) b.addBias(s.v, n, L.bv);
@@ -135,8 +165,7 @@ export class Transformer {
 
     // Feed-forward: norm, gate and up projections, SwiGLU, down projection, residual.
     b.rmsNorm(x, n, c.dim, L.ffnNorm, c.normEps, s.h);
-    b.matmul(L.gate, s.h, n, s.gate);
-    b.matmul(L.up, s.h, n, s.up);
+    b.matmulMulti([L.gate, L.up], s.h, n, [s.gate, s.up]);
     b.swiglu(s.gate, s.up, n * c.ffnDim, s.act);
     b.matmul(L.down, s.act, n, s.o);
     b.addInPlace(x, s.o, n * c.dim);

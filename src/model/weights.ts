@@ -1,7 +1,7 @@
 import { ModelFileError } from "../format/errors.ts";
 import type { GGUFFile } from "../format/gguf-reader.ts";
 import { getQuantTraits } from "../quant/traits.ts";
-import type { ComputeBackend, MatrixHandle } from "../runtime/backend.ts";
+import type { ComputeBackend, MatrixHandle, MatrixUsage } from "../runtime/backend.ts";
 import type { ModelConfig } from "./config.ts";
 
 export interface AttentionWeights {
@@ -81,11 +81,11 @@ class WeightLoader {
     this.onProgress?.({ tensorsLoaded: this.loaded, tensorsTotal: this.file.tensors.length, bytesLoaded: this.bytesLoaded, bytesTotal: this.bytesTotal });
   }
 
-  async matrix(name: string, cols: number, rows: number): Promise<MatrixHandle> {
+  async matrix(name: string, cols: number, rows: number, usage: MatrixUsage = "matmul"): Promise<MatrixHandle> {
     this.checkShape(name, [cols, rows]);
     const info = this.file.tensor(name);
     const bytes = await this.file.readTensorBytes(name);
-    const m = this.backend.loadMatrix({ name, type: info.type, shape: info.shape }, bytes);
+    const m = this.backend.loadMatrix({ name, type: info.type, shape: info.shape }, bytes, usage);
     this.progress(info.byteSize);
     return m;
   }
@@ -99,7 +99,7 @@ class WeightLoader {
     const out = new Float32Array(length);
     traits.dequantizeRow(bytes, 0, out, 0, length);
     this.progress(info.byteSize);
-    return out;
+    return this.backend.loadVector(out);
   }
 
   async optionalVector(name: string, length: number): Promise<Float32Array | undefined> {
@@ -123,9 +123,10 @@ export async function loadTransformerWeights(
   const kDim = c.nKvHeads * c.headDim;
   const vDim = c.nKvHeads * c.headDimV;
 
-  const tokenEmbd = await w.matrix("token_embd.weight", c.dim, c.vocabSize);
+  const tied = !w.has("output.weight");
+  const tokenEmbd = await w.matrix("token_embd.weight", c.dim, c.vocabSize, tied ? "both" : "rows");
   const outputNorm = await w.vector("output_norm.weight", c.dim);
-  const output = w.has("output.weight") ? await w.matrix("output.weight", c.dim, c.vocabSize) : tokenEmbd;
+  const output = tied ? tokenEmbd : await w.matrix("output.weight", c.dim, c.vocabSize);
   const ropeFreqs = await w.optionalVector("rope_freqs.weight", c.ropeDim / 2);
 
   const loadLayer = async (i: number): Promise<LayerWeights> => {

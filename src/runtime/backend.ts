@@ -58,11 +58,25 @@ export interface AttentionParams {
   readonly scale: number;
 }
 
+/** What a matrix is used for: matmul weights, embedding rows (getRows), or both (tied embeddings). */
+export type MatrixUsage = "matmul" | "rows" | "both";
+
 export interface ComputeBackend {
   readonly name: string;
+  /** Most tokens one forward call may carry (the transformer splits longer batches). */
+  readonly maxBatch: number;
 
   /** Places a 2-D weight matrix (any supported quant type) into backend memory. */
-  loadMatrix(info: WeightInfo, bytes: Uint8Array): MatrixHandle;
+  loadMatrix(info: WeightInfo, bytes: Uint8Array, usage?: MatrixUsage): MatrixHandle;
+
+  /** A 1-D weight (norm, bias) in backend memory. */
+  loadVector(data: Float32Array): Float32Array;
+
+  /** An activation buffer of n floats the backend's ops can work on. */
+  allocate(n: number): Float32Array;
+
+  /** Several matmuls sharing one input (q/k/v, gate/up): the input is quantized once. */
+  matmulMulti(ws: readonly MatrixHandle[], x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void;
 
   /**
    * out[t*rows + r] = dot(W row r, x[t*cols ..]) for t < nTokens, with llama.cpp's semantics:

@@ -4,6 +4,7 @@ import { readModelConfig, type ModelConfig } from "../model/config.ts";
 import { Transformer } from "../model/transformer.ts";
 import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../kernels/reference.ts";
+import { WasmBackend } from "./wasm/wasm-backend.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
@@ -13,11 +14,16 @@ import { StopStringMatcher } from "./stop-strings.ts";
 export interface LoadOptions {
   /** Positions of the KV cache; default min(model context length, 4096). */
   readonly contextSize?: number;
-  /** The kernels to run on; default the plain TypeScript reference kernels. */
-  readonly backend?: ComputeBackend;
+  /**
+   * The kernels to run on: "wasm" (WebAssembly SIMD on worker threads, the default), "reference"
+   * (plain TypeScript, slow, exact llama.cpp arithmetic) or a backend instance.
+   */
+  readonly backend?: ComputeBackend | "wasm" | "reference";
   readonly onProgress?: (p: LoadProgress) => void;
   /** KV cache element type: "f16" (default, as llama.cpp) or "f32" (exact, twice the memory). */
   readonly kvCacheType?: KvCacheType;
+  /** Compute threads of the wasm backend, including the calling one. Default: the number of cores. */
+  readonly threads?: number;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -235,22 +241,38 @@ export class Model {
   }
 }
 
+async function createBackend(opts: LoadOptions): Promise<ComputeBackend> {
+  const choice = opts.backend ?? "wasm";
+  if (typeof choice !== "string") return choice;
+  if (choice === "reference") return new ReferenceBackend();
+  if (choice === "wasm") {
+    if ((opts.kvCacheType ?? "f16") !== "f16") return new ReferenceBackend();
+    return WasmBackend.create({ threads: opts.threads });
+  }
+  throw new RangeError(`backend must be "wasm", "reference" or a ComputeBackend, got ${JSON.stringify(choice)}`);
+}
+
 /** Loads a GGUF model from a byte source (Node: see loadModel in index.ts for paths). */
 export async function loadModelFromSource(source: ByteSource, opts: LoadOptions = {}): Promise<Model> {
   const t0 = now();
   const file = await readGGUF(source);
+  let backend: ComputeBackend | undefined;
   try {
     const config = readModelConfig(file);
     const tokenizer = createTokenizer(file.metadata);
-    const backend = opts.backend ?? new ReferenceBackend();
+    const contextSizeOpt = opts.contextSize;
+    if (contextSizeOpt !== undefined && !(Number.isInteger(contextSizeOpt) && contextSizeOpt > 0)) {
+      throw new RangeError(`contextSize must be a positive integer, got ${contextSizeOpt}`);
+    }
+    backend = await createBackend(opts);
     const weights = await loadTransformerWeights(file, config, backend, opts.onProgress);
-    const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
-    if (!(Number.isInteger(contextSize) && contextSize > 0)) throw new RangeError(`contextSize must be a positive integer, got ${contextSize}`);
+    const contextSize = contextSizeOpt ?? Math.min(config.contextLength, 4096);
     const transformer = new Transformer(config, weights, backend);
     const kvCacheType = opts.kvCacheType ?? "f16";
     if (kvCacheType !== "f16" && kvCacheType !== "f32") throw new RangeError(`kvCacheType must be "f16" or "f32", got ${String(kvCacheType)}`);
     return new Model(file, config, tokenizer, transformer, contextSize, kvCacheType, now() - t0);
   } catch (e) {
+    backend?.dispose();
     await file.close();
     throw e;
   }

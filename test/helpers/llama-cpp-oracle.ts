@@ -40,7 +40,9 @@ export async function llamaCppGreedyTrace(modelPath: string, prompt: readonly nu
         const r = await seq.controlledEvaluate([[next, fullDistribution]] as never);
         const probs = (r[0] as { next?: { probabilities?: Map<number, number> } } | undefined)?.next?.probabilities;
         if (!probs) throw new Error("node-llama-cpp returned no probabilities");
-        const logProbs = new Float64Array(Math.max(vocab, ...probs.keys()) + 1).fill(-Infinity);
+        let size = vocab;
+        for (const tok of probs.keys()) size = Math.max(size, tok + 1);
+        const logProbs = new Float64Array(size).fill(-Infinity);
         for (const [tok, p] of probs) logProbs[tok] = Math.log(p);
         const [first, second] = [...probs.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
         out.push({ logProbs, token: first![0], margin: Math.log(first![1]) - Math.log(second![1]) });

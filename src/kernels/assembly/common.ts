@@ -1,10 +1,12 @@
 // Shared helpers for the kernels. The same sources compile twice: with relaxed SIMD (the int8
 // dot is one vpdpbusd) and with plain SIMD128 (the dot is emulated with i16 pairs).
 
-// Bytes 0..4095 of the shared memory are reserved for the kernels: constants at CONST, a scratch
-// area for the start-up self test at PROBE. The TS side allocates from 4096 up.
+// Bytes 0..8191 of the shared memory are reserved for the kernels: constants from CONST (1024) up
+// to 4095 (1024..1135 common vectors; 1536..2559 legacy/float types; 2560..3583 K-quants;
+// 3584..4095 attention), and a scratch area for the start-up self test at PROBE (4096..6143).
+// The TS side allocates from 8192 up.
 export const CONST: usize = 1024;
-export const PROBE: usize = 2048;
+export const PROBE: usize = 4096;
 
 // Offsets of the constant vectors (written by init(), loaded into locals by the kernels: a constant
 // folded into each use is rebuilt by V8 at every use, a value loaded from memory stays in a register).

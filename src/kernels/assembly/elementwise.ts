@@ -30,18 +30,25 @@ function hsum4(v: v128): f32 {
 }
 
 // y = x / sqrt(mean(x^2) + eps) * w, for nrows rows of n (w shared). y may alias x.
+// Squares are summed in f64 as ggml does: the normed values feed the 8-bit activation
+// quantizer, where a last-bit difference can flip a rounding.
 export function rmsNorm(x: usize, w: usize, y: usize, n: i32, nrows: i32, eps: f32): void {
   const n4 = n & ~3;
   for (let r = 0; r < nrows; r++) {
-    let s = f32x4.splat(0);
+    let s0 = f64x2.splat(0);
+    let s1 = f64x2.splat(0);
     let i = 0;
     for (; i < n4; i += 4) {
       const v = v128.load(x + (<usize>i << 2));
-      s = f32x4.add(s, f32x4.mul(v, v));
+      const sq = f32x4.mul(v, v);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(sq));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(sq, sq, 2, 3, 0, 1)));
     }
-    let ss = hsum4(s);
-    for (; i < n; i++) { const v = load<f32>(x + (<usize>i << 2)); ss += v * v; }
-    const scale: f32 = <f32>1.0 / Mathf.sqrt(ss / <f32>n + eps);
+    const both = f64x2.add(s0, s1);
+    let ss: f64 = f64x2.extract_lane(both, 0) + f64x2.extract_lane(both, 1);
+    for (; i < n; i++) { const v = load<f32>(x + (<usize>i << 2)); ss += <f64>(v * v); }
+    const mean = <f32>(ss / <f64>n);
+    const scale: f32 = <f32>1.0 / Mathf.sqrt(mean + eps);
     const sc = f32x4.splat(scale);
     i = 0;
     for (; i < n4; i += 4) {

@@ -6,6 +6,12 @@ export { quantizeAct, quantizeRowQ8_0, q8_0ToAct } from "./quantize";
 export { repackQ4_0, matvecQ4_0R8, matmulQ4_0R8, matvecQ4_0 } from "./q4_0";
 export { rmsNorm, add, mul, swiglu, softmax, rope } from "./elementwise";
 export { repackQ8_0, matvecQ8_0R8, matmulQ8_0R8, matvecQ8_0 } from "./q8_0";
+export { quantizeQ8_K } from "./q8_k";
+export { initKQuants } from "./kquants-common";
+export { repackQ4_K, repackQ5_K, repackQ6_K, repackQ3_K, repackQ2_K } from "./kquants-repack";
+export { matmulQ4_KR8, matmulQ5_KR8, matmulQ6_KR8, matmulQ3_KR8, matmulQ2_KR8 } from "./kquants";
+export { repackQ4_1, repackQ5_0, repackQ5_1, matvecQ4_1R8, matvecQ5_0R8, matvecQ5_1R8, matvecIQ4_NLR8, matmulQ4_1R8, matmulQ5_0R8, matmulQ5_1R8, matmulIQ4_NLR8 } from "./legacy";
+export { actF16, actBF16, repackF16, matmulF32, matmulF16, matmulBF16 } from "./floats";
 
 // Writes the constant vectors the kernels load into registers. Idempotent; each instance calls it.
 export function init(): void {
@@ -37,3 +43,4 @@ export function streamSum(p: usize, bytes: usize): i32 {
   const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
   return i32x4.extract_lane(s, 0) ^ i32x4.extract_lane(s, 3);
 }
+export { attentionF16, f32ToF16Row, f16ToF32Row, roundToF16Row } from "./attention";

@@ -1,0 +1,53 @@
+// The coordinator and worker threads talk through one SharedArrayBuffer of int32 slots:
+// a command sequence number, a done counter, the command, and one job table per thread.
+// A job runs one exported matmul kernel on the thread's own memory:
+//   fn(w, x, y, k, g0, g1, nrows, ntok)  (weights, activations, output, columns, row groups, rows, tokens)
+
+export const CTL_SEQ = 0;
+export const CTL_DONE = 1;
+export const CTL_OP = 2;
+export const CTL_NJOBS = 3;
+/** Set (to the thread index + 1) by a worker whose jobs threw; the coordinator then fails the op. */
+export const CTL_ERROR = 4;
+export const CTL_HEADER = 16;
+
+export const OP_RUN = 1;
+export const OP_EXIT = 2;
+
+export const JOB_INTS = 9;
+export const MAX_JOBS = 8;
+export const THREAD_AREA = JOB_INTS * MAX_JOBS;
+
+export function controlInts(nThreads: number): number {
+  return CTL_HEADER + nThreads * THREAD_AREA;
+}
+
+export function jobOffset(thread: number, job: number): number {
+  return CTL_HEADER + thread * THREAD_AREA + job * JOB_INTS;
+}
+
+export interface WorkerInit {
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  readonly control: SharedArrayBuffer;
+  readonly thread: number;
+  /** Export names of the matmul kernels; a job's first int indexes this list. */
+  readonly functions: readonly string[];
+  /** Iterations to spin on the command slot before sleeping in Atomics.wait. */
+  readonly spin: number;
+}
+
+type Matmul = (w: number, x: number, y: number, k: number, g0: number, g1: number, nrows: number, ntok: number) => void;
+
+/** Runs this thread's jobs of the current command (used by workers and by the coordinator). */
+export function runJobs(ctl: Int32Array, thread: number, fns: readonly Matmul[]): void {
+  const n = ctl[CTL_NJOBS]!;
+  for (let j = 0; j < n; j++) {
+    const o = jobOffset(thread, j);
+    const fn = ctl[o]!;
+    if (fn < 0) continue; // nothing for this thread
+    fns[fn]!(ctl[o + 1]!, ctl[o + 2]!, ctl[o + 3]!, ctl[o + 4]!, ctl[o + 5]!, ctl[o + 6]!, ctl[o + 7]!, ctl[o + 8]!);
+  }
+}
+
+export type { Matmul };

@@ -1,0 +1,45 @@
+// A compute thread: its own kernels instance on its own memory (its shard of every weight).
+// It waits for commands on the control buffer, runs its jobs, and reports done. Runs as a Node
+// worker_thread or a browser module Worker.
+import { instantiateKernels } from "../../kernels/kernels.ts";
+import { CTL_DONE, CTL_ERROR, CTL_OP, CTL_SEQ, OP_EXIT, runJobs, type Matmul, type WorkerInit } from "./protocol.ts";
+
+function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
+  const ex = instantiateKernels(init.module, init.memory) as unknown as Record<string, Matmul>;
+  const fns = init.functions.map((name) => {
+    const f = ex[name];
+    if (typeof f !== "function") throw new Error(`kernels have no export "${name}"`);
+    return f;
+  });
+  const ctl = new Int32Array(init.control);
+  // Read the sequence number before saying ready: a command posted right after must be seen as new.
+  let seen = Atomics.load(ctl, CTL_SEQ);
+  reply({ ready: true });
+  for (;;) {
+    let spins = init.spin;
+    while (Atomics.load(ctl, CTL_SEQ) === seen && spins-- > 0);
+    while (Atomics.load(ctl, CTL_SEQ) === seen) Atomics.wait(ctl, CTL_SEQ, seen);
+    seen = Atomics.load(ctl, CTL_SEQ);
+    if (Atomics.load(ctl, CTL_OP) === OP_EXIT) break;
+    try {
+      runJobs(ctl, init.thread, fns);
+    } catch (e) {
+      Atomics.store(ctl, CTL_ERROR, init.thread + 1);
+      reply({ error: String(e) });
+    }
+    Atomics.add(ctl, CTL_DONE, 1);
+    Atomics.notify(ctl, CTL_DONE);
+  }
+}
+
+const isNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
+if (isNode) {
+  const { parentPort } = await import("node:worker_threads");
+  parentPort!.once("message", (init: WorkerInit) => serve(init, (m) => parentPort!.postMessage(m)));
+} else {
+  const scope = globalThis as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
+  scope.onmessage = (e: MessageEvent) => {
+    scope.onmessage = null;
+    serve(e.data as WorkerInit, (m) => scope.postMessage(m));
+  };
+}

@@ -1,0 +1,83 @@
+// The fast backend (WebAssembly SIMD kernels on worker threads) against itself and the reference.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadModel, defaultModelPath } from "../../src/index.ts";
+import { writeGGUFFile } from "../../src/platform/node-file.ts";
+import { GGMLType } from "../../src/quant/ggml-type.ts";
+import { syntheticModel } from "../../src/tools/synthetic-model.ts";
+import { WasmBackend } from "../../src/runtime/wasm/wasm-backend.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "mimo-wasm-"));
+const prompt = [1, 300, 301, 302, 303, 304, 305, 306, 307];
+
+async function synthetic(type: keyof typeof GGMLType): Promise<string> {
+  const path = join(dir, `${type}.gguf`);
+  // Rows split unevenly (vocab 517: a partial last 8-row group; 3 threads) so shards are uneven and the last 8-row group is partial.
+  await writeGGUFFile(path, syntheticModel({
+    arch: "qwen2", dim: 256, ffnDim: 768, nLayers: 2, nHeads: 4, nKvHeads: 2,
+    vocabSize: 517, contextLength: 256, weightType: GGMLType[type], seed: 9, matrixGain: 0.5,
+  }), { overwrite: true });
+  return path;
+}
+
+async function logitsWith(path: string, opts: Parameters<typeof loadModel>[1]): Promise<Float32Array> {
+  const model = await loadModel(path, opts);
+  try {
+    return model.evaluate(prompt, { allLogits: true });
+  } finally {
+    await model.dispose();
+  }
+}
+
+for (const type of ["Q4_0", "Q8_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "F16", "BF16", "F32", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] as const) {
+  test(`${type}: 1, 2 and 3 threads give bit-identical logits`, async () => {
+    const path = await synthetic(type);
+    const one = await logitsWith(path, { threads: 1 });
+    assert.deepEqual(await logitsWith(path, { threads: 2 }), one);
+    assert.deepEqual(await logitsWith(path, { threads: 3 }), one);
+  });
+
+  test(`${type}: the fast backend agrees with the reference backend`, async () => {
+    const path = await synthetic(type);
+    const fast = await logitsWith(path, { threads: 2 });
+    const ref = await logitsWith(path, { backend: "reference" });
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < ref.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(fast[i]! - ref[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(ref[i]!));
+    }
+    // Same integer dot products; float sums in another order, exp by a polynomial: ~1e-5 relative,
+    // with rare f16/8-bit rounding flips.
+    assert.ok(maxDiff <= 2e-2 * maxAbs, `max |Δ logit| ${maxDiff} (max |logit| ${maxAbs})`);
+  });
+
+  test(`${type}: the plain SIMD128 build gives the same logits as the relaxed-SIMD build`, async () => {
+    const path = await synthetic(type);
+    const relaxed = await logitsWith(path, { backend: await WasmBackend.create({ threads: 1, kernels: { path: "relaxed-simd" } }) });
+    const plain = await logitsWith(path, { backend: await WasmBackend.create({ threads: 1, kernels: { path: "simd128" } }) });
+    if (["F32", "F16", "BF16"].includes(type)) {
+      // Float types: the relaxed build may fuse multiply-adds, so only float rounding differs.
+      for (let i = 0; i < plain.length; i++) assert.ok(Math.abs(plain[i]! - relaxed[i]!) <= 1e-4 * (1 + Math.abs(relaxed[i]!)), `logit ${i}: ${plain[i]} vs ${relaxed[i]}`);
+    } else {
+      assert.deepEqual(plain, relaxed); // integer dot products, the same float steps
+    }
+  });
+}
+
+test("the bundled model's golden story also comes out of the fast backend", async () => {
+  const model = await loadModel(defaultModelPath(), { threads: 2 });
+  try {
+    const r = await model.complete("", { temperature: 0, maxTokens: 60 });
+    assert.ok(r.text.startsWith("Once upon a time, there was a little girl named Lily. She loved to play outside in the park."), r.text);
+  } finally {
+    await model.dispose();
+  }
+});
+
+test("a backend whose thread count is invalid is a clear error", async () => {
+  await assert.rejects(WasmBackend.create({ threads: 0 }), /threads must be an integer from 1 to 64, got 0/);
+});
