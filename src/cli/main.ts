@@ -2,6 +2,8 @@ import { Command, InvalidArgumentError } from "commander";
 import { runCommand } from "./run.ts";
 import { infoCommand } from "./info.ts";
 import { convertCommand } from "./convert.ts";
+import { registerSynthCommand } from "./synth.ts";
+import { registerBenchCommand } from "./bench.ts";
 
 function int(name: string) {
   return (v: string): number => {
@@ -67,5 +69,7 @@ export function buildCli(): Command {
     .option("-f, --force", "overwrite the output file if it exists")
     .action(convertCommand);
 
+  registerSynthCommand(program);
+  registerBenchCommand(program);
   return program;
 }

@@ -3,7 +3,7 @@
 
 import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import type { GGUFTensorToWrite, GGUFWriteSpec } from "../format/gguf-writer.ts";
-import { GGMLType, ggmlTypeName } from "../quant/ggml-type.ts";
+import { GGMLType, ggmlTypeLayout, ggmlTypeName } from "../quant/ggml-type.ts";
 import { f32ToF16 as f16Bits, getQuantTraits, rowByteSize } from "../quant/traits.ts";
 import { SeededRandom } from "../sampling/rng.ts";
 
@@ -22,7 +22,14 @@ export interface SyntheticModelSpec {
   readonly vocabSize: number;
   readonly contextLength: number;
   readonly ropeBase?: number;
-  /** GGML type of the 2-D weight matrices (norms and biases stay F32, as llama.cpp's quantizer keeps them). */
+  /** RMS norm epsilon; default 1e-6. */
+  readonly normEps?: number;
+  /** Llama 3 RoPE frequency factors (headDim / 2 of them), written as `rope_freqs.weight`. */
+  readonly ropeFreqFactors?: Float32Array;
+  /**
+   * GGML type of the 2-D weight matrices (norms and biases stay F32, as llama.cpp's quantizer keeps
+   * them). A matrix whose rows are not whole blocks of it gets llama.cpp's fallback (typeForRow).
+   */
   readonly weightType: number;
   /** Type of token_embd / output; default weightType. */
   readonly embeddingType?: number;
@@ -81,6 +88,24 @@ export function syntheticSpmTokenizer(vocabSize: number): [string, GGUFTypedValu
   ];
 }
 
+/**
+ * The type llama.cpp's quantizer writes for a matrix whose rows are not whole blocks of the
+ * requested type (llama-quant.cpp: K-quants fall back to a 32-element block type, else F16).
+ */
+export function typeForRow(type: number, cols: number): number {
+  const fits = (t: number) => cols % (ggmlTypeLayout(t)?.blockSize ?? 1) === 0;
+  if (fits(type)) return type;
+  const name = ggmlTypeName(type);
+  const iq4nl = ["Q2_K", "Q3_K", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0"];
+  const fallback =
+    name === "Q4_K" ? GGMLType.Q5_0
+    : name === "Q5_K" ? GGMLType.Q5_1
+    : name === "Q6_K" ? GGMLType.Q8_0
+    : iq4nl.includes(name) ? GGMLType.IQ4_NL
+    : GGMLType.F16;
+  return fits(fallback) ? fallback : GGMLType.F16;
+}
+
 /** Deterministic per-tensor seed from the model seed and the tensor name. */
 function tensorSeed(seed: number, name: string): number {
   let h = seed >>> 0;
@@ -114,7 +139,8 @@ export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
   const outputGain = s.outputGain ?? 4;
   const tensors: GGUFTensorToWrite[] = [];
 
-  const matrix = (name: string, cols: number, rows: number, type: number, gain: number): void => {
+  const matrix = (name: string, cols: number, rows: number, requested: number, gain: number): void => {
+    const type = typeForRow(requested, cols);
     tensors.push({
       name,
       type,
@@ -138,6 +164,11 @@ export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
   // Embeddings of unit scale so the residual stream is not dominated by the layers' noise.
   matrix("token_embd.weight", s.dim, s.vocabSize, embType, Math.sqrt(s.dim));
   vector("output_norm.weight", s.dim, 0.1, 1);
+  if (s.ropeFreqFactors) {
+    const factors = s.ropeFreqFactors;
+    if (factors.length !== headDim / 2) throw new RangeError(`ropeFreqFactors needs ${headDim / 2} values, got ${factors.length}`);
+    tensors.push({ name: "rope_freqs.weight", type: GGMLType.F32, shape: [factors.length], data: () => new Uint8Array(Float32Array.from(factors).buffer) });
+  }
   if (!s.tiedOutput) matrix("output.weight", s.dim, s.vocabSize, embType, outputGain);
 
   const layer = (i: number): void => {
@@ -184,7 +215,7 @@ export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
     [`${a}.attention.head_count`, gguf.u32(s.nHeads)],
     [`${a}.attention.head_count_kv`, gguf.u32(s.nKvHeads)],
     [`${a}.rope.freq_base`, gguf.f32(s.ropeBase ?? 10000)],
-    [`${a}.attention.layer_norm_rms_epsilon`, gguf.f32(1e-6)],
+    [`${a}.attention.layer_norm_rms_epsilon`, gguf.f32(s.normEps ?? 1e-6)],
   ];
   if (s.headDim !== undefined) {
     metadata.push([`${a}.attention.key_length`, gguf.u32(headDim)], [`${a}.attention.value_length`, gguf.u32(headDim)]);
@@ -212,7 +243,7 @@ function randomBlocks(type: number, cols: number, rows: number, rng: SeededRando
   for (let b = 0; b < blocks; b++) {
     const o = b * traits.bytesPerBlock;
     switch (name) {
-      case "Q4_0": case "Q5_0": case "Q8_0":
+      case "Q4_0": case "Q5_0": case "Q8_0": case "IQ4_NL":
         view.setUint16(o, name === "Q8_0" ? f16Bits(scale / 64) : f16Scale, true);
         break;
       case "Q4_1": case "Q5_1":
@@ -226,6 +257,24 @@ function randomBlocks(type: number, cols: number, rows: number, rng: SeededRando
       case "F16": case "BF16": case "F32":
         // Random bits would be NaN/huge floats: write real values.
         return quantizeMatrix(randomF32(cols * rows, rng, scale), type, cols, rows, "random");
+    }
+  }
+  // Q4_0 quants are q - 8 with q in 0..15, mean -1/2: that common mode adds up coherently through
+  // the layers until every input gives the same output. Mapping q = 0 to 8 makes them symmetric.
+  if (name === "Q4_0") {
+    for (let b = 0; b < blocks; b++) {
+      const o = b * traits.bytesPerBlock + 2;
+      for (let i = o; i < o + 16; i++) {
+        const v = bytes[i]!;
+        if ((v & 0x0f) === 0 || (v & 0xf0) === 0) bytes[i] = ((v & 0x0f) === 0 ? v | 0x08 : v) | ((v & 0xf0) === 0 ? 0x80 : 0);
+      }
+    }
+  }
+  // llama.cpp's Q8_0 quantizer never writes -128 (quants are round(x / d) with |x / d| <= 127).
+  if (name === "Q8_0") {
+    for (let b = 0; b < blocks; b++) {
+      const o = b * traits.bytesPerBlock + 2;
+      for (let i = o; i < o + 32; i++) if (bytes[i] === 0x80) bytes[i] = 0x81;
     }
   }
   return bytes;

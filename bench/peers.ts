@@ -1,0 +1,259 @@
+// mimo against its peers in one run, on the same files and thread counts:
+//   llama.cpp (native, through node-llama-cpp 3.21.1) and wllama (llama.cpp compiled to WebAssembly).
+// Same definitions for all (src/cli/bench.ts): pp = prefill of P random tokens from an empty cache,
+// tg = N single-token decode steps from an empty cache, ttft = P-token prompt to the first token.
+// Each contestant runs in its own process; their repetitions are interleaved test by test
+// (A, B, C, A, B, C, ...) so that machine noise hits them alike. The memory read bandwidth is
+// measured in the same run and gives the decode ceiling: bandwidth / weight bytes read per token.
+//
+//   npm run bench:peers                 # full: 3 files x threads 1,2, pp512 tg128, 3 reps
+//   npm run bench:peers -- --quick      # one file, small p/n, 2 reps
+//   npm run bench:peers -- --files qwen2-0.5b:Q4_0 --threads 1 -p 64 -n 16 -r 2 --engines mimo,llama.cpp
+import { fork, type ChildProcess } from "node:child_process";
+import { createReadStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { contextFor, stat, testsFor, weightBytesPerToken, type Stat, type TestSpec } from "../src/cli/bench.ts";
+import { writePresetModel } from "../src/cli/synth.ts";
+import { measureBandwidth } from "./bandwidth.ts";
+import type { RunnerReply, RunnerRequest } from "./runner.ts";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const { values: a } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    files: { type: "string" },
+    threads: { type: "string", short: "t" },
+    prompt: { type: "string", short: "p" },
+    gen: { type: "string", short: "n" },
+    reps: { type: "string", short: "r" },
+    engines: { type: "string", default: "mimo,llama.cpp,wllama" },
+    layers: { type: "string" },
+    "no-save": { type: "boolean", default: false },
+    "no-ttft": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (a.help) {
+  process.stdout.write(
+    "npm run bench:peers -- [--quick] [--files preset:TYPE|path,...] [-t 1,2] [-p 512] [-n 128] [-r 3]\n" +
+      "                       [--engines mimo,llama.cpp,wllama] [--layers N] [--no-ttft] [--no-save]\n",
+  );
+  process.exit(0);
+}
+const ints = (s: string) => s.split(",").map((x) => {
+  const n = Number(x);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`not a non-negative integer: "${x}"`);
+  return n;
+});
+const quick = a.quick;
+const fileSpecs = (a.files ?? (quick ? "qwen2-0.5b:Q4_0" : "qwen2-0.5b:Q4_0,qwen2-0.5b:Q8_0,llama-3.2-1b:Q4_0")).split(",");
+const threadList = ints(a.threads ?? "1,2");
+const prompt = ints(a.prompt ?? (quick ? "64" : "512"))[0]!;
+const gen = ints(a.gen ?? (quick ? "16" : "128"))[0]!;
+const reps = ints(a.reps ?? (quick ? "2" : "3"))[0]!;
+const engines = a.engines.split(",").map((s) => s.trim());
+const layers = a.layers === undefined ? undefined : ints(a.layers)[0];
+
+/** A preset file under bench/files/ (written by `mimo synth` logic if missing), or a path. */
+async function ensureFile(spec: string): Promise<string> {
+  if (spec.endsWith(".gguf")) return spec;
+  const [preset, type = "Q4_0"] = spec.split(":");
+  const dir = join(here, "files");
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${preset}-${type.toUpperCase()}${layers === undefined ? "" : `-${layers}l`}.gguf`);
+  if (!existsSync(path)) {
+    process.stderr.write(`bench:peers: writing ${path} (mimo synth)\n`);
+    await writePresetModel({ preset: preset!, type, output: path, layers });
+  }
+  return path;
+}
+
+/** Reads the file once so that every contestant loads from the page cache. */
+function warmPageCache(path: string): Promise<void> {
+  return new Promise((res, rej) => createReadStream(path, { highWaterMark: 1 << 24 }).on("data", () => {}).on("end", res).on("error", rej));
+}
+
+class Contestant {
+  readonly name: string;
+  private child: ChildProcess;
+  private nextId = 1;
+  private pending = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void }>();
+  readonly ready: Promise<unknown>;
+  constructor(name: string) {
+    this.name = name;
+    this.child = fork(join(here, "runner.ts"), [name], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.ready = new Promise((res, rej) => this.pending.set(0, { res, rej }));
+    this.child.on("message", (m: RunnerReply) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.ok) p?.res(m.value);
+      else p?.rej(new Error(`${this.name}: ${m.error}`));
+    });
+    this.child.on("exit", (code) => {
+      for (const p of this.pending.values()) p.rej(new Error(`${this.name}: runner exited (code ${code})`));
+      this.pending.clear();
+    });
+  }
+  request<T>(m: RunnerRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((res, rej) => {
+      this.pending.set(id, { res: res as (v: unknown) => void, rej });
+      this.child.send({ ...m, id });
+    });
+  }
+  async close(): Promise<void> {
+    await this.request({ cmd: "exit" }).catch(() => {});
+    if (this.child.exitCode === null) this.child.kill();
+  }
+}
+
+interface EngineRun {
+  engine: string;
+  version?: string;
+  error?: string;
+  loadMs?: number;
+  peakRssBytes?: number;
+  tests: Record<string, Stat>;
+}
+
+interface ConfigResult {
+  file: string;
+  fileBytes: number;
+  weightBytesPerToken: number;
+  threads: number;
+  bandwidthBytesPerSecond: number;
+  ceilingTokPerSecond: number;
+  runs: EngineRun[];
+}
+
+const tests: TestSpec[] = testsFor([prompt], [gen], !a["no-ttft"]);
+const { contextSize, batchSize } = contextFor(tests);
+
+process.stderr.write(`bench:peers: ${engines.join(" vs ")}; files ${fileSpecs.join(", ")}; threads ${threadList.join(",")}; ${tests.map((t) => t.name).join(" ")}; ${reps} reps\n`);
+const loadAtStart = loadavg()[0]!;
+const bandwidth = new Map<number, number>();
+for (const t of threadList) {
+  bandwidth.set(t, await measureBandwidth(t));
+  process.stderr.write(`bench:peers: read bandwidth, ${t} thread(s): ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s\n`);
+}
+
+const results: ConfigResult[] = [];
+for (const spec of fileSpecs) {
+  const file = await ensureFile(spec);
+  const w = await weightBytesPerToken(file);
+  for (const threads of threadList) {
+    await warmPageCache(file);
+    const runs: EngineRun[] = engines.map((engine) => ({ engine, tests: {} }));
+    const cs = engines.map((e) => new Contestant(e));
+    const alive = (i: number) => runs[i]!.error === undefined;
+    const attempt = async (i: number, f: () => Promise<void>) => {
+      if (!alive(i)) return;
+      try {
+        await f();
+      } catch (e) {
+        runs[i]!.error = (e as Error).message;
+        process.stderr.write(`bench:peers: ${engines[i]} failed: ${(e as Error).message}\n`);
+      }
+    };
+    // Load one at a time (each has the machine to itself), then warm up.
+    for (let i = 0; i < cs.length; i++) {
+      await attempt(i, async () => {
+        await cs[i]!.ready;
+        const r = await cs[i]!.request<{ loadMs: number; version: string }>({ cmd: "load", file, threads, contextSize, batchSize });
+        runs[i]!.loadMs = r.loadMs;
+        runs[i]!.version = r.version;
+        await cs[i]!.request({ cmd: "warmup", seed: 12345 });
+      });
+    }
+    const values = runs.map(() => new Map<string, number[]>());
+    for (let r = 0; r < reps; r++) {
+      for (const [ti, t] of tests.entries()) {
+        const seed = 1000 * (r + 1) + ti; // the same tokens for every contestant
+        for (let i = 0; i < cs.length; i++) {
+          await attempt(i, async () => {
+            const v = await cs[i]!.request<number>({ cmd: "test", test: t, seed });
+            if (!values[i]!.has(t.name)) values[i]!.set(t.name, []);
+            values[i]!.get(t.name)!.push(v);
+            process.stderr.write(`bench:peers: ${basename(file)} t=${threads} rep ${r + 1}/${reps} ${t.name} ${engines[i]}: ${v.toFixed(2)} ${t.kind === "ttft" ? "ms" : "tok/s"}\n`);
+          });
+        }
+      }
+    }
+    for (let i = 0; i < cs.length; i++) {
+      await attempt(i, async () => {
+        runs[i]!.peakRssBytes = await cs[i]!.request<number>({ cmd: "rss" });
+      });
+      for (const [name, v] of values[i]!) runs[i]!.tests[name] = stat(v);
+      await cs[i]!.close();
+    }
+    const bw = bandwidth.get(threads)!;
+    results.push({
+      file: basename(file),
+      fileBytes: w.fileBytes,
+      weightBytesPerToken: w.perToken,
+      threads,
+      bandwidthBytesPerSecond: bw,
+      ceilingTokPerSecond: bw / w.perToken,
+      runs,
+    });
+  }
+}
+
+// ---- report ----
+const f1 = (v: number | undefined, d = 1) => (v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(d));
+const med = (c: ConfigResult, engine: string, test: string) => c.runs.find((r) => r.engine === engine)?.tests[test]?.median;
+const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? "-" : `${(x / y).toFixed(2)}x`);
+const has = (e: string) => engines.includes(e);
+
+const lines: string[] = [];
+const head = ["file", "threads", "test", ...engines.map((e) => `${e}`), ...(has("llama.cpp") ? ["mimo/llama.cpp"] : []), ...(has("wllama") ? ["mimo/wllama"] : []), "% of bandwidth ceiling (mimo / llama.cpp)"];
+lines.push(`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`);
+for (const c of results) {
+  for (const t of tests) {
+    const vals = engines.map((e) => med(c, e, t.name));
+    const m = med(c, "mimo", t.name);
+    // tok/s: mimo / peer; ms (ttft): peer / mimo. Above 1 means mimo is faster.
+    const rel = (peer: string) => (t.kind === "ttft" ? ratio(med(c, peer, t.name), m) : ratio(m, med(c, peer, t.name)));
+    const pct = (e: string) => f1(t.kind === "tg" && med(c, e, t.name) !== undefined ? (100 * med(c, e, t.name)!) / c.ceilingTokPerSecond : undefined, 0);
+    const unit = t.kind === "ttft" ? " ms" : " tok/s";
+    lines.push(
+      `| ${c.file} | ${c.threads} | ${t.name} | ${vals.map((v) => (v === undefined ? "-" : f1(v, t.kind === "ttft" || v >= 10 ? 1 : 2) + unit)).join(" | ")} |` +
+        `${has("llama.cpp") ? ` ${rel("llama.cpp")} |` : ""}${has("wllama") ? ` ${rel("wllama")} |` : ""}` +
+        ` ${t.kind === "tg" ? `${pct("mimo")}% / ${pct("llama.cpp")}% of ${f1(c.ceilingTokPerSecond)} tok/s` : ""} |`,
+    );
+  }
+  const withUnit = (v: string, unit: string) => (v === "-" ? v : v + unit);
+  const loads = engines.map((e) => withUnit(f1(c.runs.find((r) => r.engine === e)?.loadMs, 0), " ms"));
+  lines.push(`| ${c.file} | ${c.threads} | load | ${loads.join(" | ")} |${has("llama.cpp") ? " |" : ""}${has("wllama") ? " |" : ""} |`);
+  const rss = engines.map((e) => withUnit(f1((c.runs.find((r) => r.engine === e)?.peakRssBytes ?? NaN) / 1e6, 0), " MB"));
+  lines.push(`| ${c.file} | ${c.threads} | peak RSS | ${rss.join(" | ")} |${has("llama.cpp") ? " |" : ""}${has("wllama") ? " |" : ""} |`);
+}
+const versions = new Map<string, string>();
+for (const c of results) for (const r of c.runs) if (r.version) versions.set(r.engine, r.version);
+const errors = new Set<string>();
+for (const c of results) for (const r of c.runs) if (r.error) errors.add(`${r.engine} (${c.file}, ${c.threads} threads): ${r.error}`);
+const notes = [
+  "",
+  `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.versions.node}; ` +
+    `load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (above ~1 means other work shared the CPUs).`,
+  `Read bandwidth (streamSum, WebAssembly 128-bit loads): ${[...bandwidth].map(([t, b]) => `${t} thread(s) ${(b / 1e9).toFixed(1)} GB/s`).join(", ")}.`,
+  `Bandwidth ceiling = bandwidth / weight bytes read per token (${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(0)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}).`,
+  `Medians of ${reps} interleaved repetitions (min/max in the JSON). pp/tg in tok/s, ttft in ms; ratios above 1 mean mimo is faster.`,
+  `Contestants: ${[...versions].map(([e, v]) => `${e}: ${v}`).join("; ")}.`,
+  ...[...errors].map((e) => `Failed: ${e}`),
+];
+const md = lines.join("\n") + "\n" + notes.join("\n") + "\n";
+process.stdout.write(md);
+if (!a["no-save"]) {
+  const dir = join(here, "results");
+  mkdirSync(dir, { recursive: true });
+  const d = new Date();
+  const stamp = `${d.toISOString().slice(0, 10)}-${d.toISOString().slice(11, 16).replace(":", "")}`;
+  writeFileSync(join(dir, `${stamp}.md`), `# bench:peers ${d.toISOString()}\n\n${md}`);
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date: d.toISOString(), params: { fileSpecs, threadList, prompt, gen, reps, engines, layers }, bandwidth: Object.fromEntries(bandwidth), results }, null, 2) + "\n");
+  process.stderr.write(`bench:peers: saved bench/results/${stamp}.md and .json\n`);
+}
+process.exit(0);
