@@ -13,6 +13,8 @@ interface RunOptions {
   frequencyPenalty: number;
   seed?: number;
   ctxSize?: number;
+  threads?: number;
+  backend: string;
   stop: string[];
   ignoreEos?: boolean;
   special?: boolean;
@@ -24,7 +26,8 @@ function fmt(ms: number): string {
 }
 
 export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
-  const model = await loadModel(o.model ?? defaultModelPath(), { contextSize: o.ctxSize });
+  if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
+  const model = await loadModel(o.model ?? defaultModelPath(), { contextSize: o.ctxSize, threads: o.threads, backend: o.backend });
   const controller = new AbortController();
   const onSigint = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSigint);

@@ -101,6 +101,11 @@ export class Model {
     this.loadMs = loadMs;
   }
 
+  /** Which kernels run: "reference" or "wasm-relaxed-simd x2" (build and thread count). */
+  get backendName(): string {
+    return this.transformer.backend.name;
+  }
+
   tokenize(text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, opts);
   }
