@@ -8,6 +8,11 @@ export interface ByteSource {
   readonly size: number;
   /** Reads exactly `length` bytes at `offset` (the caller has checked the range). */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * The same, synchronously, where the platform allows it (Node files, memory). Used for small
+   * reads in the middle of a forward pass, such as embedding rows, so they need not stay resident.
+   */
+  readSync?(offset: number, length: number): Uint8Array;
   close(): Promise<void>;
 }
 
@@ -22,6 +27,9 @@ export class MemoryByteSource implements ByteSource {
     this.size = bytes.byteLength;
   }
   async read(offset: number, length: number): Promise<Uint8Array> {
+    return this.bytes.subarray(offset, offset + length);
+  }
+  readSync(offset: number, length: number): Uint8Array {
     return this.bytes.subarray(offset, offset + length);
   }
   async close(): Promise<void> {}

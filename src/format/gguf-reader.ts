@@ -286,6 +286,14 @@ function parseHeader(bytes: Uint8Array, fileSize: number, fileName: string): Par
   return { version, metadata, metadataTypes, tensorsRaw, headerEnd: c.pos };
 }
 
+/** One tensor's bytes, read piece by piece. */
+export interface TensorData {
+  readonly byteSize: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Present when the file's source can read synchronously. */
+  readonly readSync: ((offset: number, length: number) => Uint8Array) | undefined;
+}
+
 /** A parsed GGUF file: metadata and tensor table in memory, tensor bytes read lazily from the source. */
 export class GGUFFile {
   readonly source: ByteSource;
@@ -331,6 +339,30 @@ export class GGUFFile {
   async readTensorBytes(name: string): Promise<Uint8Array> {
     const t = this.tensor(name);
     return this.source.read(t.offset, t.byteSize);
+  }
+
+  /** Piecewise access to one tensor's bytes, so a loader can stream it without holding it whole. */
+  tensorData(name: string): TensorData {
+    const t = this.tensor(name);
+    const src = this.source;
+    const check = (offset: number, length: number) => {
+      if (offset < 0 || length < 0 || offset + length > t.byteSize) {
+        throw new RangeError(`tensor "${name}": bytes ${offset}..${offset + length} are outside its ${t.byteSize} bytes`);
+      }
+    };
+    return {
+      byteSize: t.byteSize,
+      read: (offset, length) => {
+        check(offset, length);
+        return src.read(t.offset + offset, length);
+      },
+      readSync: src.readSync
+        ? (offset, length) => {
+            check(offset, length);
+            return src.readSync!(t.offset + offset, length);
+          }
+        : undefined,
+    };
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import type {
   RopeParams,
   WeightInfo,
 } from "../runtime/backend.ts";
+import type { TensorData } from "../format/gguf-reader.ts";
 import { getQuantTraits, getWeightTraits } from "../quant/traits.ts";
 import { rowByteSize } from "../quant/traits.ts";
 import { f16ToF32, f32ToF16 } from "../quant/half.ts";
@@ -49,7 +50,8 @@ export class ReferenceBackend implements ComputeBackend {
     ws.forEach((w, i) => this.matmul(w, x, nTokens, outs[i]!));
   }
 
-  loadMatrix(info: WeightInfo, bytes: Uint8Array): MatrixHandle {
+  async loadMatrix(info: WeightInfo, data: TensorData): Promise<MatrixHandle> {
+    const bytes = await data.read(0, data.byteSize);
     const cols = info.shape[0] ?? 1;
     const rows = info.shape.slice(1).reduce((a, b) => a * b, 1);
     getWeightTraits(info.type, info.name); // fails early, naming the tensor, if the type is unsupported

@@ -84,8 +84,7 @@ class WeightLoader {
   async matrix(name: string, cols: number, rows: number, usage: MatrixUsage = "matmul"): Promise<MatrixHandle> {
     this.checkShape(name, [cols, rows]);
     const info = this.file.tensor(name);
-    const bytes = await this.file.readTensorBytes(name);
-    const m = this.backend.loadMatrix({ name, type: info.type, shape: info.shape }, bytes, usage);
+    const m = await this.backend.loadMatrix({ name, type: info.type, shape: info.shape }, this.file.tensorData(name), usage);
     this.progress(info.byteSize);
     return m;
   }

@@ -1,4 +1,5 @@
 // Node-only file access for the engine: the browser build uses BlobByteSource instead.
+import { readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import type { ByteSink, ByteSource } from "../format/byte-source.ts";
 import { ModelFileError } from "../format/errors.ts";
@@ -39,6 +40,16 @@ export class NodeFileSource implements ByteSource {
       const { bytesRead } = await this.handle.read(out, done, n, offset + done);
       if (bytesRead === 0) throw new ModelFileError(this.name, `unexpected end of file at byte ${offset + done}`);
       done += bytesRead;
+    }
+    return out;
+  }
+  readSync(offset: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.handle.fd, out, done, length - done, offset + done);
+      if (n === 0) throw new ModelFileError(this.name, `unexpected end of file at byte ${offset + done}`);
+      done += n;
     }
     return out;
   }

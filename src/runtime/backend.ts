@@ -3,6 +3,7 @@
 // WebAssembly SIMD kernels with worker threads implement the same contract for speed.
 
 import type { RopeStyle } from "../model/architectures.ts";
+import type { TensorData } from "../format/gguf-reader.ts";
 
 export interface WeightInfo {
   readonly name: string;
@@ -66,8 +67,11 @@ export interface ComputeBackend {
   /** Most tokens one forward call may carry (the transformer splits longer batches). */
   readonly maxBatch: number;
 
-  /** Places a 2-D weight matrix (any supported quant type) into backend memory. */
-  loadMatrix(info: WeightInfo, bytes: Uint8Array, usage?: MatrixUsage): MatrixHandle;
+  /**
+   * Places a 2-D weight matrix (any supported quant type) into backend memory, reading its bytes
+   * from `data` piece by piece (a backend may stream them without holding the tensor whole).
+   */
+  loadMatrix(info: WeightInfo, data: TensorData, usage?: MatrixUsage): Promise<MatrixHandle>;
 
   /** A 1-D weight (norm, bias) in backend memory. */
   loadVector(data: Float32Array): Float32Array;

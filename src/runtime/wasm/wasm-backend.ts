@@ -30,6 +30,7 @@ import type {
   RopeParams,
   WeightInfo,
 } from "../backend.ts";
+import type { TensorData } from "../../format/gguf-reader.ts";
 import { ReferenceBackend } from "../../kernels/reference.ts";
 import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, JOB_INTS, MAX_JOBS, OP_EXIT, OP_RUN, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
 
@@ -100,6 +101,8 @@ interface WasmMatrix extends MatrixHandle {
   readonly shards: readonly Shard[];
   /** Original bytes, kept for embedding lookups and for types without SIMD kernels. */
   readonly raw: Uint8Array | undefined;
+  /** Reads one original row from the file (embedding lookups without a resident copy). */
+  readonly rowReader: ((row: number) => Uint8Array) | undefined;
   readonly rowBytes: number;
 }
 
@@ -190,13 +193,19 @@ export class WasmBackend implements ComputeBackend {
 
   // ---- placement ----
 
-  loadMatrix(info: WeightInfo, bytes: Uint8Array, usage: MatrixUsage = "matmul"): MatrixHandle {
+  async loadMatrix(info: WeightInfo, data: TensorData, usage: MatrixUsage = "matmul"): Promise<MatrixHandle> {
     const cols = info.shape[0] ?? 1;
     const rows = info.shape.slice(1).reduce((a, b) => a * b, 1);
     getWeightTraits(info.type, info.name); // unsupported types fail here, naming the tensor
     const rowBytes = rowByteSize(info.type, cols);
     const family = usage === "rows" ? undefined : familyByType.get(info.type);
-    const keepRaw = usage !== "matmul" || !family;
+    // Embedding rows are read from the file when it allows synchronous reads (no resident copy);
+    // otherwise, and for types without SIMD kernels, the original bytes stay in the JS heap.
+    const rowsFromFile = usage !== "matmul" && data.readSync !== undefined && (family !== undefined || usage === "rows");
+    const keepRaw = !rowsFromFile && (usage !== "matmul" || !family);
+    const raw = keepRaw ? await data.read(0, data.byteSize) : undefined;
+    const readRows = (start: number, count: number) =>
+      raw ? Promise.resolve(raw.subarray(start * rowBytes, (start + count) * rowBytes)) : data.read(start * rowBytes, count * rowBytes);
     const shards: Shard[] = [];
     if (family) {
       const g = family.rowGranularity;
@@ -208,30 +217,40 @@ export class WasmBackend implements ComputeBackend {
         const shardRows = Math.min(rows, u1 * g) - rowStart;
         const m = this.mem[t]!;
         const ptr = shardRows > 0 ? m.alloc(family.repackedBytes(shardRows, cols)) : 0;
-        if (shardRows > 0) this.placeShard(m, family, bytes, rowStart, shardRows, cols, rowBytes, ptr);
+        if (shardRows > 0) await this.placeShard(m, family, readRows, rowStart, shardRows, cols, rowBytes, ptr);
         shards.push({ rowStart, rows: shardRows, groups: u1 - u0, ptr });
       }
     }
-    const m: WasmMatrix = { info, rows, cols, family, shards, raw: keepRaw ? bytes : undefined, rowBytes };
+    const rowReader = rowsFromFile ? (id: number) => data.readSync!(id * rowBytes, rowBytes) : undefined;
+    const m: WasmMatrix = { info, rows, cols, family, shards, raw, rowReader, rowBytes };
     return m;
   }
 
-  /** Places rows [rowStart, rowStart+n) in the thread's memory: repacked in chunks through a small staging area, or copied. */
-  private placeShard(m: ThreadMemory, f: MatmulFamily, bytes: Uint8Array, rowStart: number, n: number, cols: number, rowBytes: number, dst: number): void {
+  /**
+   * Places rows [rowStart, rowStart+n) in the thread's memory, streaming them from the file in
+   * chunks: repacked through a small staging area, or copied as they are.
+   */
+  private async placeShard(
+    m: ThreadMemory, f: MatmulFamily, readRows: (start: number, count: number) => Promise<Uint8Array>,
+    rowStart: number, n: number, cols: number, rowBytes: number, dst: number,
+  ): Promise<void> {
     const repack = f.repack ? (m.ex as unknown as Record<string, (s: number, d: number, r: number, k: number) => void>)[f.repack]! : undefined;
+    const chunkRows = 128; // a multiple of every row granularity
     if (!repack || f.rowGranularity === 1) {
       // Row layouts (float types) are the file's rows; a repacker there only appends per-row data
       // after the rows (F16's inf/NaN flags), so it runs once, in place, over the whole shard.
-      m.bytes(dst, n * rowBytes).set(bytes.subarray(rowStart * rowBytes, (rowStart + n) * rowBytes));
+      for (let r = 0; r < n; r += chunkRows) {
+        const count = Math.min(chunkRows, n - r);
+        m.bytes(dst + r * rowBytes, count * rowBytes).set(await readRows(rowStart + r, count));
+      }
       repack?.(dst, dst, n, cols);
       return;
     }
     // Interleaved layouts are group-major: each chunk of whole groups is a prefix of the output.
-    const chunkRows = 128;
     const staging = this.staging(m, chunkRows * rowBytes);
     for (let r = 0; r < n; r += chunkRows) {
       const count = Math.min(chunkRows, n - r);
-      m.bytes(staging, count * rowBytes).set(bytes.subarray((rowStart + r) * rowBytes, (rowStart + r + count) * rowBytes));
+      m.bytes(staging, count * rowBytes).set(await readRows(rowStart + r, count));
       repack(staging, dst + f.repackedBytes(r, cols), count, cols);
     }
   }
@@ -392,7 +411,8 @@ export class WasmBackend implements ComputeBackend {
     const traits = getQuantTraits(w.info.type, w.info.name);
     ids.forEach((id, i) => {
       if (!(id >= 0 && id < w.rows)) throw new RangeError(`token id ${id} is outside the vocabulary (0..${w.rows - 1})`);
-      traits.dequantizeRow(w.raw!, id * w.rowBytes, out, i * w.cols, w.cols);
+      if (w.raw) traits.dequantizeRow(w.raw, id * w.rowBytes, out, i * w.cols, w.cols);
+      else traits.dequantizeRow(w.rowReader!(id), 0, out, i * w.cols, w.cols);
     });
   }
 
