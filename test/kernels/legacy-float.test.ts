@@ -8,7 +8,7 @@ import { LEGACY_FAMILIES, ACTIVATIONS, legacyFamily, type KernelFamily, type Leg
 import { getWeightTraits } from "../../src/quant/traits.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, f32Bits, f32FromBits } from "../../src/quant/half.ts";
-import { randomFloats, rng } from "./ref.ts";
+import { closeTo, expectedRows, randomFloats, rng } from "./ref.ts";
 
 const paths: KernelPath[] = ["relaxed-simd", "simd128"];
 const families = LEGACY_FAMILIES.filter((f) => f.activation === "f16" || f.activation === "bf16" || f.activation === "f32");
@@ -21,35 +21,6 @@ function weightsFrom(f: KernelFamily, x: Float32Array, nrows: number, k: number)
   const out = new Uint8Array(nrows * k * t.bytesPerBlock);
   for (let r = 0; r < nrows; r++) t.quantizeRow(x, r * k, out, r * k * t.bytesPerBlock, k);
   return out;
-}
-
-function reference(f: KernelFamily, w: Uint8Array, nrows: number, k: number, x: Float32Array, ntok: number) {
-  const t = getWeightTraits(f.type);
-  const rb = k * t.bytesPerBlock;
-  const a = new Uint8Array(rb);
-  const wf = new Float32Array(k * nrows), af = new Float32Array(k);
-  for (let r = 0; r < nrows; r++) t.dequantizeRow(w, r * rb, wf, r * k, k);
-  const want: Float64Array[] = [], mag: Float64Array[] = [];
-  for (let tok = 0; tok < ntok; tok++) {
-    t.quantizeRow(x, tok * k, a, 0, k); // the activation in the weight's type
-    t.dequantizeRow(a, 0, af, 0, k);
-    const y = new Float64Array(nrows), m = new Float64Array(nrows);
-    for (let r = 0; r < nrows; r++) {
-      y[r] = t.vecDot(k, w, r * rb, a, 0);
-      let s = 0;
-      for (let j = 0; j < k; j++) s += Math.abs(wf[r * k + j] * af[j]);
-      m[r] = s;
-    }
-    want.push(y);
-    mag.push(m);
-  }
-  return { want, mag };
-}
-
-function close(got: number, want: number, mag: number): boolean {
-  if (Number.isNaN(want)) return Number.isNaN(got);
-  if (!Number.isFinite(want)) return got === want;
-  return Math.abs(got - want) <= 1e-5 * mag + 1e-30;
 }
 
 for (const path of paths) {
@@ -77,11 +48,11 @@ for (const path of paths) {
       return arena.f32(py, nrows * ntok).slice();
     }
 
-    function check(f: KernelFamily, got: Float32Array, nrows: number, ref: ReturnType<typeof reference>, what: string): void {
+    function check(f: KernelFamily, got: Float32Array, nrows: number, ref: ReturnType<typeof expectedRows>, what: string): void {
       for (let t = 0; t < ref.want.length; t++) {
         for (let r = 0; r < nrows; r++) {
           const g = got[t * nrows + r], w = ref.want[t][r];
-          assert.ok(close(g, w, ref.mag[t][r]), `${f.name} ${what}: token ${t} row ${r}: got ${g}, want ${w} (mag ${ref.mag[t][r]})`);
+          assert.ok(closeTo(g, w, ref.mag[t][r]), `${f.name} ${what}: token ${t} row ${r}: got ${g}, want ${w} (mag ${ref.mag[t][r]})`);
         }
       }
     }
@@ -129,7 +100,7 @@ for (const path of paths) {
         for (let h = 0; h < 65536; h++) { w[2 * h] = h & 0xff; w[2 * h + 1] = h >> 8; }
         const x = new Float32Array(k * ntok);
         for (let t = 0; t < ntok; t++) x[t * k + t] = 1;
-        const ref = reference(f, w, nrows, k, x, ntok);
+        const ref = expectedRows(getWeightTraits(f.type), w, nrows, k, x, ntok);
         for (const [n, what] of [[ntok, "4-token tiles"], [1, "decode"]] as Array<[number, string]>) {
           for (let t0 = 0; t0 < ntok; t0 += n) {
             const y = run(f, w, nrows, k, x.subarray(t0 * k, (t0 + n) * k), n, [[0, nrows]]);
@@ -150,7 +121,7 @@ for (const path of paths) {
           const w = weightsFrom(f, randomFloats(nrows * k, nrows * 1000 + k), nrows, k);
           for (const ntok of ntoks) {
             const x = randomFloats(k * ntok, k + 7 * ntok);
-            const ref = reference(f, w, nrows, k, x, ntok);
+            const ref = expectedRows(getWeightTraits(f.type), w, nrows, k, x, ntok);
             check(f, run(f, w, nrows, k, x, ntok, [[0, nrows]]), nrows, ref, `${nrows}x${k} ntok ${ntok}`);
             const s3: Array<[number, number]> = [0, 1, 2].map((i) => [Math.floor((nrows * i) / 3), Math.floor((nrows * (i + 1)) / 3)]);
             check(f, run(f, w, nrows, k, x, ntok, s3.reverse()), nrows, ref, `${nrows}x${k} ntok ${ntok} 3-way split`);
@@ -173,7 +144,7 @@ for (const path of paths) {
       const x = randomFloats(k * ntok, 4);
       x[1 * k + 10] = 1e6; // token 1: an activation that becomes +inf in f16
       x[2 * k + 5] = 0; // token 2: 0 * inf in row 0 -> NaN
-      const ref = reference(f, w, nrows, k, x, ntok);
+      const ref = expectedRows(getWeightTraits(f.type), w, nrows, k, x, ntok);
       for (const n of [1, 4, 5]) {
         const y = run(f, w, nrows, k, x.subarray(0, n * k), n, [[0, nrows]]);
         check(f, y, nrows, { want: ref.want.slice(0, n), mag: ref.mag.slice(0, n) }, `ntok ${n}`);

@@ -8,43 +8,12 @@ import { getWeightTraits, getQuantTraits } from "../../src/quant/traits.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { f16ToF32 } from "../../src/quant/half.ts";
 import type { WeightQuantTraits } from "../../src/quant/quant-traits.ts";
-import { randomFloats, quantizeMatrix } from "./ref.ts";
+import { closeTo, expectedRows, randomFloats, quantizeMatrix } from "./ref.ts";
 
 const paths: KernelPath[] = ["relaxed-simd", "simd128"];
 const families = LEGACY_FAMILIES.filter((f) => f.activation === "q8_0" || f.activation === "q8_1");
 const shapes: Array<[number, number]> = [[1, 32], [7, 64], [13, 256], [37, 160], [64, 896]];
 const ntoks = [1, 3, 4, 5, 9];
-
-/** Reference outputs want[t][r] and magnitudes sum |w a| (the tolerance scale). */
-function reference(t: WeightQuantTraits, w: Uint8Array, nrows: number, k: number, x: Float32Array, ntok: number) {
-  const at = getQuantTraits(t.vecDotType);
-  const a = new Uint8Array((k / 32) * at.bytesPerBlock);
-  const rowBytes = (k / 32) * t.bytesPerBlock;
-  const wf = new Float32Array(k * nrows), af = new Float32Array(k);
-  for (let r = 0; r < nrows; r++) t.dequantizeRow(w, r * rowBytes, wf, r * k, k);
-  const want: Float64Array[] = [], mag: Float64Array[] = [];
-  for (let tok = 0; tok < ntok; tok++) {
-    at.quantizeActivationRow!(x, tok * k, a, 0, k);
-    at.dequantizeRow(a, 0, af, 0, k);
-    const y = new Float64Array(nrows), m = new Float64Array(nrows);
-    for (let r = 0; r < nrows; r++) {
-      y[r] = t.vecDot(k, w, r * rowBytes, a, 0);
-      let s = 0;
-      for (let j = 0; j < k; j++) s += Math.abs(wf[r * k + j] * af[j]);
-      // the mins terms of Q4_1/Q5_1 use s = f16(d * sum): add their size too
-      m[r] = s;
-    }
-    want.push(y);
-    mag.push(m);
-  }
-  return { want, mag };
-}
-
-function close(got: number, want: number, mag: number): boolean {
-  if (Number.isNaN(want)) return Number.isNaN(got);
-  if (!Number.isFinite(want)) return got === want;
-  return Math.abs(got - want) <= 1e-5 * mag + 1e-30;
-}
 
 for (const path of paths) {
   describe(`legacy quant kernels (${path})`, async () => {
@@ -69,11 +38,11 @@ for (const path of paths) {
       return arena.f32(py, nrows * ntok).slice();
     }
 
-    function check(f: KernelFamily, got: Float32Array, nrows: number, ref: ReturnType<typeof reference>, what: string): void {
+    function check(f: KernelFamily, got: Float32Array, nrows: number, ref: ReturnType<typeof expectedRows>, what: string): void {
       for (let t = 0; t < ref.want.length; t++) {
         for (let r = 0; r < nrows; r++) {
           const g = got[t * nrows + r], w = ref.want[t][r];
-          assert.ok(close(g, w, ref.mag[t][r]), `${f.name} ${what}: token ${t} row ${r}: got ${g}, want ${w} (mag ${ref.mag[t][r]})`);
+          assert.ok(closeTo(g, w, ref.mag[t][r]), `${f.name} ${what}: token ${t} row ${r}: got ${g}, want ${w} (mag ${ref.mag[t][r]})`);
         }
       }
     }
@@ -120,7 +89,7 @@ for (const path of paths) {
           const units = Math.ceil(nrows / f.rowGranularity);
           for (const ntok of ntoks) {
             const x = randomFloats(k * ntok, k + 7 * ntok);
-            const ref = reference(t, w, nrows, k, x, ntok);
+            const ref = expectedRows(t, w, nrows, k, x, ntok);
             check(f, run(f, w, nrows, k, x, ntok, [[0, units]]), nrows, ref, `${nrows}x${k} ntok ${ntok}`);
             // split over 3 threads (units not a multiple of 3), in reverse order
             const s3: Array<[number, number]> = [0, 1, 2].map((i) => [Math.floor((units * i) / 3), Math.floor((units * (i + 1)) / 3)]);
@@ -159,7 +128,7 @@ for (const path of paths) {
             for (let b = 0; b < w.length / t.bytesPerBlock; b++) patterns[f.name](w, b * t.bytesPerBlock, hi);
             const x = new Float32Array(k * 5).fill(av);
             for (let j = 0; j < 32; j++) x[k + j] = j % 2 ? av : -av; // mixed signs in token 1
-            const ref = reference(t, w, nrows, k, x, 5);
+            const ref = expectedRows(t, w, nrows, k, x, 5);
             for (const ntok of [1, 5]) {
               const y = run(f, w, nrows, k, x, ntok, [[0, Math.ceil(nrows / 8)]]);
               check(f, y, nrows, { want: ref.want.slice(0, ntok), mag: ref.mag.slice(0, ntok) }, `extreme hi=${hi} a=${av} ntok ${ntok}`);

@@ -1,5 +1,5 @@
 // Scalar references for the kernel tests: the quant module's traits table (llama.cpp semantics).
-import { getWeightTraits } from "../../src/quant/traits.ts";
+import { getQuantTraits, getWeightTraits, rowByteSize } from "../../src/quant/traits.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import type { WeightQuantTraits } from "../../src/quant/quant-traits.ts";
 
@@ -36,4 +36,40 @@ export function quantizeMatrix(t: WeightQuantTraits, x: Float32Array, nrows: num
   const out = new Uint8Array(nrows * rowBytes);
   for (let r = 0; r < nrows; r++) t.quantizeRow(x, r * k, out, r * rowBytes, k);
   return out;
+}
+
+/**
+ * Reference outputs want[t][r] of a weight matrix (nrows x k, llama.cpp layout) times ntok f32
+ * rows, each quantized as the runtime quantizes the weight type's partner, and the magnitudes
+ * sum |w a| that scale the tolerance.
+ */
+export function expectedRows(t: WeightQuantTraits, w: Uint8Array, nrows: number, k: number, x: Float32Array, ntok: number) {
+  const at = getQuantTraits(t.vecDotType);
+  const quantize = at.quantizeActivationRow ?? at.quantizeRow;
+  const a = new Uint8Array(rowByteSize(at.type, k));
+  const rowBytes = rowByteSize(t.type, k);
+  const wf = new Float32Array(k * nrows), af = new Float32Array(k);
+  for (let r = 0; r < nrows; r++) t.dequantizeRow(w, r * rowBytes, wf, r * k, k);
+  const want: Float64Array[] = [], mag: Float64Array[] = [];
+  for (let tok = 0; tok < ntok; tok++) {
+    quantize(x, tok * k, a, 0, k);
+    at.dequantizeRow(a, 0, af, 0, k);
+    const y = new Float64Array(nrows), m = new Float64Array(nrows);
+    for (let r = 0; r < nrows; r++) {
+      y[r] = t.vecDot(k, w, r * rowBytes, a, 0);
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.abs(wf[r * k + j]! * af[j]!);
+      m[r] = s;
+    }
+    want.push(y);
+    mag.push(m);
+  }
+  return { want, mag };
+}
+
+/** Equal up to float summation order: 1e-5 of the magnitude; NaN and infinities exactly. */
+export function closeTo(got: number, want: number, mag: number): boolean {
+  if (Number.isNaN(want)) return Number.isNaN(got);
+  if (!Number.isFinite(want)) return got === want;
+  return Math.abs(got - want) <= 1e-5 * mag + 1e-30;
 }
