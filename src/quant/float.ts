@@ -51,68 +51,44 @@ export const F32Traits: WeightQuantTraits = {
   },
 };
 
-export const F16Traits: WeightQuantTraits = {
-  type: GGMLType.F16,
-  name: "F16",
-  blockSize: 1,
-  bytesPerBlock: 2,
-  vecDotType: GGMLType.F16,
+/** Traits of a 16-bit float type, given its bit conversions (F16 and BF16 differ only there). */
+function halfTraits(
+  type: typeof GGMLType.F16 | typeof GGMLType.BF16,
+  name: "F16" | "BF16",
+  toF32: (bits: number) => number,
+  fromF32: (x: number) => number,
+): WeightQuantTraits {
+  return {
+    type,
+    name,
+    blockSize: 1,
+    bytesPerBlock: 2,
+    vecDotType: type,
 
-  dequantizeRow(src, srcByteOffset, dst, dstOffset, n) {
-    for (let i = 0, p = srcByteOffset; i < n; i++, p += 2) {
-      dst[dstOffset + i] = f16ToF32(src[p] | (src[p + 1] << 8));
-    }
-  },
+    dequantizeRow(src, srcByteOffset, dst, dstOffset, n) {
+      for (let i = 0, p = srcByteOffset; i < n; i++, p += 2) dst[dstOffset + i] = toF32(src[p] | (src[p + 1] << 8));
+    },
 
-  quantizeRow(src, srcOffset, dst, dstByteOffset, n) {
-    for (let i = 0, p = dstByteOffset; i < n; i++, p += 2) {
-      const h = f32ToF16(src[srcOffset + i]);
-      dst[p] = h & 0xff;
-      dst[p + 1] = h >> 8;
-    }
-  },
+    quantizeRow(src, srcOffset, dst, dstByteOffset, n) {
+      for (let i = 0, p = dstByteOffset; i < n; i++, p += 2) {
+        const h = fromF32(src[srcOffset + i]);
+        dst[p] = h & 0xff;
+        dst[p + 1] = h >> 8;
+      }
+    },
 
-  vecDot(n, w, wOff, a, aOff) {
-    // a product of two halves is exact in float32, so only the float64 sum rounds
-    let sum = 0;
-    for (let i = 0; i < n; i++) {
-      const p = wOff + 2 * i;
-      const q = aOff + 2 * i;
-      sum += f16ToF32(w[p] | (w[p + 1] << 8)) * f16ToF32(a[q] | (a[q + 1] << 8));
-    }
-    return f32(sum);
-  },
-};
+    vecDot(n, w, wOff, a, aOff) {
+      // a product of two 16-bit floats is exact in float32, so only the float64 sum rounds
+      let sum = 0;
+      for (let i = 0; i < n; i++) {
+        const p = wOff + 2 * i;
+        const q = aOff + 2 * i;
+        sum += toF32(w[p] | (w[p + 1] << 8)) * toF32(a[q] | (a[q + 1] << 8));
+      }
+      return f32(sum);
+    },
+  };
+}
 
-export const BF16Traits: WeightQuantTraits = {
-  type: GGMLType.BF16,
-  name: "BF16",
-  blockSize: 1,
-  bytesPerBlock: 2,
-  vecDotType: GGMLType.BF16,
-
-  dequantizeRow(src, srcByteOffset, dst, dstOffset, n) {
-    for (let i = 0, p = srcByteOffset; i < n; i++, p += 2) {
-      dst[dstOffset + i] = bf16ToF32(src[p] | (src[p + 1] << 8));
-    }
-  },
-
-  quantizeRow(src, srcOffset, dst, dstByteOffset, n) {
-    for (let i = 0, p = dstByteOffset; i < n; i++, p += 2) {
-      const b = f32ToBf16(src[srcOffset + i]);
-      dst[p] = b & 0xff;
-      dst[p + 1] = b >> 8;
-    }
-  },
-
-  vecDot(n, w, wOff, a, aOff) {
-    // a product of two bfloat16 values is exact in float32, so only the float64 sum rounds
-    let sum = 0;
-    for (let i = 0; i < n; i++) {
-      const p = wOff + 2 * i;
-      const q = aOff + 2 * i;
-      sum += bf16ToF32(w[p] | (w[p + 1] << 8)) * bf16ToF32(a[q] | (a[q + 1] << 8));
-    }
-    return f32(sum);
-  },
-};
+export const F16Traits: WeightQuantTraits = halfTraits(GGMLType.F16, "F16", f16ToF32, f32ToF16);
+export const BF16Traits: WeightQuantTraits = halfTraits(GGMLType.BF16, "BF16", bf16ToF32, f32ToBf16);
