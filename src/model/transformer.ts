@@ -26,6 +26,8 @@ class Scratch {
   logits: Float32Array = new Float32Array(0);
   ensure(n: number, c: ModelConfig, b: ComputeBackend): void {
     if (n <= this.capacity) return;
+    // Grow geometrically (backends may never free: wasm memory is a bump arena).
+    n = Math.min(Math.max(n, this.capacity * 2), Math.max(n, b.maxBatch));
     this.capacity = n;
     this.x = b.allocate(n * c.dim);
     this.h = b.allocate(n * c.dim);
@@ -38,7 +40,11 @@ class Scratch {
     this.up = b.allocate(n * c.ffnDim);
     this.act = b.allocate(n * c.ffnDim);
     if (this.last.length === 0) this.last = b.allocate(c.dim);
-    this.logits = b.allocate(n * c.vocabSize);
+  }
+  /** Logits for `rows` tokens: one row for generation, more only when all logits are asked for. */
+  ensureLogits(rows: number, c: ModelConfig, b: ComputeBackend): Float32Array {
+    if (this.logits.length < rows * c.vocabSize) this.logits = b.allocate(rows * c.vocabSize);
+    return this.logits.subarray(0, rows * c.vocabSize);
   }
 }
 
@@ -136,7 +142,7 @@ export class Transformer {
       b.rmsNorm(s.last, 1, c.dim, w.outputNorm, c.normEps, s.last);
       normed = s.last;
     }
-    const logits = s.logits.subarray(0, outRows * c.vocabSize);
+    const logits = s.ensureLogits(outRows, c, b);
     b.matmul(w.output, normed, outRows, logits);
     return { logits, lastHidden };
   }

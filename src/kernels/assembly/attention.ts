@@ -1,4 +1,4 @@
-// Attention over an f16 KV cache, with llama.cpp's arithmetic (its non-flash CPU path): the
+// Attention over an f16-valued KV cache, with llama.cpp's arithmetic (its non-flash CPU path): the
 // query is rounded to f16 for the f16 dot products with the keys, scores are scaled and
 // softmaxed in f32, and the weights are rounded to f16 before meeting the f16 values.
 // Conversions are done four lanes at a time with integer SIMD (wasm has no f16 arithmetic).
@@ -33,21 +33,6 @@ export function f32x4ToF16(f: v128): v128 {
 @inline
 function roundF16x4(x: v128): v128 {
   return f16x4ToF32(f32x4ToF16(x));
-}
-
-// n f32 at x -> n f16 at y (n % 4 == 0).
-export function f32ToF16Row(x: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
-    const h = f32x4ToF16(v128.load(x + (<usize>i << 2)));
-    store<u64>(y + (<usize>i << 1), i64x2.extract_lane(i16x8.narrow_i32x4_u(h, h), 0));
-  }
-}
-
-// n f16 at x -> n f32 at y (n % 4 == 0).
-export function f16ToF32Row(x: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
-    v128.store(y + (<usize>i << 2), f16x4ToF32(v128.load16x4_u(x + (<usize>i << 1))));
-  }
 }
 
 // n f32 at x -> n f32 at y, each rounded to the nearest f16 value (n % 4 == 0). The KV cache keeps

@@ -17,7 +17,6 @@ import {
 } from "../../kernels/kernels.ts";
 import { ACTIVATIONS as LEGACY_ACTIVATIONS, LEGACY_FAMILIES } from "../../kernels/families-legacy.ts";
 import { KQUANT_FAMILIES, Q8_K_ACTIVATION } from "../../kernels/families-kquants.ts";
-import { ggmlTypeName } from "../../quant/ggml-type.ts";
 import { getQuantTraits, getWeightTraits, rowByteSize } from "../../quant/traits.ts";
 import { defaultThreadCount, defaultThreadFactory, type ComputeThread, type ThreadFactory } from "../../platform/threads.ts";
 import type {
@@ -32,7 +31,7 @@ import type {
 } from "../backend.ts";
 import type { TensorData } from "../../format/gguf-reader.ts";
 import { ReferenceBackend } from "../../kernels/reference.ts";
-import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, JOB_INTS, MAX_JOBS, OP_EXIT, OP_RUN, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
+import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
 
 /** How a weight type runs on the kernels: activation format, placement and kernel names. */
 export interface MatmulFamily {
@@ -57,9 +56,6 @@ const ACTIVATIONS: Record<ActivationKind, { readonly convert: string | null; byt
 };
 
 const families: readonly MatmulFamily[] = [...LEGACY_FAMILIES, ...KQUANT_FAMILIES];
-
-/** Types the wasm backend runs with SIMD kernels (others fall back to the reference code). */
-export const wasmKernelTypes: readonly string[] = families.map((f) => ggmlTypeName(f.type));
 
 const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];
@@ -142,8 +138,6 @@ export class WasmBackend implements ComputeBackend {
   private readonly io: IoBuffers[];
   private readonly spin: number;
   private readonly fallback = new ReferenceBackend();
-  private ropeTable = 0;
-  private ropeTableLength = 0;
   private disposed = false;
 
   private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
@@ -423,26 +417,43 @@ export class WasmBackend implements ComputeBackend {
   rope(x: Float32Array, nTokens: number, nHeads: number, positions: readonly number[], p: RopeParams): void {
     if (p.ropeDim !== p.headDim) return this.fallback.rope(x, nTokens, nHeads, positions, p);
     const half = p.ropeDim / 2;
-    if (this.ropeTableLength < half * 2) {
-      this.ropeTable = this.mem[0]!.alloc(half * 8);
-      this.ropeTableLength = half * 2;
-    }
-    const cs = new Float32Array(this.mem[0]!.memory.buffer, this.ropeTable, half * 2);
-    const f32 = Math.fround;
-    const thetaScale = f32(Math.pow(p.base, -2 / p.ropeDim));
+    const table = this.ropeTableFor(positions, nTokens, p);
     const ex = this.mem[0]!.ex;
     for (let t = 0; t < nTokens; t++) {
-      // The same angles as the reference (and ggml): theta built by repeated multiplication in f32.
+      ex.rope(this.ptr(x) + t * nHeads * p.headDim * 4, nHeads, p.headDim, table + t * half * 8, p.style === "neox" ? 1 : 0);
+    }
+  }
+
+  private rope_ = { params: undefined as RopeParams | undefined, first: -1, count: 0, ptr: 0, capacity: 0 };
+
+  /**
+   * (cos, sin) pairs for each position: computed once per batch and reused for q and k of every
+   * layer. The same angles as the reference (and ggml): theta built by repeated multiplication in f32.
+   */
+  private ropeTableFor(positions: readonly number[], nTokens: number, p: RopeParams): number {
+    const c = this.rope_;
+    const contiguous = positions[nTokens - 1]! - positions[0]! === nTokens - 1;
+    if (contiguous && c.params === p && c.first === positions[0] && c.count >= nTokens) return c.ptr;
+    const half = p.ropeDim / 2;
+    if (c.capacity < nTokens * half * 2) {
+      c.capacity = nTokens * half * 2;
+      c.ptr = this.mem[0]!.alloc(c.capacity * 4);
+    }
+    const cs = new Float32Array(this.mem[0]!.memory.buffer, c.ptr, nTokens * half * 2);
+    const f32 = Math.fround;
+    const thetaScale = f32(Math.pow(p.base, -2 / p.ropeDim));
+    for (let t = 0; t < nTokens; t++) {
       let theta = f32(positions[t]!);
       for (let i = 0; i < half; i++) {
         const ff = p.freqFactors ? p.freqFactors[i]! : 1;
         const angle = f32(p.freqScale * f32(theta / ff));
-        cs[2 * i] = Math.cos(angle);
-        cs[2 * i + 1] = Math.sin(angle);
+        cs[(t * half + i) * 2] = Math.cos(angle);
+        cs[(t * half + i) * 2 + 1] = Math.sin(angle);
         theta = f32(theta * thetaScale);
       }
-      ex.rope(this.ptr(x) + t * nHeads * p.headDim * 4, nHeads, p.headDim, this.ropeTable, p.style === "neox" ? 1 : 0);
     }
+    Object.assign(c, { params: p, first: contiguous ? positions[0]! : -1, count: nTokens });
+    return c.ptr;
   }
 
   createKvCache(spec: KvCacheSpec): KvCache {
@@ -511,4 +522,3 @@ export class WasmBackend implements ComputeBackend {
   }
 }
 
-export { JOB_INTS };
