@@ -97,7 +97,7 @@ export class Transformer {
    * Runs `tokens` at positions startPos.. and returns the logits of the last one (or all), in
    * micro-batches of at most backend.maxBatch tokens.
    */
-  forward(tokens: readonly number[], startPos: number, kv: KvCache, opts: { allLogits?: boolean } = {}): ForwardResult {
+  forward(tokens: readonly number[], startPos: number, kv: KvCache, opts: { allLogits?: boolean; borrowLogits?: boolean } = {}): ForwardResult {
     const c = this.config;
     const n = tokens.length;
     if (n === 0) throw new RangeError("forward needs at least one token");
@@ -105,14 +105,20 @@ export class Transformer {
       throw new RangeError(`context is full: ${startPos + n} positions needed, the context holds ${kv.spec.contextSize}`);
     }
     const step = Math.max(1, this.backend.maxBatch);
-    const logits = new Float32Array((opts.allLogits ? n : 1) * c.vocabSize);
+    // borrowLogits: the last token's logits are returned as a view of the scratch buffer, valid
+    // until the next forward (saves a vocabulary-sized copy and its garbage per decoded token).
+    const borrow = opts.borrowLogits === true && !opts.allLogits;
+    let logits: Float32Array = borrow ? new Float32Array(0) : new Float32Array((opts.allLogits ? n : 1) * c.vocabSize);
     let lastHidden: Float32Array = new Float32Array(0);
     for (let i = 0; i < n; i += step) {
-      const chunk = tokens.slice(i, i + step);
+      const chunk = n <= step ? tokens : tokens.slice(i, i + step);
       const isLast = i + step >= n;
       const r = this.forwardBatch(chunk, startPos + i, kv, opts.allLogits === true, isLast);
       if (opts.allLogits) logits.set(r.logits, i * c.vocabSize);
-      else if (isLast) logits.set(r.logits);
+      else if (isLast) {
+        if (borrow) logits = r.logits;
+        else logits.set(r.logits);
+      }
       if (isLast) lastHidden = r.lastHidden;
     }
     return { logits, lastHidden };

@@ -169,7 +169,7 @@ export class Model {
     while (reuse < this.cached.length && reuse < promptTokens.length - 1 && this.cached[reuse] === promptTokens[reuse]) reuse++;
     this.cached = this.cached.slice(0, reuse);
     const toEval = promptTokens.slice(reuse);
-    let logits = this.transformer.forward(toEval, reuse, this.kv).logits;
+    let logits = this.transformer.forward(toEval, reuse, this.kv, { borrowLogits: true }).logits;
     this.cached.push(...toEval);
     const tPrompt = now();
 
@@ -206,7 +206,7 @@ export class Model {
         finishReason = "context";
         break;
       }
-      logits = this.transformer.forward([token], this.cached.length, this.kv).logits;
+      logits = this.transformer.forward([token], this.cached.length, this.kv, { borrowLogits: true }).logits;
       this.cached.push(token);
       await yieldToEventLoop();
     }

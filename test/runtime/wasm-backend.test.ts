@@ -9,6 +9,7 @@ import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { WasmBackend } from "../../src/runtime/wasm/wasm-backend.ts";
+import { getWeightTraits, rowByteSize } from "../../src/quant/traits.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mimo-wasm-"));
 const prompt = [1, 300, 301, 302, 303, 304, 305, 306, 307];
@@ -80,4 +81,43 @@ test("the bundled model's golden story also comes out of the fast backend", asyn
 
 test("a backend whose thread count is invalid is a clear error", async () => {
   await assert.rejects(WasmBackend.create({ threads: 0 }), /threads must be an integer from 1 to 64, got 0/);
+});
+
+// Thread 0 writes its rows straight into the caller's output when they are contiguous there (one
+// token, or one thread); the other shards are gathered. Both routes must fill exactly the output:
+// same numbers as the gathered route, nothing written past either end.
+test("matmul outputs are the same written directly or gathered, and nothing outside them is touched", async () => {
+  const rows = 203; // a partial 8-row group, uneven shards on 3 threads
+  const cols = 256;
+  const sentinel = 12345.5;
+  for (const type of ["Q4_0", "Q8_0", "Q4_K", "F16"] as const) {
+    const traits = getWeightTraits(GGMLType[type]);
+    const src = new Float32Array(rows * cols).map((_, i) => Math.sin(i * 0.37) * 0.1);
+    const rowBytes = rowByteSize(GGMLType[type], cols);
+    const bytes = new Uint8Array(rows * rowBytes);
+    for (let r = 0; r < rows; r++) traits.quantizeRow(src, r * cols, bytes, r * rowBytes, cols);
+    const data = { byteSize: bytes.length, read: async (o: number, n: number) => bytes.subarray(o, o + n), readSync: undefined };
+    const results: Float32Array[] = [];
+    for (const threads of [1, 3]) {
+      const b = await WasmBackend.create({ threads });
+      try {
+        const w = await b.loadMatrix({ name: "w", type: GGMLType[type], shape: [cols, rows] }, data);
+        for (const nTok of [1, 5]) {
+          const x = b.allocate(nTok * cols); // ops work on the backend's own buffers
+          for (let i = 0; i < x.length; i++) x[i] = Math.cos(i * 0.11);
+          const guarded = b.allocate(nTok * rows + 32).fill(sentinel);
+          const out = guarded.subarray(16, 16 + nTok * rows);
+          b.matmul(w, x, nTok, out);
+          for (let i = 0; i < 16; i++) assert.equal(guarded[i], sentinel, `${type} t=${threads} n=${nTok}: wrote before the output`);
+          for (let i = 16 + nTok * rows; i < guarded.length; i++) assert.equal(guarded[i], sentinel, `${type} t=${threads} n=${nTok}: wrote past the output`);
+          assert.ok(out.every((v) => Number.isFinite(v) && v !== sentinel), `${type} t=${threads} n=${nTok}: output not filled`);
+          results.push(out.slice());
+        }
+      } finally {
+        b.dispose();
+      }
+    }
+    assert.deepEqual(results[2], results[0], `${type}: 1 token, 3 threads vs 1 thread`);
+    assert.deepEqual(results[3], results[1], `${type}: 5 tokens, 3 threads vs 1 thread`);
+  }
 });

@@ -78,11 +78,53 @@ class ThreadMemory {
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
     this.top = end;
+    this.refresh(); // views made right after this (allocate) are known as this memory's
     return ptr;
   }
   bytes(ptr: number, n: number): Uint8Array {
     return new Uint8Array(this.memory.buffer, ptr, n);
   }
+  // Whole-memory views, rebuilt only after the memory grew (a shared memory's buffer is never
+  // detached, but an older buffer object keeps the older length).
+  private u8View = new Uint8Array(0);
+  private f32View = new Float32Array(0);
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  u8(): Uint8Array {
+    if (this.u8View.byteLength !== this.memory.buffer.byteLength) this.refresh();
+    return this.u8View;
+  }
+  f32(): Float32Array {
+    if (this.f32View.byteLength !== this.memory.buffer.byteLength) this.refresh();
+    return this.f32View;
+  }
+  /** Whether a buffer object is (a past or present) buffer of this memory. */
+  owns(b: ArrayBufferLike): boolean {
+    if (this.buffers.has(b)) return true;
+    this.refresh();
+    return this.buffers.has(b);
+  }
+  private refresh(): void {
+    const b = this.memory.buffer;
+    this.buffers.add(b);
+    this.u8View = new Uint8Array(b);
+    this.f32View = new Float32Array(b);
+  }
+}
+
+/** A fused matmul's fixed part, cached per list of matrices (see planFor). */
+interface MatmulPlan {
+  readonly all: readonly WasmMatrix[];
+  /** Matrices with SIMD kernels, and the index of each in `all` (and in the outputs). */
+  readonly fast: readonly WasmMatrix[];
+  readonly fastOut: readonly number[];
+  /** Indices of matrices computed by the scalar fallback. */
+  readonly slow: readonly number[];
+  readonly k: number;
+  readonly kinds: readonly ActivationKind[];
+  /** Per fast matrix: index into kinds, and into functionNames. */
+  readonly jobKind: readonly number[];
+  readonly fn: readonly number[];
+  readonly maxShardRows: number;
 }
 
 interface Shard {
@@ -138,6 +180,9 @@ export class WasmBackend implements ComputeBackend {
   private readonly io: IoBuffers[];
   private readonly spin: number;
   private readonly fallback = new ReferenceBackend();
+  private readonly plans = new Map<WasmMatrix, MatmulPlan[]>();
+  private readonly converters: Map<string, (x: number, y: number, k: number, n: number) => void>;
+  private readonly actPtrScratch: number[] = [];
   private disposed = false;
 
   private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
@@ -152,6 +197,11 @@ export class WasmBackend implements ComputeBackend {
     const ex0 = mem[0]!.ex as unknown as Record<string, Matmul>;
     this.fns = functionNames.map((n) => ex0[n]!);
     this.io = mem.map(() => ({ act: new Map(), out: 0, outSlotBytes: 0 }));
+    const ex0fns = mem[0]!.ex as unknown as Record<string, (x: number, y: number, k: number, n: number) => void>;
+    this.converters = new Map(activationKinds.flatMap((kind) => {
+      const c = ACTIVATIONS[kind].convert;
+      return c ? [[c, ex0fns[c]!] as const] : [];
+    }));
   }
 
   static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
@@ -281,74 +331,112 @@ export class WasmBackend implements ComputeBackend {
   }
 
   matmulMulti(ws: readonly MatrixHandle[], x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
-    const mats = ws as readonly WasmMatrix[];
-    const fast = mats.filter((w) => w.family);
-    if (fast.length > 0) this.runFast(fast, x, nTokens, mats, outs);
-    mats.forEach((w, i) => {
-      if (!w.family) this.fallback.matmulRaw(w.info, w.raw!, w.rows, w.cols, x, nTokens, outs[i]!);
-    });
+    const plan = this.planFor(ws as readonly WasmMatrix[]);
+    if (plan.fast.length > 0) this.runFast(plan, x, nTokens, outs);
+    for (const i of plan.slow) {
+      const w = ws[i] as WasmMatrix;
+      this.fallback.matmulRaw(w.info, w.raw!, w.rows, w.cols, x, nTokens, outs[i]!);
+    }
   }
 
-  private runFast(fast: readonly WasmMatrix[], x: Float32Array, nTokens: number, all: readonly WasmMatrix[], outs: readonly Float32Array[]): void {
-    if (fast.length > MAX_JOBS) throw new RangeError(`at most ${MAX_JOBS} matrices per fused matmul`);
-    const k = fast[0]!.cols;
-    let maxShardRows = 0;
-    for (const w of fast) for (const s of w.shards) maxShardRows = Math.max(maxShardRows, s.rows);
-    const outSlot = maxShardRows * nTokens * 4;
-    for (let t = 0; t < this.threads; t++) this.ensureOut(t, outSlot);
+  /**
+   * The fixed part of a fused matmul (which kernels, activation formats and shards), built once
+   * per list of matrices: a decode step runs ~100 matmuls, and rebuilding this each time cost
+   * more JavaScript time than some of the kernels.
+   */
+  private planFor(ws: readonly WasmMatrix[]): MatmulPlan {
+    const cached = this.plans.get(ws[0]!);
+    if (cached) for (const p of cached) if (p.all.length === ws.length && p.all.every((w, i) => w === ws[i])) return p;
+    const fastIdx: number[] = [];
+    const slow: number[] = [];
+    ws.forEach((w, i) => (w.family ? fastIdx : slow).push(i));
+    if (fastIdx.length > MAX_JOBS) throw new RangeError(`at most ${MAX_JOBS} matrices per fused matmul`);
+    const fast = fastIdx.map((i) => ws[i]!);
+    const kinds = [...new Set(fast.map((w) => w.family!.activation))];
+    const plan: MatmulPlan = {
+      all: [...ws],
+      fast,
+      fastOut: fastIdx,
+      slow,
+      k: fast[0]?.cols ?? 0,
+      kinds,
+      jobKind: fast.map((w) => kinds.indexOf(w.family!.activation)),
+      fn: fast.map((w) => functionNames.indexOf(w.family!.matmul)),
+      maxShardRows: Math.max(0, ...fast.flatMap((w) => w.shards.map((sh) => sh.rows))),
+    };
+    if (cached) cached.push(plan);
+    else this.plans.set(ws[0]!, [plan]);
+    return plan;
+  }
+
+  private runFast(plan: MatmulPlan, x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
+    const { fast, k } = plan;
+    const nThreads = this.threads;
+    for (let t = 0; t < nThreads; t++) this.ensureOut(t, plan.maxShardRows * nTokens * 4);
     // Convert the input once per activation format, then copy it into every thread's memory.
     const m0 = this.mem[0]!;
-    const kinds = [...new Set(fast.map((w) => w.family!.activation))];
-    const actPtr = new Map<ActivationKind, number[]>();
-    for (const kind of kinds) {
+    const actPtr = this.actPtrScratch;
+    for (let a = 0; a < plan.kinds.length; a++) {
+      const kind = plan.kinds[a]!;
       const fmt = ACTIVATIONS[kind];
       const bytes = fmt.bytes(k, nTokens);
-      const ptrs = this.io.map((_, t) => this.ensureAct(t, kind, bytes));
-      if (fmt.convert) (m0.ex as unknown as Record<string, (x: number, y: number, k: number, n: number) => void>)[fmt.convert]!(this.ptr(x), ptrs[0]!, k, nTokens);
-      else m0.bytes(ptrs[0]!, bytes).set(new Uint8Array(x.buffer, x.byteOffset, bytes));
-      if (this.threads > 1) {
-        const src = m0.bytes(ptrs[0]!, bytes);
-        for (let t = 1; t < this.threads; t++) this.mem[t]!.bytes(ptrs[t]!, bytes).set(src);
+      for (let t = 0; t < nThreads; t++) actPtr[a * nThreads + t] = this.ensureAct(t, kind, bytes);
+      const p0 = actPtr[a * nThreads]!;
+      if (fmt.convert) this.converters.get(fmt.convert)!(x.byteOffset, p0, k, nTokens);
+      else m0.u8().set(new Uint8Array(x.buffer, x.byteOffset, bytes), p0);
+      if (nThreads > 1) {
+        const src = m0.u8().subarray(p0, p0 + bytes);
+        for (let t = 1; t < nThreads; t++) this.mem[t]!.u8().set(src, actPtr[a * nThreads + t]!);
       }
-      actPtr.set(kind, ptrs);
     }
+    // Thread 0 writes straight into the output when its rows are contiguous there (one token, or
+    // all rows on one thread) and the output lives in its memory; other shards are gathered.
     const ctl = this.ctl;
     ctl[CTL_NJOBS] = fast.length;
-    fast.forEach((w, j) => {
-      const fn = functionNames.indexOf(w.family!.matmul);
-      const acts = actPtr.get(w.family!.activation)!;
-      for (let t = 0; t < this.threads; t++) {
+    for (let j = 0; j < fast.length; j++) {
+      const w = fast[j]!;
+      const out = outs[plan.fastOut[j]!]!;
+      const direct = (nTokens === 1 || nThreads === 1) && this.ownsView(out);
+      for (let t = 0; t < nThreads; t++) {
         const s = w.shards[t]!;
-        const io = this.io[t]!;
         const o = jobOffset(t, j);
         if (s.rows === 0) {
           ctl[o] = -1;
           continue;
         }
-        ctl[o] = fn;
+        const io = this.io[t]!;
+        ctl[o] = plan.fn[j]!;
         ctl[o + 1] = s.ptr;
-        ctl[o + 2] = acts[t]!;
-        ctl[o + 3] = io.out + j * io.outSlotBytes;
+        ctl[o + 2] = actPtr[plan.jobKind[j]! * nThreads + t]!;
+        ctl[o + 3] = t === 0 && direct ? out.byteOffset + s.rowStart * 4 : io.out + j * io.outSlotBytes;
         ctl[o + 4] = k;
         ctl[o + 5] = 0;
         ctl[o + 6] = s.groups;
         ctl[o + 7] = s.rows;
         ctl[o + 8] = nTokens;
       }
-    });
+    }
     this.dispatch();
-    // Gather each thread's rows into the full outputs.
-    fast.forEach((w, j) => {
-      const out = outs[all.indexOf(w)]!;
-      for (let t = 0; t < this.threads; t++) {
+    // Gather the other threads' rows into the full outputs.
+    for (let j = 0; j < fast.length; j++) {
+      const w = fast[j]!;
+      const out = outs[plan.fastOut[j]!]!;
+      const direct = (nTokens === 1 || nThreads === 1) && this.ownsView(out);
+      for (let t = direct ? 1 : 0; t < nThreads; t++) {
         const s = w.shards[t]!;
         if (s.rows === 0) continue;
         const io = this.io[t]!;
-        const local = new Float32Array(this.mem[t]!.memory.buffer, io.out + j * io.outSlotBytes, s.rows * nTokens);
-        if (nTokens === 1) out.set(local, s.rowStart);
-        else for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(tok * s.rows, (tok + 1) * s.rows), tok * w.rows + s.rowStart);
+        const local = this.mem[t]!.f32();
+        const base = (io.out + j * io.outSlotBytes) >> 2;
+        if (nTokens === 1) out.set(local.subarray(base, base + s.rows), s.rowStart);
+        else for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
       }
-    });
+    }
+  }
+
+  /** Whether a view lies in thread 0's memory (where the kernels can write it directly). */
+  private ownsView(v: Float32Array): boolean {
+    return this.mem[0]!.owns(v.buffer);
   }
 
   private ensureAct(t: number, kind: ActivationKind, bytes: number): number {
