@@ -15,7 +15,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { contextFor, stat, testsFor, weightBytesPerToken, type Stat, type TestSpec } from "../src/cli/bench.ts";
+import { contextFor, stat, testsFor, weightBytesPerToken, wordTokenPool, type Stat, type TestSpec } from "../src/cli/bench.ts";
 import { writePresetModel } from "../src/cli/synth.ts";
 import { measureBandwidth } from "./bandwidth.ts";
 import type { RunnerReply, RunnerRequest } from "./runner.ts";
@@ -144,6 +144,7 @@ const results: ConfigResult[] = [];
 for (const spec of fileSpecs) {
   const file = await ensureFile(spec);
   const w = await weightBytesPerToken(file);
+  const pool = await wordTokenPool(file);
   for (const threads of threadList) {
     await warmPageCache(file);
     const runs: EngineRun[] = engines.map((engine) => ({ engine, tests: {} }));
@@ -162,7 +163,7 @@ for (const spec of fileSpecs) {
     for (let i = 0; i < cs.length; i++) {
       await attempt(i, async () => {
         await cs[i]!.ready;
-        const r = await cs[i]!.request<{ loadMs: number; version: string }>({ cmd: "load", file, threads, contextSize, batchSize });
+        const r = await cs[i]!.request<{ loadMs: number; version: string }>({ cmd: "load", file, threads, contextSize, batchSize, pool });
         runs[i]!.loadMs = r.loadMs;
         runs[i]!.version = r.version;
         await cs[i]!.request({ cmd: "warmup", seed: 12345 });

@@ -1,11 +1,11 @@
 // One contestant of bench/peers.ts in its own process (its own memory high-water mark, no shared
 // heap or thread pool with the others). Driven over IPC: load, warmup, test, rss, exit.
 import type { Engine, LoadedEngine, TestSpec } from "../src/cli/bench.ts";
-import { mimoEngine, peakRssBytes, runTest, warmup, wordTokenPool } from "../src/cli/bench.ts";
+import { mimoEngine, peakRssBytes, runTest, warmup } from "../src/cli/bench.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 
 export type RunnerRequest =
-  | { id: number; cmd: "load"; file: string; threads: number; contextSize: number; batchSize: number }
+  | { id: number; cmd: "load"; file: string; threads: number; contextSize: number; batchSize: number; pool: number[] }
   | { id: number; cmd: "warmup"; seed: number }
   | { id: number; cmd: "test"; test: TestSpec; seed: number }
   | { id: number; cmd: "rss" }
@@ -30,7 +30,7 @@ async function handle(m: RunnerRequest): Promise<unknown> {
       const t0 = performance.now();
       loaded = await engine.load(m.file, m.threads, m.contextSize, m.batchSize);
       const loadMs = performance.now() - t0;
-      pool = await wordTokenPool(m.file);
+      pool = m.pool; // computed by the parent: a tokenizer here would count in this engine's RSS
       return { loadMs, vocabSize: loaded.vocabSize, version: await engine.describe() };
     }
     case "warmup":

@@ -10,11 +10,16 @@ import { InvalidArgumentError, type Command } from "commander";
 import { loadModel } from "../index.ts";
 import { openGGUFFile } from "../platform/node-file.ts";
 import { SeededRandom } from "../sampling/rng.ts";
-import { createTokenizer } from "../tokenizer/index.ts";
+import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 
 /** One contestant, loaded on one file with a thread count. Every method starts from an empty cache. */
 export interface LoadedEngine {
   readonly vocabSize: number;
+  /**
+   * wordTokenPool from the engine's own tokenizer, where it has one in this process: measuring
+   * should not load a second tokenizer, whose memory would count in the engine's peak RSS.
+   */
+  wordPool?(): number[];
   /** ms to evaluate `tokens` as one prompt. */
   prefill(tokens: readonly number[]): Promise<number>;
   /** ms for n single-token decode steps, the first on `first`, each next on the greedy choice. */
@@ -46,6 +51,7 @@ export const mimoEngine: Engine = {
     const greedy = { temperature: 0, ignoreEos: true } as const;
     return {
       vocabSize: model.config.vocabSize,
+      wordPool: () => wordTokenPoolOf(model.tokenizer),
       async prefill(tokens) {
         const t0 = performance.now();
         model.evaluate(tokens); // always from an empty cache
@@ -147,15 +153,7 @@ export function wordTokenPool(path: string): Promise<number[]> {
     p = (async () => {
       const f = await openGGUFFile(path);
       try {
-        const tok = createTokenizer(f.metadata);
-        const pool: number[] = [];
-        for (let id = 0; id < tok.vocabSize && pool.length < 4096; id++) {
-          const text = tok.decode([id]);
-          if (!/^ [a-z]{3,}$/.test(text)) continue;
-          const back = tok.encode(text, { addSpecial: false });
-          if (back.length === 1 && back[0] === id) pool.push(id);
-        }
-        return pool;
+        return wordTokenPoolOf(createTokenizer(f.metadata));
       } finally {
         await f.close();
       }
@@ -163,6 +161,18 @@ export function wordTokenPool(path: string): Promise<number[]> {
     pools.set(path, p);
   }
   return p;
+}
+
+/** The pool of wordTokenPool from a tokenizer already in memory. */
+export function wordTokenPoolOf(tok: Tokenizer): number[] {
+  const pool: number[] = [];
+  for (let id = 0; id < tok.vocabSize && pool.length < 4096; id++) {
+    const text = tok.decode([id]);
+    if (!/^ [a-z]{3,}$/.test(text)) continue;
+    const back = tok.encode(text, { addSpecial: false });
+    if (back.length === 1 && back[0] === id) pool.push(id);
+  }
+  return pool;
 }
 
 export interface TestSpec {
@@ -263,10 +273,10 @@ export async function runBench(p: BenchParams, log: (s: string) => void = () => 
   for (const threads of p.threads) {
     if (!(threads >= 1)) throw new RangeError(`-t must be at least 1, got ${threads}`);
     const rng = new SeededRandom(p.seed);
-    const pool = await wordTokenPool(p.model);
     const t0 = performance.now();
     const e = await mimoEngine.load(p.model, threads, contextSize, batchSize);
     const loadMs = performance.now() - t0;
+    const pool = e.wordPool!();
     try {
       await warmup(e, rng, pool);
       const values = new Map<string, number[]>(tests.map((t) => [t.name, []]));
