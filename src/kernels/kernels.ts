@@ -87,7 +87,7 @@ export function actBytes(k: number, n = 1): number {
   return (k / 32) * ACT_BLOCK_BYTES * n;
 }
 export function q4_0R8Bytes(nrows: number, k: number): number {
-  return Math.ceil(nrows / 8) * (k / 32) * 160;
+  return Math.ceil(nrows / 8) * (k / 32) * 144;
 }
 export function q8_0R8Bytes(nrows: number, k: number): number {
   return Math.ceil(nrows / 8) * (k / 32) * 288;
@@ -150,6 +150,7 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
     for (let j = 0; j < 32; j++) dv.setInt8(ACT + b * 48 + j, a[b * 32 + j]);
     dv.setFloat32(ACT + b * 48 + 32, 1, true);
     dv.setInt32(ACT + b * 48 + 36, asum[b], true);
+    dv.setFloat32(ACT + b * 48 + 44, 2 ** 112, true); // d * 2^112, for f16 weight scales
   }
   const want4: number[] = [], want8: number[] = [];
   for (let r = 0; r < nrows; r++) {

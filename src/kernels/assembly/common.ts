@@ -2,7 +2,7 @@
 // dot is one vpdpbusd) and with plain SIMD128 (the dot is emulated with i16 pairs).
 
 // Bytes 0..8191 of the shared memory are reserved for the kernels: constants from CONST (1024) up
-// to 4095 (1024..1135 common vectors; 1536..2559 legacy/float types; 2560..3583 K-quants;
+// to 4095 (1024..1151 common vectors; 1536..2559 legacy/float types; 2560..3583 K-quants;
 // 3584..4095 attention), and a scratch area for the start-up self test at PROBE (4096..6143).
 // The TS side allocates from 8192 up.
 export const CONST: usize = 1024;
@@ -17,10 +17,13 @@ export const C_ONE: usize = 48; // f32x4 1.0
 export const C_SIGN: usize = 64; // i32x4 0x80000000
 export const C_ABS: usize = 80; // i32x4 0x7FFFFFFF
 export const C_ONES16: usize = 96; // i16x8 1
+export const C_F16S: usize = 112; // i32x4 0x8FFFE000: sign, exponent and mantissa of an f16 moved to f32 places
 
 // Internal activation block (one per 32 inputs): 32 int8 quants, f32 d (f16-rounded, as llama.cpp
-// stores it), i32 sum of the quants, 8 bytes padding.
+// stores it) @32, i32 sum of the quants @36, f32 s @40 (Q8_1's, see quantize.ts), f32 d * 2^112
+// @44 (ACT_D112: the partner of f16 weight scales read without conversion, see q4_0.ts).
 export const ACT_BLOCK: usize = 48;
+export const ACT_D112: usize = 44;
 
 @inline
 export function f16ToF32(h: u32): f32 {
@@ -84,6 +87,17 @@ export function dotS(w: v128, a: v128, acc: v128, ones16: v128): v128 {
     const ao = i16x8.shr_s(a, 8);
     return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(we, ae), i32x4.dot_i16x8_s(wo, ao)));
   }
+}
+
+// f16 scales of rows 4h..4h+3 from the 16-byte scale vector of an R8 group block (32-bit lane k:
+// row k's f16 in the low half, row 4+k's in the high half), as f32 = scale * 2^-112: the f16 bits
+// with the sign moved to bit 31 and exponent|mantissa to bits 27..13 (exact for every finite f16,
+// subnormals too). Multiplied by an activation's d * 2^112 (ACT_D112) this gives exactly the f32
+// product of the two scales. f16s is C_F16S.
+@inline
+export function scale4(s: v128, h: i32, f16s: v128): v128 {
+  const v = h == 0 ? i32x4.shl(s, 16) : s;
+  return v128.and(i32x4.shr_s(v, 3), f16s);
 }
 
 @inline

@@ -1,6 +1,6 @@
 // Entry point of the kernels module. Every export takes byte addresses into the imported shared
 // memory; nothing here allocates, so many instances (one per thread) can share one memory.
-import { CONST, C_NIB, C_LO16, C_HALF, C_ONE, C_SIGN, C_ABS, C_ONES16 } from "./common";
+import { CONST, C_NIB, C_LO16, C_HALF, C_ONE, C_SIGN, C_ABS, C_ONES16, C_F16S } from "./common";
 
 export { quantizeAct, quantizeRowQ8_0, q8_0ToAct } from "./quantize";
 export { repackQ4_0, matvecQ4_0R8, matmulQ4_0R8, matvecQ4_0 } from "./q4_0";
@@ -22,6 +22,7 @@ export function init(): void {
   v128.store(CONST + C_SIGN, i32x4.splat(0x80000000));
   v128.store(CONST + C_ABS, i32x4.splat(0x7fffffff));
   v128.store(CONST + C_ONES16, i16x8.splat(1));
+  v128.store(CONST + C_F16S, i32x4.splat(0x8fffe000));
 }
 
 // 1 when built with relaxed SIMD.

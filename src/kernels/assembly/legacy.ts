@@ -11,7 +11,8 @@
 //   Q4_1R8   192 bytes: d[8] f32 @0, m[8] f32 @32, nibbles @64
 //   Q5_0R8   192 bytes: d[8] f32 @0, H(0), H(1) @32, nibbles @64
 //   Q5_1R8   224 bytes: d[8] f32 @0, m[8] f32 @32, H(0), H(1) @64, nibbles @96
-//   IQ4_NLR8 160 bytes: d[8] f32 @0, nibbles @32 (the Q4_0R8 layout: repackQ4_0 repacks it)
+//   IQ4_NLR8 144 bytes: d[8] f16 @0 (as Q4_0R8's, see scale4), nibbles @16 (the Q4_0R8 layout:
+//            repackQ4_0 repacks it)
 //
 // Fifth bits: byte 4k+i of H(h) holds, for row 4h+k, in bit g the fifth bit of column 4g+i and in
 // bit 4+g that of column 16+4g+i (g = 0..3). Moving bit g (or 4+g) of each byte to bit 4 is one
@@ -21,7 +22,7 @@
 // activation quant sum), so a relaxed i16 pair dot is at most 2*31*127 = 7874 and four of them
 // fit in i16 before widening. IQ4_NL's table values are -127..113: the relaxed path looks up |v|
 // and the sign mask (two swizzles) and moves the sign onto the activation, as dotS does.
-import { CONST, C_NIB, C_LO16, C_ONES16, ACT_BLOCK, f16ToF32, dotU, dotS, dot16, storeRows4, storeRows8 } from "./common";
+import { CONST, C_NIB, C_LO16, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, dotU, dotS, dot16, scale4, storeRows4, storeRows8 } from "./common";
 
 // Constants of this file at CONST + 512 .. CONST + 575 (absolute 1536..1599, inside the range
 // 1536..2559 of the legacy/float kernels, see common.ts). Written by the kernels themselves at entry
@@ -45,8 +46,8 @@ const K_Q5_0: i32 = 1;
 const K_Q5_1: i32 = 2;
 const K_IQ4: i32 = 3;
 
-@inline function groupBlock(kind: i32): usize { return kind == K_Q5_1 ? 224 : kind == K_IQ4 ? 160 : 192; }
-@inline function nibOff(kind: i32): usize { return kind == K_Q5_1 ? 96 : kind == K_IQ4 ? 32 : 64; }
+@inline function groupBlock(kind: i32): usize { return kind == K_Q5_1 ? 224 : kind == K_IQ4 ? 144 : 192; }
+@inline function nibOff(kind: i32): usize { return kind == K_Q5_1 ? 96 : kind == K_IQ4 ? 16 : 64; }
 @inline function hiOff(kind: i32): usize { return kind == K_Q5_1 ? 64 : 32; }
 @inline function hasMin(kind: i32): bool { return kind == K_Q4_1 || kind == K_Q5_1; }
 @inline function five(kind: i32): bool { return kind == K_Q5_0 || kind == K_Q5_1; }
@@ -141,6 +142,7 @@ function matvecR8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows:
   const ones16 = v128.load(CONST, C_ONES16);
   const x10 = v128.load(CONST, L_X10);
   const tabs = v128.load(CONST, L_IQ4ABS), tsgn = v128.load(CONST, L_IQ4SGN), tval = v128.load(CONST, L_IQ4VAL);
+  const f16s = v128.load(CONST, C_F16S);
   const GB = groupBlock(kind), NIB = nibOff(kind), HOFF = hiOff(kind);
   let wp = w + <usize>g0 * <usize>nb * GB;
   for (let grp = g0; grp < g1; grp++) {
@@ -223,9 +225,11 @@ function matvecR8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows:
         i0 = i32x4.sub(i0, s16);
         i1 = i32x4.sub(i1, s16);
       }
-      const da = f32x4.splat(load<f32>(ap, 32));
-      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(v128.load(wp), da)));
-      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(v128.load(wp, 16), da)));
+      const da = f32x4.splat(kind == K_IQ4 ? load<f32>(ap, ACT_D112) : load<f32>(ap, 32));
+      const sc0 = kind == K_IQ4 ? scale4(v128.load(wp), 0, f16s) : v128.load(wp);
+      const sc1 = kind == K_IQ4 ? scale4(v128.load(wp), 1, f16s) : v128.load(wp, 16);
+      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc0, da)));
+      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc1, da)));
       if (hasMin(kind)) { // m_w * s_a in a separate sum (llama.cpp's order)
         const sa = f32x4.splat(load<f32>(ap, 40));
         e0 = f32x4.add(e0, f32x4.mul(v128.load(wp, 32), sa));
@@ -254,7 +258,7 @@ export function matvecIQ4_NLR8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1
 
 @inline
 function tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, h: usize, kind: i32,
-  m: v128, lo16: v128, ones16: v128, x10: v128, tabs: v128, tsgn: v128, tval: v128): void {
+  m: v128, lo16: v128, ones16: v128, x10: v128, tabs: v128, tsgn: v128, tval: v128, f16s: v128): void {
   const GB = groupBlock(kind), NIB = nibOff(kind), HOFF = hiOff(kind);
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
   let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
@@ -332,11 +336,11 @@ function tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32, 
       i2 = i32x4.sub(i2, i32x4.splat(load<i32>(ap + a2p, 36) << 4));
       i3 = i32x4.sub(i3, i32x4.splat(load<i32>(ap + a3p, 36) << 4));
     }
-    const sc = v128.load(wp + h);
-    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, 32)))));
-    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, 32)))));
-    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a2p, 32)))));
-    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a3p, 32)))));
+    const sc = kind == K_IQ4 ? scale4(v128.load(wp), h == 0 ? 0 : 1, f16s) : v128.load(wp + h);
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(kind == K_IQ4 ? load<f32>(ap, ACT_D112) : load<f32>(ap, 32)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(kind == K_IQ4 ? load<f32>(ap + a1p, ACT_D112) : load<f32>(ap + a1p, 32)))));
+    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(kind == K_IQ4 ? load<f32>(ap + a2p, ACT_D112) : load<f32>(ap + a2p, 32)))));
+    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(kind == K_IQ4 ? load<f32>(ap + a3p, ACT_D112) : load<f32>(ap + a3p, 32)))));
     if (hasMin(kind)) {
       const mn = v128.load(wp + 32 + h);
       e0 = f32x4.add(e0, f32x4.mul(mn, f32x4.splat(load<f32>(ap, 40))));
@@ -376,6 +380,7 @@ function matmulR8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows:
   const ones16 = v128.load(CONST, C_ONES16);
   const x10 = v128.load(CONST, L_X10);
   const tabs = v128.load(CONST, L_IQ4ABS), tsgn = v128.load(CONST, L_IQ4SGN), tval = v128.load(CONST, L_IQ4VAL);
+  const f16s = v128.load(CONST, C_F16S);
   const gstride = <usize>nb * groupBlock(kind);
   const astride = <usize>nb * ACT_BLOCK;
   const ystride = <usize>nrows << 2;
@@ -386,8 +391,8 @@ function matmulR8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows:
     for (let t = 0; t < ntok4; t += 4) {
       const ap = x + <usize>t * astride;
       const yp = y + <usize>t * ystride;
-      tile4(wp, ap, astride, nb, yp, r, nrows, 0, kind, m, lo16, ones16, x10, tabs, tsgn, tval);
-      tile4(wp, ap, astride, nb, yp, r + 4, nrows, 16, kind, m, lo16, ones16, x10, tabs, tsgn, tval);
+      tile4(wp, ap, astride, nb, yp, r, nrows, 0, kind, m, lo16, ones16, x10, tabs, tsgn, tval, f16s);
+      tile4(wp, ap, astride, nb, yp, r + 4, nrows, 16, kind, m, lo16, ones16, x10, tabs, tsgn, tval, f16s);
     }
     for (let t = ntok4; t < ntok; t++) {
       matvecR8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows, kind);

@@ -1,13 +1,21 @@
 // Q4_0 weights x Q8 activations.
 //
 // Repacked layout "Q4_0R8": rows in groups of 8 (the last group padded with zero rows); per group
-// and block of 32 columns, 160 bytes: 8 f32 scales, then 8 vectors P(g, h) for g = 0..3, h = 0..1
-// where byte 4k+i of P(g, h) is byte 4g+i of the Q4_0 quants of row 4h+k (low nibble = column
-// 4g+i, high nibble = column 16+4g+i). A dot of P's nibbles with 4 activation bytes splatted to
-// every lane yields one i32 per row: no horizontal sums, one sequential stream per thread.
-import { CONST, C_NIB, C_LO16, C_ONES16, ACT_BLOCK, f16ToF32, dotU, dot16, hsum, storeRows4, storeRows8 } from "./common";
+// and block of 32 columns, 144 bytes: the 8 f16 scales (S, below), then 8 vectors P(g, h) at
+// 16 + 32g + 16h for g = 0..3, h = 0..1, where byte 4k+i of P(g, h) is byte 4g+i of the Q4_0
+// quants of row 4h+k (low nibble = column 4g+i, high nibble = column 16+4g+i). A dot of P's
+// nibbles with 4 activation bytes splatted to every lane yields one i32 per row: no horizontal
+// sums, one sequential stream per thread.
+//
+// S keeps the file's f16 scales (the same bytes per weight as the file, where f32 scales cost 11%
+// more memory and bandwidth): 32-bit lane k holds row k's scale in its low half and row 4+k's in
+// its high half, so two shifts and an AND per 4 rows (scale4) turn them into f32 values 2^-112
+// times the scale; the activation block carries d * 2^112 (quantize.ts), so their product is
+// exactly the f32 product of the two scales, as llama.cpp computes it.
+import { CONST, C_NIB, C_LO16, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, dotU, dot16, hsum, scale4, storeRows4, storeRows8 } from "./common";
 
-const GROUP_BLOCK: usize = 160;
+const GROUP_BLOCK: usize = 144;
+const QS: usize = 16; // offset of P(0, 0) in a group block
 
 export function repackQ4_0(src: usize, dst: usize, nrows: i32, k: i32): void {
   const nb = k >> 5;
@@ -18,16 +26,17 @@ export function repackQ4_0(src: usize, dst: usize, nrows: i32, k: i32): void {
     for (let b = 0; b < nb; b++) {
       for (let r = 0; r < 8; r++) {
         const row = grp * 8 + r;
-        const tile = out + 32 + (<usize>(r >> 2) << 4) + (<usize>(r & 3) << 2);
+        const tile = out + QS + (<usize>(r >> 2) << 4) + (<usize>(r & 3) << 2);
+        const sp = out + (<usize>(r & 3) << 2) + (<usize>(r >> 2) << 1);
         if (row < nrows) {
           const s = src + <usize>row * rowBytes + <usize>b * 18;
-          store<f32>(out + (<usize>r << 2), f16ToF32(<u32>load<u16>(s)));
+          store<u16>(sp, load<u16>(s));
           store<u32>(tile, load<u32>(s, 2));
           store<u32>(tile, load<u32>(s, 6), 32);
           store<u32>(tile, load<u32>(s, 10), 64);
           store<u32>(tile, load<u32>(s, 14), 96);
         } else {
-          store<f32>(out + (<usize>r << 2), 0);
+          store<u16>(sp, 0);
           store<u32>(tile, 0);
           store<u32>(tile, 0, 32);
           store<u32>(tile, 0, 64);
@@ -43,6 +52,7 @@ export function repackQ4_0(src: usize, dst: usize, nrows: i32, k: i32): void {
 export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32): void {
   const nb = k >> 5;
   const m = v128.load(CONST, C_NIB);
+  const f16s = v128.load(CONST, C_F16S);
   const lo16 = v128.load(CONST, C_LO16);
   const ones16 = v128.load(CONST, C_ONES16);
   let wp = w + <usize>g0 * <usize>nb * GROUP_BLOCK;
@@ -54,19 +64,19 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
       let i0: v128, i1: v128;
       if (ASC_FEATURE_RELAXED_SIMD) {
         // i16 pair sums (pmaddubsw without VNNI) summed over the block, widened once per block
-        let v0 = v128.load(wp, 32), v1 = v128.load(wp, 48);
+        let v0 = v128.load(wp, 16), v1 = v128.load(wp, 32);
         let al = v128.load32_splat(ap), ah = v128.load32_splat(ap, 16);
         let s0 = i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah));
         let s1 = i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah));
-        v0 = v128.load(wp, 64); v1 = v128.load(wp, 80);
+        v0 = v128.load(wp, 48); v1 = v128.load(wp, 64);
         al = v128.load32_splat(ap, 4); ah = v128.load32_splat(ap, 20);
         s0 = i16x8.add(s0, i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah)));
         s1 = i16x8.add(s1, i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah)));
-        v0 = v128.load(wp, 96); v1 = v128.load(wp, 112);
+        v0 = v128.load(wp, 80); v1 = v128.load(wp, 96);
         al = v128.load32_splat(ap, 8); ah = v128.load32_splat(ap, 24);
         s0 = i16x8.add(s0, i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah)));
         s1 = i16x8.add(s1, i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah)));
-        v0 = v128.load(wp, 128); v1 = v128.load(wp, 144);
+        v0 = v128.load(wp, 112); v1 = v128.load(wp, 128);
         al = v128.load32_splat(ap, 12); ah = v128.load32_splat(ap, 28);
         s0 = i16x8.add(s0, i16x8.add(dot16(v128.and(v0, m), al), dot16(v128.and(i16x8.shr_u(v0, 4), m), ah)));
         s1 = i16x8.add(s1, i16x8.add(dot16(v128.and(v1, m), al), dot16(v128.and(i16x8.shr_u(v1, 4), m), ah)));
@@ -76,7 +86,7 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
         i0 = i32x4.splat(0); i1 = i32x4.splat(0);
         let j0 = i32x4.splat(0), j1 = i32x4.splat(0);
         for (let g = 0; g < 4; g++) {
-          const v0 = v128.load(wp + (<usize>g << 5), 32), v1 = v128.load(wp + (<usize>g << 5), 48);
+          const v0 = v128.load(wp + (<usize>g << 5), 16), v1 = v128.load(wp + (<usize>g << 5), 32);
           const al = v128.load32_splat(ap + (<usize>g << 2)), ah = v128.load32_splat(ap + (<usize>g << 2), 16);
           i0 = dotU(v128.and(v0, m), al, i0, lo16);
           i1 = dotU(v128.and(v1, m), al, i1, lo16);
@@ -88,11 +98,12 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
       }
       // nibbles are 0..15: subtract 8 * sum(activation quants) for the -8 offset
       const s8 = i32x4.splat(load<i32>(ap, 36) << 3);
-      const da = f32x4.splat(load<f32>(ap, 32));
+      const da = f32x4.splat(load<f32>(ap, ACT_D112));
+      const sv = v128.load(wp);
       i0 = i32x4.sub(i0, s8);
       i1 = i32x4.sub(i1, s8);
-      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(v128.load(wp), da)));
-      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(v128.load(wp, 16), da)));
+      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(scale4(sv, 0, f16s), da)));
+      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(scale4(sv, 1, f16s), da)));
       wp += GROUP_BLOCK;
       ap += ACT_BLOCK;
     }
@@ -103,13 +114,14 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
 // 4 rows (half h of a group) x 4 tokens; weights of the group at wp, activations of token t at
 // ap + t*astride; results to y + (t*nrows + r)*4.
 @inline
-function q4Tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, m: v128, lo16: v128, ones16: v128): void {
+function q4Tile4(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, m: v128, lo16: v128, ones16: v128, f16s: v128): void {
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
   const a1p = astride, a2p = astride * 2, a3p = astride * 3;
   for (let b = 0; b < nb; b++) {
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    const qp = wp + QS + (<usize>h << 4); // P(0, h)
     for (let g = 0; g < 4; g++) {
-      const v = v128.load(wp + (<usize>g << 5), 32);
+      const v = v128.load(qp + (<usize>g << 5));
       const lo = v128.and(v, m);
       const hi = v128.and(i16x8.shr_u(v, 4), m);
       const aq = ap + (<usize>g << 2);
@@ -135,15 +147,15 @@ function q4Tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32
       i2 = i32x4.dot_i16x8_s(i2, ones16);
       i3 = i32x4.dot_i16x8_s(i3, ones16);
     }
-    const sc = v128.load(wp);
+    const sc = scale4(v128.load(wp), h, f16s);
     i0 = i32x4.sub(i0, i32x4.splat(load<i32>(ap, 36) << 3));
     i1 = i32x4.sub(i1, i32x4.splat(load<i32>(ap + a1p, 36) << 3));
     i2 = i32x4.sub(i2, i32x4.splat(load<i32>(ap + a2p, 36) << 3));
     i3 = i32x4.sub(i3, i32x4.splat(load<i32>(ap + a3p, 36) << 3));
-    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, 32)))));
-    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, 32)))));
-    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a2p, 32)))));
-    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a3p, 32)))));
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, ACT_D112)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, ACT_D112)))));
+    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a2p, ACT_D112)))));
+    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a3p, ACT_D112)))));
     wp += GROUP_BLOCK;
     ap += ACT_BLOCK;
   }
@@ -161,6 +173,7 @@ export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
   const m = v128.load(CONST, C_NIB);
   const lo16 = v128.load(CONST, C_LO16);
   const ones16 = v128.load(CONST, C_ONES16);
+  const f16s = v128.load(CONST, C_F16S);
   const gstride = <usize>nb * GROUP_BLOCK;
   const astride = <usize>nb * ACT_BLOCK;
   const ystride = <usize>nrows << 2;
@@ -171,8 +184,8 @@ export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     for (let t = 0; t < ntok4; t += 4) {
       const ap = x + <usize>t * astride;
       const yp = y + <usize>t * ystride;
-      q4Tile4(wp, ap, astride, nb, yp, r, nrows, m, lo16, ones16);
-      q4Tile4(wp + 16, ap, astride, nb, yp, r + 4, nrows, m, lo16, ones16);
+      q4Tile4(wp, 0, ap, astride, nb, yp, r, nrows, m, lo16, ones16, f16s);
+      q4Tile4(wp, 1, ap, astride, nb, yp, r + 4, nrows, m, lo16, ones16, f16s);
     }
     for (let t = ntok4; t < ntok; t++) {
       matvecQ4_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows);

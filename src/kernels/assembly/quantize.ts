@@ -4,7 +4,9 @@
 //   d stored as f16; for the Q8_1 partner types s = f16(d * sum(q)) with the UNROUNDED f32 d.
 // - Weights (quantizeRowQ8_0): llama.cpp's reference quantizer quantize_row_q8_0_ref, byte for
 //   byte: id = 1/d, q = roundf(x * id) (half away from zero).
-import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, f16ToF32, f32ToF16, hmax } from "./common";
+import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, ACT_D112, f16ToF32, f32ToF16, hmax } from "./common";
+
+const TWO112: f32 = reinterpret<f32>(0x77800000); // 2^112
 
 // roundf (half away from zero) of 4 lanes, exact: frac = s - trunc(s) is exact below 2^23.
 @inline
@@ -66,7 +68,7 @@ function sumQ(q: usize): i32 {
 
 // n rows of k floats (k a multiple of 32, rows contiguous) -> n * k/32 internal activation blocks:
 // 32 int8 @0, f32 d (f16-rounded) @32, i32 sum of the quants @36, f32 s @40 = the f16 rounding of
-// d_unrounded * sum (llama.cpp's Q8_1 s, used by the Q4_1/Q5_1 kernels), 4 bytes padding. One
+// d_unrounded * sum (llama.cpp's Q8_1 s, used by the Q4_1/Q5_1 kernels), f32 d * 2^112 @44. One
 // quantization serves both partner types (Q8_0 and Q8_1).
 export function quantizeAct(x: usize, y: usize, k: i32, n: i32): void {
   const half = v128.load(CONST, C_HALF), one = v128.load(CONST, C_ONE);
@@ -75,9 +77,11 @@ export function quantizeAct(x: usize, y: usize, k: i32, n: i32): void {
   for (let b = 0; b < nblocks; b++) {
     const d = quantBlock(x, y, half, one, sign, absm, true);
     const sum = sumQ(y);
-    store<f32>(y, f16ToF32(f32ToF16(d)), 32);
+    const dr = f16ToF32(f32ToF16(d));
+    store<f32>(y, dr, 32);
     store<i32>(y, sum, 36);
     store<f32>(y, f16ToF32(f32ToF16(d * <f32>sum)), 40);
+    store<f32>(y, dr * TWO112, ACT_D112);
     x += 128;
     y += ACT_BLOCK;
   }
@@ -107,6 +111,7 @@ export function q8_0ToAct(x: usize, y: usize, nblocks: i32): void {
     store<i32>(y, sum, 36);
     // the unrounded d is gone: s from the f16 d (close to, not exactly, llama.cpp's Q8_1 s)
     store<f32>(y, f16ToF32(f32ToF16(d * <f32>sum)), 40);
+    store<f32>(y, d * TWO112, ACT_D112);
     x += 34;
     y += ACT_BLOCK;
   }
