@@ -1,140 +1,396 @@
 // Attention over an f16-valued KV cache, with llama.cpp's arithmetic (its non-flash CPU path): the
 // query is rounded to f16 for the f16 dot products with the keys, scores are scaled and
 // softmaxed in f32, and the weights are rounded to f16 before meeting the f16 values.
-// Conversions are done four lanes at a time with integer SIMD (wasm has no f16 arithmetic).
+// The cache holds f16-rounded values as f32 (wasm has no f16 arithmetic).
+//
+// Every product q*k and w*v is of two f16 values, exact in f32: a fused multiply-add (relaxed
+// build) gives the same sums as mul + add, and both builds give the same results.
 
-import { exp4 } from "./elementwise";
+// Constant vectors at the kernels' attention constants (3584..4095, see common.ts), written by the
+// exported functions on entry and loaded into locals: V8 rebuilds a folded v128 constant at every
+// use, a loaded one stays in a register.
+const AC: usize = 3584;
+const A_ABS: usize = 0; // i32 0x7fffffff
+const A_SIGN: usize = 16; // i32 0x80000000
+const A_RBIAS: usize = 32; // i32 0xfff
+const A_ONEI: usize = 48; // i32 1
+const A_RMASK: usize = 64; // i32 ~0x1fff
+const A_HALF: usize = 80; // f32 0.5
+const A_MINNORM: usize = 96; // i32 bits of 2^-14, the smallest normal f16
+const A_INF: usize = 112; // i32 bits of +inf
+const A_OVER: usize = 128; // i32 bits just below 65536: above, f16 overflows to inf
+const A_QNAN: usize = 144; // i32 0x7fc00000
+const A_LO: usize = 160; // f32 -87.3, exp's clamp
+const A_HI: usize = 176; // f32 88.3
+const A_LOG2E: usize = 192;
+const A_RND: usize = 208; // f32 1.5 * 2^23: adding it rounds to an integer, ties to even
+const A_LN2HI: usize = 224;
+const A_LN2LO: usize = 240;
+const A_P6: usize = 256; // 1/720, then 1/120, 1/24, 1/6
+const A_P5: usize = 272;
+const A_P4: usize = 288;
+const A_P3: usize = 304;
+const A_ONE: usize = 320; // f32 1
+const A_BIAS: usize = 336; // i32 127
+const A_NEGINF: usize = 352;
+const A_LANE: usize = 368; // i32 0 1 2 3
 
-// f16 bits (in the low 16 bits of each u32 lane) -> f32. Exact for every value incl. subnormals,
-// infinities and NaN: the shifted bits read as a tiny float times 2^112 restore the exponent bias.
-@inline
-export function f16x4ToF32(h: v128): v128 {
-  const bits = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
-  let f = f32x4.mul(bits, f32x4.splat(reinterpret<f32>(0x77800000)));
-  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
-  f = v128.bitselect(v128.or(bits, i32x4.splat(0x7f800000)), f, special);
-  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+function writeConstants(): void {
+  v128.store(AC + A_ABS, i32x4.splat(0x7fffffff));
+  v128.store(AC + A_SIGN, i32x4.splat(0x80000000));
+  v128.store(AC + A_RBIAS, i32x4.splat(0xfff));
+  v128.store(AC + A_ONEI, i32x4.splat(1));
+  v128.store(AC + A_RMASK, i32x4.splat(~0x1fff));
+  v128.store(AC + A_HALF, f32x4.splat(0.5));
+  v128.store(AC + A_MINNORM, i32x4.splat(0x38800000));
+  v128.store(AC + A_INF, i32x4.splat(0x7f800000));
+  v128.store(AC + A_OVER, i32x4.splat(0x477fffff));
+  v128.store(AC + A_QNAN, i32x4.splat(0x7fc00000));
+  v128.store(AC + A_LO, f32x4.splat(-87.3));
+  v128.store(AC + A_HI, f32x4.splat(88.3));
+  v128.store(AC + A_LOG2E, f32x4.splat(1.44269504));
+  v128.store(AC + A_RND, f32x4.splat(12582912.0));
+  v128.store(AC + A_LN2HI, f32x4.splat(0.693359375));
+  v128.store(AC + A_LN2LO, f32x4.splat(-2.12194440e-4));
+  v128.store(AC + A_P6, f32x4.splat(1.0 / 720.0));
+  v128.store(AC + A_P5, f32x4.splat(1.0 / 120.0));
+  v128.store(AC + A_P4, f32x4.splat(1.0 / 24.0));
+  v128.store(AC + A_P3, f32x4.splat(1.0 / 6.0));
+  v128.store(AC + A_ONE, f32x4.splat(1.0));
+  v128.store(AC + A_BIAS, i32x4.splat(127));
+  v128.store(AC + A_NEGINF, f32x4.splat(-Infinity));
+  v128.store(AC + A_LANE, i32x4(0, 1, 2, 3));
 }
 
-// f32 -> f16 bits (u32 lanes), round to nearest even, as ggml's software conversion.
+// The f32 nearest to x that an f16 can hold (ties to even; overflow to inf; NaN to the quiet NaN
+// of x's sign): ggml's f32 -> f16 -> f32, bit for bit for every f32. Normal f16 range: drop 13
+// fraction bits with rounding; below 2^-14 a multiple of 2^-24, which adding and removing 0.5 gives.
 @inline
-export function f32x4ToF16(f: v128): v128 {
-  let base = f32x4.mul(f32x4.mul(f32x4.abs(f), f32x4.splat(reinterpret<f32>(0x77800000))), f32x4.splat(reinterpret<f32>(0x08800000)));
-  const shl1w = i32x4.shl(f, 1);
-  const sign = v128.and(f, i32x4.splat(0x80000000));
-  const bias = i32x4.max_u(v128.and(shl1w, i32x4.splat(0xff000000)), i32x4.splat(0x71000000));
-  base = f32x4.add(i32x4.add(i32x4.shr_u(bias, 1), i32x4.splat(0x07800000)), base);
-  const nonsign = i32x4.add(v128.and(i32x4.shr_u(base, 13), i32x4.splat(0x7c00)), v128.and(base, i32x4.splat(0xfff)));
-  const nan = i32x4.gt_u(shl1w, i32x4.splat(0xff000000));
-  return v128.or(i32x4.shr_u(sign, 16), v128.bitselect(i32x4.splat(0x7e00), nonsign, nan));
+function roundF16(x: v128, cAbs: v128, cSign: v128, cRBias: v128, cOneI: v128, cRMask: v128, cHalf: v128, cMinNorm: v128, cInf: v128, cOver: v128, cQNaN: v128): v128 {
+  const a = v128.and(x, cAbs);
+  const nrm = v128.and(i32x4.add(i32x4.add(a, cRBias), v128.and(i32x4.shr_u(a, 13), cOneI)), cRMask);
+  const sub = f32x4.sub(f32x4.add(a, cHalf), cHalf);
+  let r = v128.bitselect(sub, nrm, i32x4.lt_s(a, cMinNorm));
+  r = v128.bitselect(cInf, r, i32x4.gt_s(r, cOver));
+  r = v128.bitselect(cQNaN, r, i32x4.gt_s(a, cInf));
+  return v128.or(r, v128.and(x, cSign));
 }
 
-// The f32 nearest to x that an f16 can hold.
-@inline
-function roundF16x4(x: v128): v128 {
-  return f16x4ToF32(f32x4ToF16(x));
-}
-
-// n f32 at x -> n f32 at y, each rounded to the nearest f16 value (n % 4 == 0). The KV cache keeps
-// f16-rounded values as f32: the same numbers as an f16 cache, without a conversion in the hot loop.
+// n f32 at x -> n f32 at y (may alias), each rounded to the nearest f16 value (n % 4 == 0). The KV
+// cache keeps f16-rounded values as f32: an f16 cache's numbers, without conversions in the loops.
 export function roundToF16Row(x: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) v128.store(y + (<usize>i << 2), roundF16x4(v128.load(x + (<usize>i << 2))));
+  writeConstants();
+  const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
+  const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
+  const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
+  const cQNaN = v128.load(AC + A_QNAN);
+  const end = x + (<usize>n << 2);
+  for (; x < end; x += 16, y += 16) {
+    v128.store(y, roundF16(v128.load(x), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN));
+  }
 }
+
+// a * b + c; the products here are exact (see the header), so fused or not gives the same value.
+@inline
+function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+// [sum(x0), sum(x1), sum(x2), sum(x3)]: four horizontal sums in two transposing steps.
+@inline
+function hsum4x4(x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const t0 = f32x4.add(i32x4.shuffle(x0, x1, 0, 4, 1, 5), i32x4.shuffle(x0, x1, 2, 6, 3, 7));
+  const t1 = f32x4.add(i32x4.shuffle(x2, x3, 0, 4, 1, 5), i32x4.shuffle(x2, x3, 2, 6, 3, 7));
+  return f32x4.add(i64x2.shuffle(t0, t1, 0, 2), i64x2.shuffle(t0, t1, 1, 3));
+}
+
+// Scaled scores of two queries (qa, qb; end = qa + hd * 4) against the keys k0..k3, stored at sa
+// and sb. Eight accumulators: each key row loaded once for both queries.
+@inline
+function scores2x4(qa: usize, qb: usize, k0: usize, k1: usize, k2: usize, k3: usize, end: usize, sa: usize, sb: usize, sc: v128): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const dq = qb - qa;
+  for (; qa < end; qa += 16) {
+    const x = v128.load(qa), y = v128.load(qa + dq);
+    let k = v128.load(k0);
+    a0 = madd(x, k, a0); b0 = madd(y, k, b0);
+    k = v128.load(k1);
+    a1 = madd(x, k, a1); b1 = madd(y, k, b1);
+    k = v128.load(k2);
+    a2 = madd(x, k, a2); b2 = madd(y, k, b2);
+    k = v128.load(k3);
+    a3 = madd(x, k, a3); b3 = madd(y, k, b3);
+    k0 += 16; k1 += 16; k2 += 16; k3 += 16;
+  }
+  v128.store(sa, f32x4.mul(hsum4x4(a0, a1, a2, a3), sc));
+  v128.store(sb, f32x4.mul(hsum4x4(b0, b1, b2, b3), sc));
+}
+
+// One query against 4 keys; two accumulators per key (even and odd 4-dim slices) so that the
+// adds do not wait on each other.
+@inline
+function scores1x4(qa: usize, k0: usize, k1: usize, k2: usize, k3: usize, end: usize, sa: usize, sc: v128): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  for (; qa + 32 <= end; qa += 32) {
+    const x = v128.load(qa);
+    a0 = madd(x, v128.load(k0), a0);
+    a1 = madd(x, v128.load(k1), a1);
+    a2 = madd(x, v128.load(k2), a2);
+    a3 = madd(x, v128.load(k3), a3);
+    const y = v128.load(qa, 16);
+    b0 = madd(y, v128.load(k0, 16), b0);
+    b1 = madd(y, v128.load(k1, 16), b1);
+    b2 = madd(y, v128.load(k2, 16), b2);
+    b3 = madd(y, v128.load(k3, 16), b3);
+    k0 += 32; k1 += 32; k2 += 32; k3 += 32;
+  }
+  if (qa < end) {
+    const x = v128.load(qa);
+    a0 = madd(x, v128.load(k0), a0);
+    a1 = madd(x, v128.load(k1), a1);
+    a2 = madd(x, v128.load(k2), a2);
+    a3 = madd(x, v128.load(k3), a3);
+  }
+  v128.store(sa, f32x4.mul(hsum4x4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3)), sc));
+}
+
+// Output rows oa, ob (16 dims each, accumulated in place) += the weights at wa, wb times the value
+// rows at vp, vp + vStride, ... (n positions). Position order as a plain loop: sums unchanged by
+// the blocking.
+@inline
+function values2x16(wa: usize, wb: usize, vp: usize, vStride: usize, n: i32, oa: usize, ob: usize): void {
+  let a0 = v128.load(oa), a1 = v128.load(oa, 16), a2 = v128.load(oa, 32), a3 = v128.load(oa, 48);
+  let b0 = v128.load(ob), b1 = v128.load(ob, 16), b2 = v128.load(ob, 32), b3 = v128.load(ob, 48);
+  const wend = wa + (<usize>n << 2);
+  const dw = wb - wa;
+  for (; wa < wend; wa += 4) {
+    const x = v128.load32_splat(wa), y = v128.load32_splat(wa + dw);
+    let v = v128.load(vp);
+    a0 = madd(x, v, a0); b0 = madd(y, v, b0);
+    v = v128.load(vp, 16);
+    a1 = madd(x, v, a1); b1 = madd(y, v, b1);
+    v = v128.load(vp, 32);
+    a2 = madd(x, v, a2); b2 = madd(y, v, b2);
+    v = v128.load(vp, 48);
+    a3 = madd(x, v, a3); b3 = madd(y, v, b3);
+    vp += vStride;
+  }
+  v128.store(oa, a0); v128.store(oa, a1, 16); v128.store(oa, a2, 32); v128.store(oa, a3, 48);
+  v128.store(ob, b0); v128.store(ob, b1, 16); v128.store(ob, b2, 32); v128.store(ob, b3, 48);
+}
+
+@inline
+function values2x4(wa: usize, wb: usize, vp: usize, vStride: usize, n: i32, oa: usize, ob: usize): void {
+  let a0 = v128.load(oa), b0 = v128.load(ob);
+  const wend = wa + (<usize>n << 2);
+  const dw = wb - wa;
+  for (; wa < wend; wa += 4) {
+    const v = v128.load(vp);
+    a0 = madd(v128.load32_splat(wa), v, a0);
+    b0 = madd(v128.load32_splat(wa + dw), v, b0);
+    vp += vStride;
+  }
+  v128.store(oa, a0);
+  v128.store(ob, b0);
+}
+
+@inline
+function values1x32(wa: usize, vp: usize, vStride: usize, n: i32, oa: usize): void {
+  let a0 = v128.load(oa), a1 = v128.load(oa, 16), a2 = v128.load(oa, 32), a3 = v128.load(oa, 48);
+  let a4 = v128.load(oa, 64), a5 = v128.load(oa, 80), a6 = v128.load(oa, 96), a7 = v128.load(oa, 112);
+  const wend = wa + (<usize>n << 2);
+  for (; wa < wend; wa += 4) {
+    const x = v128.load32_splat(wa);
+    a0 = madd(x, v128.load(vp), a0);
+    a1 = madd(x, v128.load(vp, 16), a1);
+    a2 = madd(x, v128.load(vp, 32), a2);
+    a3 = madd(x, v128.load(vp, 48), a3);
+    a4 = madd(x, v128.load(vp, 64), a4);
+    a5 = madd(x, v128.load(vp, 80), a5);
+    a6 = madd(x, v128.load(vp, 96), a6);
+    a7 = madd(x, v128.load(vp, 112), a7);
+    vp += vStride;
+  }
+  v128.store(oa, a0); v128.store(oa, a1, 16); v128.store(oa, a2, 32); v128.store(oa, a3, 48);
+  v128.store(oa, a4, 64); v128.store(oa, a5, 80); v128.store(oa, a6, 96); v128.store(oa, a7, 112);
+}
+
+@inline
+function values1x4(wa: usize, vp: usize, vStride: usize, n: i32, oa: usize): void {
+  let a0 = v128.load(oa);
+  const wend = wa + (<usize>n << 2);
+  for (; wa < wend; wa += 4) {
+    a0 = madd(v128.load32_splat(wa), v128.load(vp), a0);
+    vp += vStride;
+  }
+  v128.store(oa, a0);
+}
+
+// Scores at row[0..end) (end = 16 * ceil(visible / 4); the lanes of the last vector from
+// `rem` on, if rem > 0, are not scores) -> softmax weights rounded to f16, in place; those lanes
+// become 0. exp(s - max) is exp4 of elementwise.ts step for step, bit for bit for every input
+// (clamps as pmin/pmax: one instruction each; n = nearest(x log2 e) as the f32 sum with 1.5 * 2^23,
+// whose bits also give 2^n); its sum is accumulated in f64, as ggml does.
+function softmaxRow(row: usize, end: usize, rem: i32): void {
+  const negInf = v128.load(AC + A_NEGINF);
+  const last = end - 16;
+  const tailMask = i32x4.lt_s(v128.load(AC + A_LANE), i32x4.splat(rem == 0 ? 4 : rem));
+  v128.store(row + last, v128.bitselect(v128.load(row + last), negInf, tailMask));
+  let mx = negInf;
+  for (let o: usize = 0; o < end; o += 16) mx = f32x4.pmax(mx, v128.load(row + o));
+  mx = f32x4.pmax(mx, i32x4.shuffle(mx, mx, 2, 3, 0, 1));
+  mx = f32x4.pmax(mx, i32x4.shuffle(mx, mx, 1, 0, 3, 2));
+  let sum: f64 = 0;
+  {
+    const cLo = v128.load(AC + A_LO), cHi = v128.load(AC + A_HI), cLog2e = v128.load(AC + A_LOG2E);
+    const cRnd = v128.load(AC + A_RND), cLn2hi = v128.load(AC + A_LN2HI), cLn2lo = v128.load(AC + A_LN2LO);
+    const cP6 = v128.load(AC + A_P6), cP5 = v128.load(AC + A_P5), cP4 = v128.load(AC + A_P4);
+    const cP3 = v128.load(AC + A_P3), cHalf = v128.load(AC + A_HALF), cOne = v128.load(AC + A_ONE);
+    const cBias = v128.load(AC + A_BIAS);
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+    for (let o: usize = 0; o < end; o += 16) {
+      const x = f32x4.pmin(f32x4.pmax(f32x4.sub(v128.load(row + o), mx), cLo), cHi);
+      const nr = f32x4.add(f32x4.mul(x, cLog2e), cRnd);
+      const n = f32x4.sub(nr, cRnd);
+      let r = f32x4.sub(x, f32x4.mul(n, cLn2hi));
+      r = f32x4.sub(r, f32x4.mul(n, cLn2lo));
+      let p = f32x4.add(f32x4.mul(cP6, r), cP5);
+      p = f32x4.add(f32x4.mul(p, r), cP4);
+      p = f32x4.add(f32x4.mul(p, r), cP3);
+      p = f32x4.add(f32x4.mul(p, r), cHalf);
+      p = f32x4.add(f32x4.mul(p, r), cOne);
+      p = f32x4.add(f32x4.mul(p, r), cOne);
+      let e = f32x4.mul(p, i32x4.shl(i32x4.add(nr, cBias), 23));
+      if (o == last) e = v128.and(e, tailMask);
+      v128.store(row + o, e);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1)));
+    }
+    s0 = f64x2.add(s0, s1);
+    sum = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
+  }
+  const inv = f32x4.splat(<f32>(1.0 / sum));
+  const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
+  const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
+  const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
+  const cQNaN = v128.load(AC + A_QNAN);
+  for (let o: usize = 0; o < end; o += 16) {
+    v128.store(row + o, roundF16(f32x4.mul(v128.load(row + o), inv), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN));
+  }
+}
+
+// Heads in one pass over the cache: whole KV-head groups while they fit (or an even share of a
+// group larger than this). Each key and value row is then read once per pass, in address order.
+const MAX_HEADS = 16;
+// Value rows per block: all heads of a pass use a block while it is in L1.
+const VBLOCK = 64;
 
 /**
  * Causal attention of nTok queries at positions startPos.. over the cache of one layer.
  * q: f32 [nTok][nHeads][hd]; kc: f32 [pos][nKvHeads][hd]; vc: f32 [pos][nKvHeads][hdV] (cache
  * values already rounded to f16); out: f32 [nTok][nHeads][hdV]; scratch: room for
- * hd + startPos + nTok + 4 f32. hd and hdV are multiples of 4. Query t sees positions 0..startPos+t.
+ * min(nHeads, 16) * (hd + startPos + nTok + 3) f32. hd and hdV are multiples of 4.
+ * Query t sees positions 0..startPos+t.
  */
 export function attentionF16(
   q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
   startPos: i32, nTok: i32, nHeads: i32, nKvHeads: i32, hd: i32, hdV: i32, scale: f32,
 ): void {
+  writeConstants();
   const group = nHeads / nKvHeads;
+  const nChunks = (group + MAX_HEADS - 1) / MAX_HEADS;
+  const chunk = (group + nChunks - 1) / nChunks; // heads of one group in a pass
+  const kvPer = max(1, MAX_HEADS / group); // KV heads in a pass
   const kStride = <usize>(nKvHeads * hd) << 2;
   const vStride = <usize>(nKvHeads * hdV) << 2;
-  const qh = scratch;
-  const scores = scratch + (<usize>hd << 2);
+  const qBytes = <usize>hd << 2;
+  const oBytes = <usize>hdV << 2;
+  const rowBytes = <usize>((startPos + nTok + 3) & ~3) << 2; // one head's scores, then weights
+  const sc = f32x4.splat(scale);
   for (let t = 0; t < nTok; t++) {
     const visible = startPos + t + 1;
-    for (let h = 0; h < nHeads; h++) {
-      const kvh = h / group;
-      const qp = q + (<usize>((t * nHeads + h) * hd) << 2);
-      for (let d = 0; d < hd; d += 4) v128.store(qh + (<usize>d << 2), roundF16x4(v128.load(qp + (<usize>d << 2))));
-      // Scores and their max; keys two at a time to keep two independent sums in flight.
-      let kp = kc + (<usize>(kvh * hd) << 2);
-      let max: f32 = -Infinity;
-      let j = 0;
-      for (; j + 2 <= visible; j += 2) {
-        let a0 = f32x4.splat(0);
-        let a1 = f32x4.splat(0);
-        const kp1 = kp + kStride;
-        for (let d = 0; d < hd; d += 4) {
-          const qv = v128.load(qh + (<usize>d << 2));
-          a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(kp + (<usize>d << 2))));
-          a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(kp1 + (<usize>d << 2))));
+    const full = visible & ~3;
+    const rem = visible - full;
+    const rowEnd = <usize>((visible + 3) & ~3) << 2;
+    for (let kv0 = 0; kv0 < nKvHeads; kv0 += kvPer) {
+      const nkv = min(kvPer, nKvHeads - kv0);
+      for (let c0 = 0; c0 < group; c0 += chunk) {
+        // Pass over heads (kv0 + kv) * group + c0 + i, kv < nkv, i < g: scratch row kv * g + i.
+        const g = min(chunk, group - c0);
+        const nh = nkv * g;
+        const qr = scratch;
+        const srows = scratch + <usize>nh * qBytes;
+        {
+          // Queries rounded to f16 (llama.cpp's f16 dot products with the f16 keys).
+          const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
+          const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
+          const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
+          const cQNaN = v128.load(AC + A_QNAN);
+          for (let kv = 0; kv < nkv; kv++) {
+            const src = q + <usize>(t * nHeads + (kv0 + kv) * group + c0) * qBytes;
+            const dst = qr + <usize>(kv * g) * qBytes;
+            for (let o: usize = 0; o < <usize>g * qBytes; o += 16) {
+              v128.store(dst + o, roundF16(v128.load(src + o), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN));
+            }
+          }
         }
-        const s0: f32 = (f32x4.extract_lane(a0, 0) + f32x4.extract_lane(a0, 1) + f32x4.extract_lane(a0, 2) + f32x4.extract_lane(a0, 3)) * scale;
-        const s1: f32 = (f32x4.extract_lane(a1, 0) + f32x4.extract_lane(a1, 1) + f32x4.extract_lane(a1, 2) + f32x4.extract_lane(a1, 3)) * scale;
-        store<f32>(scores + (<usize>j << 2), s0);
-        store<f32>(scores + (<usize>j << 2), s1, 4);
-        max = Mathf.max(max, Mathf.max(s0, s1));
-        kp += kStride << 1;
-      }
-      if (j < visible) {
-        let a0 = f32x4.splat(0);
-        for (let d = 0; d < hd; d += 4) a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + (<usize>d << 2)), v128.load(kp + (<usize>d << 2))));
-        const s0: f32 = (f32x4.extract_lane(a0, 0) + f32x4.extract_lane(a0, 1) + f32x4.extract_lane(a0, 2) + f32x4.extract_lane(a0, 3)) * scale;
-        store<f32>(scores + (<usize>j << 2), s0);
-        max = Mathf.max(max, s0);
-      }
-      // exp(s - max) and their sum (f64 accumulation, as ggml), then weights rounded to f16.
-      const mv = f32x4.splat(max);
-      let sum: f64 = 0;
-      j = 0;
-      for (; j + 4 <= visible; j += 4) {
-        const e = exp4(f32x4.sub(v128.load(scores + (<usize>j << 2)), mv));
-        v128.store(scores + (<usize>j << 2), e);
-        sum += <f64>f32x4.extract_lane(e, 0) + <f64>f32x4.extract_lane(e, 1) + <f64>f32x4.extract_lane(e, 2) + <f64>f32x4.extract_lane(e, 3);
-      }
-      for (; j < visible; j++) {
-        const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(scores + (<usize>j << 2)) - max)), 0);
-        store<f32>(scores + (<usize>j << 2), e);
-        sum += <f64>e;
-      }
-      // Pad to a multiple of 4 so the rounding pass below is whole vectors.
-      for (let pad = visible; pad < ((visible + 3) & ~3); pad++) store<f32>(scores + (<usize>pad << 2), 0);
-      const inv = f32x4.splat(<f32>(1.0 / sum));
-      for (j = 0; j < visible; j += 4) v128.store(scores + (<usize>j << 2), roundF16x4(f32x4.mul(v128.load(scores + (<usize>j << 2)), inv)));
-      // Weighted sum of the values, 16 output dims at a time held in registers.
-      const op = out + (<usize>((t * nHeads + h) * hdV) << 2);
-      const vbase = vc + (<usize>(kvh * hdV) << 2);
-      let d = 0;
-      for (; d + 16 <= hdV; d += 16) {
-        let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-        let vp = vbase + (<usize>d << 2);
-        for (let jj = 0; jj < visible; jj++) {
-          const p = v128.load32_splat(scores + (<usize>jj << 2));
-          o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vp)));
-          o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vp, 16)));
-          o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vp, 32)));
-          o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vp, 48)));
-          vp += vStride;
+        // Scores, 4 positions at a time; within them two heads at a time.
+        let kp = kc + <usize>kv0 * qBytes;
+        let so: usize = 0;
+        for (let j = 0; j < visible; j += 4) {
+          let d1 = kStride, d2 = kStride << 1, d3 = kStride * 3;
+          if (j == full) {
+            // Past the last position: repeat its first key (no read past the cache); the
+            // softmax ignores these lanes.
+            if (rem < 2) d1 = 0;
+            if (rem < 3) d2 = 0;
+            d3 = 0;
+          }
+          for (let kv = 0; kv < nkv; kv++) {
+            const k0 = kp + <usize>kv * qBytes;
+            let qa = qr + <usize>(kv * g) * qBytes;
+            let sa = srows + <usize>(kv * g) * rowBytes + so;
+            let i = 0;
+            for (; i + 2 <= g; i += 2) {
+              scores2x4(qa, qa + qBytes, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sa + rowBytes, sc);
+              qa += qBytes << 1;
+              sa += rowBytes << 1;
+            }
+            if (i < g) scores1x4(qa, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sc);
+          }
+          kp += kStride << 2;
+          so += 16;
         }
-        v128.store(op + (<usize>d << 2), o0);
-        v128.store(op + (<usize>d << 2), o1, 16);
-        v128.store(op + (<usize>d << 2), o2, 32);
-        v128.store(op + (<usize>d << 2), o3, 48);
-      }
-      for (; d < hdV; d += 4) {
-        let o0 = f32x4.splat(0);
-        let vp = vbase + (<usize>d << 2);
-        for (let jj = 0; jj < visible; jj++) {
-          o0 = f32x4.add(o0, f32x4.mul(v128.load32_splat(scores + (<usize>jj << 2)), v128.load(vp)));
-          vp += vStride;
+        for (let i = 0; i < nh; i++) softmaxRow(srows + <usize>i * rowBytes, rowEnd, rem);
+        // Values, a block of positions at a time for all heads of the pass.
+        for (let kv = 0; kv < nkv; kv++) {
+          const op = out + <usize>(t * nHeads + (kv0 + kv) * group + c0) * oBytes;
+          for (let o: usize = 0; o < <usize>g * oBytes; o += 16) v128.store(op + o, i32x4.splat(0));
         }
-        v128.store(op + (<usize>d << 2), o0);
+        for (let jb = 0; jb < visible; jb += VBLOCK) {
+          const n = min(VBLOCK, visible - jb);
+          for (let kv = 0; kv < nkv; kv++) {
+            const vb = vc + <usize>jb * vStride + <usize>(kv0 + kv) * oBytes;
+            let oa = out + <usize>(t * nHeads + (kv0 + kv) * group + c0) * oBytes;
+            let wa = srows + <usize>(kv * g) * rowBytes + (<usize>jb << 2);
+            let i = 0;
+            for (; i + 2 <= g; i += 2) {
+              let d: usize = 0;
+              for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, vb + d, vStride, n, oa + d, oa + oBytes + d);
+              for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, vb + d, vStride, n, oa + d, oa + oBytes + d);
+              wa += rowBytes << 1;
+              oa += oBytes << 1;
+            }
+            if (i < g) {
+              let d: usize = 0;
+              for (; d + 128 <= oBytes; d += 128) values1x32(wa, vb + d, vStride, n, oa + d);
+              for (; d < oBytes; d += 16) values1x4(wa, vb + d, vStride, n, oa + d);
+            }
+          }
+        }
       }
     }
   }

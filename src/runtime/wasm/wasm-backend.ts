@@ -556,7 +556,9 @@ export class WasmBackend implements ComputeBackend {
       k.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDim * 4));
       v.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDimV * 4));
     }
-    const scratch = m.alloc((Math.max(spec.headDim, spec.headDimV) + spec.contextSize + 8) * 4, 64);
+    // attentionF16 takes up to 16 heads per pass over the cache and needs min(nHeads, 16) *
+    // (head size + positions + 3) f32 of scratch (nHeads is not part of the cache spec).
+    const scratch = m.alloc(16 * (Math.max(spec.headDim, spec.headDimV) + spec.contextSize + 8) * 4, 64);
     const cache: WasmKvCache = { spec, k, v, scratch };
     return cache;
   }

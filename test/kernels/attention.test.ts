@@ -1,0 +1,193 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { loadKernels, KernelArena, type KernelExports, type KernelPath } from "../../src/kernels/kernels.ts";
+import { ReferenceBackend } from "../../src/kernels/reference.ts";
+import { f16ToF32, f32ToF16, f32Bits, f32FromBits } from "../../src/quant/half.ts";
+import { rng } from "./ref.ts";
+
+// [nHeads, nKvHeads, hd, hdV, startPos, nTok]: KV groups of 1, 2, 3, 4, 7, 20 and 24 heads
+// (passes of whole groups up to 16 heads, larger groups split), head sizes 4..256 with hdV != hd,
+// every visible length mod 4, decode and prefill.
+const SHAPES: Array<[number, number, number, number, number, number]> = [
+  [14, 2, 64, 64, 116, 1], // Qwen2-0.5B decode
+  [14, 2, 64, 64, 0, 1],
+  [14, 2, 64, 64, 0, 37], // prefill from the start
+  [14, 2, 64, 64, 61, 6], // prefill after a prefix
+  [14, 2, 64, 64, 1499, 1],
+  [4, 4, 64, 64, 10, 3],
+  [20, 20, 12, 12, 7, 2], // group 1, two passes (16 + 4 heads)
+  [4, 2, 128, 128, 33, 4],
+  [6, 2, 12, 20, 21, 3], // group 3: a pair and a single head; hdV 20
+  [7, 1, 20, 4, 9, 3],
+  [32, 8, 64, 64, 70, 1], // group 4, two passes of 4 KV heads
+  [24, 1, 16, 16, 5, 2], // group 24: passes of 12 heads
+  [40, 2, 8, 8, 3, 2], // group 20: passes of 10 heads
+  [6, 3, 4, 4, 12, 6],
+  [8, 2, 256, 256, 19, 2],
+  [8, 4, 128, 64, 50, 1],
+  [8, 2, 64, 128, 2, 5],
+];
+
+const scratchFloats = (nHeads: number, hd: number, startPos: number, nTok: number) => Math.min(nHeads, 16) * (hd + startPos + nTok + 3);
+
+interface Case {
+  nHeads: number; nKvHeads: number; hd: number; hdV: number; startPos: number; nTok: number;
+  q: Float32Array; k: Float32Array; v: Float32Array; scale: number;
+}
+
+function makeCase([nHeads, nKvHeads, hd, hdV, startPos, nTok]: (typeof SHAPES)[number], seed: number): Case {
+  const r = rng(seed);
+  const n = startPos + nTok;
+  // Keys and queries of a few units: scores spread over a few units, so that the softmax is
+  // neither flat nor one-hot and every position matters.
+  const gauss = () => r() + r() + r() - 1.5;
+  const q = Float32Array.from({ length: nTok * nHeads * hd }, () => gauss() * 2);
+  const k = Float32Array.from({ length: n * nKvHeads * hd }, () => gauss() * (2 / Math.sqrt(hd / 16)));
+  const v = Float32Array.from({ length: n * nKvHeads * hdV }, () => gauss() * 3);
+  return { nHeads, nKvHeads, hd, hdV, startPos, nTok, q, k, v, scale: 1 / Math.sqrt(hd) };
+}
+
+function reference(c: Case): Float32Array {
+  const ref = new ReferenceBackend();
+  const n = c.startPos + c.nTok;
+  const cache = ref.createKvCache({ nLayers: 1, contextSize: n, nKvHeads: c.nKvHeads, headDim: c.hd, headDimV: c.hdV, type: "f16" });
+  ref.storeKv(cache, 0, c.k, c.v, 0, n);
+  const out = new Float32Array(c.nTok * c.nHeads * c.hdV);
+  ref.attention(cache, 0, c.q, c.startPos, c.nTok, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.hd, headDimV: c.hdV, scale: c.scale }, out);
+  return out;
+}
+
+const GUARD = 256; // bytes checked around every buffer the kernel gets
+
+/** Runs the kernel on fresh buffers (scratch of exactly the documented size) and checks it writes nothing else. */
+function run(ex: KernelExports, arena: KernelArena, c: Case, fillScratch = 0): Float32Array {
+  const start = arena.top;
+  const put = (x: Float32Array) => {
+    const p = arena.alloc(x.length * 4 + 2 * GUARD) + GUARD;
+    arena.f32(p, x.length).set(x);
+    return p;
+  };
+  const cache = (x: Float32Array) => {
+    const p = put(x);
+    ex.roundToF16Row(p, p, x.length);
+    return p;
+  };
+  const pq = put(c.q), pk = cache(c.k), pv = cache(c.v);
+  const outLen = c.nTok * c.nHeads * c.hdV;
+  const pOut = put(new Float32Array(outLen).fill(Number.NaN));
+  const sLen = scratchFloats(c.nHeads, c.hd, c.startPos, c.nTok);
+  const pS = put(new Float32Array(sLen).fill(fillScratch));
+  const before = arena.u8(start, arena.top - start).slice();
+  ex.attentionF16(pq, pk, pv, pOut, pS, c.startPos, c.nTok, c.nHeads, c.nKvHeads, c.hd, c.hdV, c.scale);
+  const after = arena.u8(start, arena.top - start);
+  // Only out and scratch may change (q and the cache are inputs; guards untouched).
+  const writable = [[pOut, outLen * 4], [pS, sLen * 4]].map(([p, b]) => [p - start, p - start + b]);
+  for (let i = 0; i < after.length; i++) {
+    if (after[i] !== before[i] && !writable.some(([a, b]) => i >= a && i < b)) {
+      assert.fail(`byte ${i} of the test area changed (out at ${pOut - start}, scratch at ${pS - start}, ${sLen * 4} bytes)`);
+    }
+  }
+  const out = arena.f32(pOut, outLen).slice();
+  arena.top = start;
+  return out;
+}
+
+for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
+  describe(`attention kernels (${path})`, async () => {
+    const K = await loadKernels({ path });
+    const ex = K.exports;
+    const arena = new KernelArena(K.memory);
+
+    test("roundToF16Row gives ggml's f32 -> f16 -> f32, bit for bit, at every f16 and rounding boundary", () => {
+      const xs: number[] = [];
+      for (let h = 0; h < 0x7c00; h++) {
+        const lo = f32Bits(f16ToF32(h));
+        const hi = f32Bits(f16ToF32(h + 1)); // 0x7c00: infinity, the overflow boundary
+        const mid = f32Bits((f16ToF32(h) + f16ToF32(h + 1)) / 2); // a tie (exact in f32)
+        xs.push(lo, mid, mid - 1, mid + 1, (lo + hi) >>> 1);
+      }
+      const r = rng(7);
+      for (let i = 0; i < 50000; i++) xs.push((r() * 2 ** 32) >>> 0);
+      xs.push(0x7f800000, 0x7f800001, 0x7fc00000, 0x7fffffff, 0x00000001, 0x007fffff, 0x477fefff, 0x477ff000, 0x477fffff, 0x47800000);
+      const n = (xs.length * 2 + 3) & ~3;
+      const bits = new Uint32Array(n);
+      xs.forEach((b, i) => { bits[2 * i] = b; bits[2 * i + 1] = (b | 0x80000000) >>> 0; });
+      const p = arena.alloc(n * 4);
+      new Uint32Array(K.memory.buffer, p, n).set(bits);
+      ex.roundToF16Row(p, p, n);
+      const got = new Uint32Array(K.memory.buffer, p, n).slice();
+      arena.top = p;
+      for (let i = 0; i < n; i++) {
+        const b = bits[i]!;
+        if ((b & 0x7fffffff) > 0x7f800000) {
+          // NaN: ggml's quiet NaN 0x7E00 with the sign, as f32
+          assert.equal(got[i], ((b & 0x80000000) | 0x7fc00000) >>> 0, `NaN ${b.toString(16)}`);
+        } else {
+          const want = f32Bits(f16ToF32(f32ToF16(f32FromBits(b))));
+          assert.equal(got[i], want, `${f32FromBits(b)} (bits ${b.toString(16)}): got ${f32FromBits(got[i]!)}, want ${f32FromBits(want)}`);
+        }
+      }
+    });
+
+    test("attentionF16 matches the reference backend over head counts, head sizes and lengths", () => {
+      let seed = 1;
+      for (const shape of SHAPES) {
+        const c = makeCase(shape, seed++);
+        const got = run(ex, arena, c);
+        const want = reference(c);
+        let vmax = 0;
+        for (const x of c.v) vmax = Math.max(vmax, Math.abs(x));
+        // exp by a polynomial and other orders of float sums: a weight's f16 rounding may flip by
+        // one f16 unit (2^-11 relative), rarely; the rest agrees to ~1e-7 (mean about 2e-8). Weights
+        // or queries left unrounded would be off by ~1e-5 on average.
+        let sumErr = 0;
+        for (let i = 0; i < want.length; i++) {
+          const err = Math.abs(got[i]! - want[i]!);
+          assert.ok(err <= 5e-4 * vmax, `${shape}: out[${i}] = ${got[i]}, want ${want[i]}`);
+          sumErr += err;
+        }
+        assert.ok(sumErr / want.length <= 1e-6 * vmax, `${shape}: mean |error| ${sumErr / want.length}`);
+      }
+    });
+
+    test("attentionF16 ignores what the scratch held, and repeats itself exactly", () => {
+      const c = makeCase([14, 2, 64, 64, 29, 3], 99);
+      const a = run(ex, arena, c, 0);
+      const b = run(ex, arena, c, Number.NaN);
+      assert.deepEqual(b, a);
+    });
+
+    test("each query sees exactly the positions up to its own", () => {
+      // A key far more aligned with the queries than the others takes nearly all the weight; its
+      // value tells whether it was visible. Position p carries value p in every dim.
+      const nHeads = 4, nKvHeads = 2, hd = 8, hdV = 4, startPos = 5, nTok = 6;
+      const n = startPos + nTok;
+      const q = new Float32Array(nTok * nHeads * hd).fill(1);
+      const k = new Float32Array(n * nKvHeads * hd);
+      const v = new Float32Array(n * nKvHeads * hdV);
+      for (let p = 0; p < n; p++) {
+        for (let i = 0; i < nKvHeads * hd; i++) k[p * nKvHeads * hd + i] = p === 2 || p === startPos + 3 ? 4 : 0;
+        for (let i = 0; i < nKvHeads * hdV; i++) v[p * nKvHeads * hdV + i] = p;
+      }
+      // Score 4 * 8 * scale = 32 / sqrt(8) ~ 11.3 for positions 2 and 8, 0 elsewhere.
+      const out = run(ex, arena, { nHeads, nKvHeads, hd, hdV, startPos, nTok, q, k, v, scale: 1 / Math.sqrt(hd) });
+      for (let t = 0; t < nTok; t++) {
+        const want = t >= 3 ? 5 : 2; // the mean of positions 2 and 8, or 2 alone
+        for (let i = 0; i < nHeads * hdV; i++) {
+          const got = out[t * nHeads * hdV + i]!;
+          assert.ok(Math.abs(got - want) < 0.01, `token ${t}: ${got}, want about ${want}`);
+        }
+      }
+    });
+  });
+}
+
+test("both builds give the same attention, bit for bit (products of f16 values are exact)", async () => {
+  const a = await loadKernels({ path: "relaxed-simd" });
+  const b = await loadKernels({ path: "simd128" });
+  let seed = 500;
+  for (const shape of SHAPES) {
+    const c = makeCase(shape, seed++);
+    assert.deepEqual(run(a.exports, new KernelArena(a.memory), c), run(b.exports, new KernelArena(b.memory), c), `${shape}`);
+  }
+});
