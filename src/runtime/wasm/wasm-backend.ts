@@ -61,6 +61,16 @@ const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];
 const activationKinds = [...new Set(families.map((f) => f.activation))];
 
+/** Whether this thread may block in Atomics.wait (a browser page's main thread may not). */
+function threadCanBlock(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0); // value differs: returns at once
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** One thread's memory with a bump allocator; the arena only grows (weights live for the model's life). */
 class ThreadMemory {
   readonly memory: WebAssembly.Memory;
@@ -183,6 +193,7 @@ export class WasmBackend implements ComputeBackend {
   private readonly plans = new Map<WasmMatrix, MatmulPlan[]>();
   private readonly converters: Map<string, (x: number, y: number, k: number, n: number) => void>;
   private readonly actPtrScratch: number[] = [];
+  private readonly canBlock = threadCanBlock();
   private disposed = false;
 
   private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
@@ -471,10 +482,12 @@ export class WasmBackend implements ComputeBackend {
       let spins = this.spin;
       while (Atomics.load(ctl, CTL_DONE) < nWorkers && spins-- > 0);
       const start = Date.now();
-      for (;;) {
+      for (let i = 0; ; i++) {
         const done = Atomics.load(ctl, CTL_DONE);
         if (done >= nWorkers) break;
-        Atomics.wait(ctl, CTL_DONE, done, 100);
+        // A browser's main thread may not block: there the coordinator keeps spinning.
+        if (this.canBlock) Atomics.wait(ctl, CTL_DONE, done, 100);
+        else if ((i & 0xffff) !== 0) continue;
         // A worker that died (out of memory, killed) never reports: fail instead of hanging.
         if (Date.now() - start > 60_000) throw new Error(`compute thread did not finish a matmul within 60 s (${done} of ${nWorkers} done)`);
       }

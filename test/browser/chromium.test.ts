@@ -1,0 +1,117 @@
+// The engine in a real browser: headless Chromium (Debian's, driven by playwright-core) loads the
+// compiled dist/ modules, the WebAssembly kernels and the bundled model over HTTP, with compute
+// threads as module Web Workers, and must tell the same greedy story as llama2.c's golden.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { STORIES_DIR } from "../helpers/testdata.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const CHROMIUM = process.env.MIMO_CHROMIUM ?? "/usr/bin/chromium";
+const goldenText = readFileSync(`${STORIES_DIR}/golden.greedy.txt`, "utf8").replace(/\n$/, "");
+const haveBrowser = existsSync(CHROMIUM);
+// Locally the test is skipped without Chromium; CI installs it (.ci/run), so there it must run.
+if (!haveBrowser && process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM}; .ci/run installs Debian's chromium package`);
+const skip = haveBrowser ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MIMO_CHROMIUM)`;
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>mimo</title>
+<script type="module">
+import { loadModel } from "/dist/browser.js";
+import { WasmBackend } from "/dist/runtime/wasm/wasm-backend.js";
+window.generate = async ({ threads, kernelPath }) => {
+  const backend = kernelPath ? await WasmBackend.create({ threads, kernels: { path: kernelPath } }) : undefined;
+  const model = await loadModel("/models/stories260K.gguf", { threads, backend });
+  try {
+    const r = await model.complete("", { temperature: 0, maxTokens: 256 });
+    return { text: r.text, backend: model.backendName, isolated: crossOriginIsolated };
+  } finally {
+    await model.dispose();
+  }
+};
+window.loadError = async () => {
+  try { await loadModel("/models/stories260K.gguf"); return "loaded"; } catch (e) { return String(e.message); }
+};
+window.ready = true;
+</script>`;
+
+const types: Record<string, string> = { ".js": "text/javascript", ".wasm": "application/wasm", ".gguf": "application/octet-stream", ".map": "application/json" };
+
+let server: Server;
+let base = "";
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  if (skip) return;
+  server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    // "/" is cross-origin isolated (SharedArrayBuffer available); "/plain" is not.
+    const isolated = url.pathname !== "/plain";
+    const headers: Record<string, string> = isolated ? { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" } : {};
+    if (url.pathname === "/" || url.pathname === "/plain") {
+      res.writeHead(200, { ...headers, "Content-Type": "text/html" }).end(PAGE);
+      return;
+    }
+    const rel = normalize(decodeURIComponent(url.pathname)).replace(/^\/+/, "");
+    if (!/^(dist|build\/kernels|models)\//.test(rel)) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(join(ROOT, rel));
+      res.writeHead(200, { ...headers, "Content-Type": types[extname(rel)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage();
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  await page.goto(`${base}/`);
+  await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+});
+
+type Result = { text: string; backend: string; isolated: boolean };
+const generate = (opts: { threads: number; kernelPath?: string }) =>
+  page.evaluate((o) => (window as unknown as { generate(o: unknown): Promise<Result> }).generate(o), opts);
+
+test("Chromium, 2 Web Worker threads, relaxed SIMD: the golden greedy story", { skip, timeout: 120_000 }, async () => {
+  const r = await generate({ threads: 2 });
+  assert.equal(r.isolated, true);
+  assert.equal(r.backend, "wasm-relaxed-simd x2");
+  assert.equal(r.text, goldenText);
+});
+
+test("Chromium, 1 thread, plain SIMD128 build (the Safari path): the same story", { skip, timeout: 120_000 }, async () => {
+  const r = await generate({ threads: 1, kernelPath: "simd128" });
+  assert.equal(r.backend, "wasm-simd128 x1");
+  assert.equal(r.text, goldenText);
+});
+
+test("a page without cross-origin isolation gets an error saying which headers to send", { skip, timeout: 60_000 }, async () => {
+  const plain = await browser.newPage();
+  try {
+    await plain.goto(`${base}/plain`);
+    await plain.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    const msg = await plain.evaluate(() => (window as unknown as { loadError(): Promise<string> }).loadError());
+    assert.match(msg, /SharedArrayBuffer.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+  } finally {
+    await plain.close();
+  }
+});
