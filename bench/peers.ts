@@ -140,6 +140,7 @@ for (const t of threadList) {
   process.stderr.write(`bench:peers: read bandwidth, ${t} thread(s): ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s\n`);
 }
 
+const SETTLE_MS = 300;
 const results: ConfigResult[] = [];
 for (const spec of fileSpecs) {
   const file = await ensureFile(spec);
@@ -174,6 +175,9 @@ for (const spec of fileSpecs) {
       for (const [ti, t] of tests.entries()) {
         const seed = 1000 * (r + 1) + ti; // the same tokens for every contestant
         for (let i = 0; i < cs.length; i++) {
+          // Let the previous contestant's threads finish spinning and go to sleep first: a thread
+          // pool still polling for work would take cores from the next one.
+          await new Promise((r) => setTimeout(r, SETTLE_MS));
           await attempt(i, async () => {
             const v = await cs[i]!.request<number>({ cmd: "test", test: t, seed });
             if (!values[i]!.has(t.name)) values[i]!.set(t.name, []);
