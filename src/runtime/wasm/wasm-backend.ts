@@ -31,7 +31,7 @@ import type {
 } from "../backend.ts";
 import type { TensorData } from "../../format/gguf-reader.ts";
 import { ReferenceBackend } from "../../kernels/reference.ts";
-import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
+import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, adaptSpin, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
 
 /** How a weight type runs on the kernels: activation format, placement and kernel names. */
 export interface MatmulFamily {
@@ -174,7 +174,7 @@ export interface WasmBackendOptions {
   readonly maxBatch?: number;
   readonly kernels?: LoadKernelsOptions;
   readonly threadFactory?: ThreadFactory;
-  /** Spin iterations before a waiting thread sleeps. */
+  /** Most spin iterations before a waiting thread sleeps (adapted down when threads outnumber cores; see adaptSpin). */
   readonly spin?: number;
 }
 
@@ -194,6 +194,7 @@ export class WasmBackend implements ComputeBackend {
   private readonly converters: Map<string, (x: number, y: number, k: number, n: number) => void>;
   private readonly actPtrScratch: number[] = [];
   private readonly canBlock = threadCanBlock();
+  private spinLimit: number;
   private disposed = false;
 
   private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
@@ -204,6 +205,7 @@ export class WasmBackend implements ComputeBackend {
     this.kernelPath = path;
     this.maxBatch = maxBatch;
     this.spin = spin;
+    this.spinLimit = spin;
     this.name = `wasm-${path} x${mem.length}`;
     const ex0 = mem[0]!.ex as unknown as Record<string, Matmul>;
     this.fns = functionNames.map((n) => ex0[n]!);
@@ -219,7 +221,7 @@ export class WasmBackend implements ComputeBackend {
     const n = opts.threads ?? (await defaultThreadCount());
     if (!(Number.isInteger(n) && n >= 1 && n <= 64)) throw new RangeError(`threads must be an integer from 1 to 64, got ${n}`);
     const maxBatch = opts.maxBatch ?? 128;
-    const spin = opts.spin ?? 100_000;
+    const spin = opts.spin ?? 5_000; // ~0.1 ms of polling; see adaptSpin for the measurements
     const kernels = await loadKernels({ initialBytes: 16 * 1024 * 1024, ...opts.kernels });
     const mem = [new ThreadMemory(kernels.memory, kernels.exports)];
     for (let t = 1; t < n; t++) {
@@ -479,17 +481,20 @@ export class WasmBackend implements ComputeBackend {
     }
     runJobs(ctl, 0, this.fns);
     if (nWorkers > 0) {
-      let spins = this.spin;
+      let spins = this.spinLimit;
       while (Atomics.load(ctl, CTL_DONE) < nWorkers && spins-- > 0);
-      const start = Date.now();
-      for (let i = 0; ; i++) {
-        const done = Atomics.load(ctl, CTL_DONE);
-        if (done >= nWorkers) break;
-        // A browser's main thread may not block: there the coordinator keeps spinning.
-        if (this.canBlock) Atomics.wait(ctl, CTL_DONE, done, 100);
-        else if ((i & 0xffff) !== 0) continue;
-        // A worker that died (out of memory, killed) never reports: fail instead of hanging.
-        if (Date.now() - start > 60_000) throw new Error(`compute thread did not finish a matmul within 60 s (${done} of ${nWorkers} done)`);
+      if (Atomics.load(ctl, CTL_DONE) < nWorkers) {
+        const start = performance.now();
+        for (let i = 0; ; i++) {
+          const done = Atomics.load(ctl, CTL_DONE);
+          if (done >= nWorkers) break;
+          // A browser's main thread may not block: there the coordinator keeps spinning.
+          if (this.canBlock) Atomics.wait(ctl, CTL_DONE, done, 100);
+          else if ((i & 0xffff) !== 0) continue;
+          // A worker that died (out of memory, killed) never reports: fail instead of hanging.
+          if (performance.now() - start > 60_000) throw new Error(`compute thread did not finish a matmul within 60 s (${done} of ${nWorkers} done)`);
+        }
+        if (this.canBlock) this.spinLimit = adaptSpin(this.spinLimit, performance.now() - start, this.spin);
       }
       const failed = Atomics.load(ctl, CTL_ERROR);
       if (failed !== 0) {

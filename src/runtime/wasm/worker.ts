@@ -2,7 +2,7 @@
 // It waits for commands on the control buffer, runs its jobs, and reports done. Runs as a Node
 // worker_thread or a browser module Worker.
 import { instantiateKernels } from "../../kernels/kernels.ts";
-import { CTL_DONE, CTL_ERROR, CTL_OP, CTL_SEQ, OP_EXIT, runJobs, type Matmul, type WorkerInit } from "./protocol.ts";
+import { CTL_DONE, CTL_ERROR, CTL_OP, CTL_SEQ, OP_EXIT, adaptSpin, runJobs, type Matmul, type WorkerInit } from "./protocol.ts";
 
 function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
   const ex = instantiateKernels(init.module, init.memory) as unknown as Record<string, Matmul>;
@@ -15,10 +15,15 @@ function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
   // Read the sequence number before saying ready: a command posted right after must be seen as new.
   let seen = Atomics.load(ctl, CTL_SEQ);
   reply({ ready: true });
+  let limit = init.spin;
   for (;;) {
-    let spins = init.spin;
+    let spins = limit;
     while (Atomics.load(ctl, CTL_SEQ) === seen && spins-- > 0);
-    while (Atomics.load(ctl, CTL_SEQ) === seen) Atomics.wait(ctl, CTL_SEQ, seen);
+    if (Atomics.load(ctl, CTL_SEQ) === seen) {
+      const t0 = performance.now();
+      while (Atomics.load(ctl, CTL_SEQ) === seen) Atomics.wait(ctl, CTL_SEQ, seen);
+      limit = adaptSpin(limit, performance.now() - t0, init.spin);
+    }
     seen = Atomics.load(ctl, CTL_SEQ);
     if (Atomics.load(ctl, CTL_OP) === OP_EXIT) break;
     try {
