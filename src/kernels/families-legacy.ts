@@ -91,7 +91,7 @@ export const LEGACY_FAMILIES: readonly KernelFamily[] = [
   { type: GGMLType.Q4_1, name: "Q4_1", activation: "q8_1", repackedBytes: r8(192), repack: "repackQ4_1", matmul: "matmulQ4_1R8", rowGranularity: 8 },
   { type: GGMLType.Q5_0, name: "Q5_0", activation: "q8_0", repackedBytes: r8(192), repack: "repackQ5_0", matmul: "matmulQ5_0R8", rowGranularity: 8 },
   { type: GGMLType.Q5_1, name: "Q5_1", activation: "q8_1", repackedBytes: r8(224), repack: "repackQ5_1", matmul: "matmulQ5_1R8", rowGranularity: 8 },
-  { type: GGMLType.Q8_0, name: "Q8_0", activation: "q8_0", repackedBytes: r8(288), repack: "repackQ8_0", matmul: "matmulQ8_0R8", rowGranularity: 8 },
+  { type: GGMLType.Q8_0, name: "Q8_0", activation: "q8_0", repackedBytes: r8(272), repack: "repackQ8_0", matmul: "matmulQ8_0R8", rowGranularity: 8 },
   // IQ4_NL blocks have Q4_0's shape (f16 d, 16 bytes of nibbles): repackQ4_0 gives its R8 layout
   { type: GGMLType.IQ4_NL, name: "IQ4_NL", activation: "q8_0", repackedBytes: r8(144), repack: "repackQ4_0", matmul: "matmulIQ4_NLR8", rowGranularity: 8 },
   { type: GGMLType.F32, name: "F32", activation: "f32", repackedBytes: (n, k) => n * k * 4, matmul: "matmulF32", rowGranularity: 1 },

@@ -90,7 +90,7 @@ export function q4_0R8Bytes(nrows: number, k: number): number {
   return Math.ceil(nrows / 8) * (k / 32) * 144;
 }
 export function q8_0R8Bytes(nrows: number, k: number): number {
-  return Math.ceil(nrows / 8) * (k / 32) * 288;
+  return Math.ceil(nrows / 8) * (k / 32) * 272;
 }
 /** Number of 8-row groups of a repacked matrix (the unit of work splitting). */
 export function rowGroups(nrows: number): number {
@@ -136,7 +136,7 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
   const u8 = new Uint8Array(buf, PROBE, 2048);
   const dv = new DataView(buf, PROBE, 2048);
   u8.fill(0);
-  const W4 = 0, ACT = 288, R4 = 384, OUT = 704, W8 = 736, R8 = 1280; // R8 ends at 1856
+  const W4 = 0, ACT = 288, R4 = 384, OUT = 704, W8 = 736, R8 = 1280; // R8 ends at 1824
   let seed = 12345;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8);
   const a: number[] = [];

@@ -1,11 +1,13 @@
 // Q8_0 weights x Q8 activations.
 //
 // Repacked layout "Q8_0R8": rows in groups of 8 (last group zero-padded); per group and block of
-// 32 columns, 288 bytes: 8 f32 scales, then 16 vectors T(g, h), g = 0..7, h = 0..1, where byte
-// 4k+i of T(g, h) is quant 4g+i of row 4h+k.
-import { CONST, C_ONES16, ACT_BLOCK, f16ToF32, dotS, hsum, storeRows4, storeRows8 } from "./common";
+// 32 columns, 272 bytes: the 8 f16 scales (laid out and read as Q4_0R8's, see scale4 in
+// common.ts), then 16 vectors T(g, h) at 16 + 32g + 16h, g = 0..7, h = 0..1, where byte 4k+i of
+// T(g, h) is quant 4g+i of row 4h+k.
+import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, dotS, hsum, scale4, storeRows4, storeRows8 } from "./common";
 
-const GROUP_BLOCK: usize = 288;
+const GROUP_BLOCK: usize = 272;
+const QS: usize = 16; // offset of T(0, 0) in a group block
 
 export function repackQ8_0(src: usize, dst: usize, nrows: i32, k: i32): void {
   const nb = k >> 5;
@@ -17,13 +19,14 @@ export function repackQ8_0(src: usize, dst: usize, nrows: i32, k: i32): void {
     for (let b = 0; b < nb; b++) {
       for (let r = 0; r < 8; r++) {
         const row = grp * 8 + r;
-        const tile = out + 32 + (<usize>(r >> 2) << 4) + (<usize>(r & 3) << 2);
+        const tile = out + QS + (<usize>(r >> 2) << 4) + (<usize>(r & 3) << 2);
+        const sp = out + (<usize>(r & 3) << 2) + (<usize>(r >> 2) << 1);
         if (row < nrows) {
           const s = src + <usize>row * rowBytes + <usize>b * 34;
-          store<f32>(out + (<usize>r << 2), f16ToF32(<u32>load<u16>(s)));
+          store<u16>(sp, load<u16>(s));
           for (let g = 0; g < 8; g++) store<u32>(tile + (<usize>g << 5), load<u32>(s + 2 + (<usize>g << 2)));
         } else {
-          store<f32>(out + (<usize>r << 2), 0);
+          store<u16>(sp, 0);
           for (let g = 0; g < 8; g++) store<u32>(tile + (<usize>g << 5), 0);
         }
       }
@@ -35,6 +38,7 @@ export function repackQ8_0(src: usize, dst: usize, nrows: i32, k: i32): void {
 export function matvecQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32): void {
   const nb = k >> 5;
   const ones16 = v128.load(CONST, C_ONES16);
+  const f16s = v128.load(CONST, C_F16S);
   let wp = w + <usize>g0 * <usize>nb * GROUP_BLOCK;
   for (let grp = g0; grp < g1; grp++) {
     let f0 = f32x4.splat(0);
@@ -43,32 +47,33 @@ export function matvecQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     for (let b = 0; b < nb; b++) {
       let i0 = i32x4.splat(0), i1 = i32x4.splat(0), j0 = i32x4.splat(0), j1 = i32x4.splat(0);
       let a = v128.load32_splat(ap);
-      i0 = dotS(v128.load(wp, 32), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 48), a, i1, ones16);
+      i0 = dotS(v128.load(wp, 16), a, i0, ones16);
+      i1 = dotS(v128.load(wp, 32), a, i1, ones16);
       a = v128.load32_splat(ap, 4);
-      j0 = dotS(v128.load(wp, 64), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 80), a, j1, ones16);
+      j0 = dotS(v128.load(wp, 48), a, j0, ones16);
+      j1 = dotS(v128.load(wp, 64), a, j1, ones16);
       a = v128.load32_splat(ap, 8);
-      i0 = dotS(v128.load(wp, 96), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 112), a, i1, ones16);
+      i0 = dotS(v128.load(wp, 80), a, i0, ones16);
+      i1 = dotS(v128.load(wp, 96), a, i1, ones16);
       a = v128.load32_splat(ap, 12);
-      j0 = dotS(v128.load(wp, 128), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 144), a, j1, ones16);
+      j0 = dotS(v128.load(wp, 112), a, j0, ones16);
+      j1 = dotS(v128.load(wp, 128), a, j1, ones16);
       a = v128.load32_splat(ap, 16);
-      i0 = dotS(v128.load(wp, 160), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 176), a, i1, ones16);
+      i0 = dotS(v128.load(wp, 144), a, i0, ones16);
+      i1 = dotS(v128.load(wp, 160), a, i1, ones16);
       a = v128.load32_splat(ap, 20);
-      j0 = dotS(v128.load(wp, 192), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 208), a, j1, ones16);
+      j0 = dotS(v128.load(wp, 176), a, j0, ones16);
+      j1 = dotS(v128.load(wp, 192), a, j1, ones16);
       a = v128.load32_splat(ap, 24);
-      i0 = dotS(v128.load(wp, 224), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 240), a, i1, ones16);
+      i0 = dotS(v128.load(wp, 208), a, i0, ones16);
+      i1 = dotS(v128.load(wp, 224), a, i1, ones16);
       a = v128.load32_splat(ap, 28);
-      j0 = dotS(v128.load(wp, 256), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 272), a, j1, ones16);
-      const da = f32x4.splat(load<f32>(ap, 32));
-      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i0, j0)), f32x4.mul(v128.load(wp), da)));
-      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i1, j1)), f32x4.mul(v128.load(wp, 16), da)));
+      j0 = dotS(v128.load(wp, 240), a, j0, ones16);
+      j1 = dotS(v128.load(wp, 256), a, j1, ones16);
+      const da = f32x4.splat(load<f32>(ap, ACT_D112));
+      const sv = v128.load(wp);
+      f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i0, j0)), f32x4.mul(scale4(sv, 0, f16s), da)));
+      f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i1, j1)), f32x4.mul(scale4(sv, 1, f16s), da)));
       wp += GROUP_BLOCK;
       ap += ACT_BLOCK;
     }
@@ -77,24 +82,24 @@ export function matvecQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
 }
 
 @inline
-function q8Tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, ones16: v128): void {
+function q8Tile4(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, ones16: v128, f16s: v128): void {
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
   const a1p = astride, a2p = astride * 2, a3p = astride * 3;
   for (let b = 0; b < nb; b++) {
     let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
     for (let g = 0; g < 8; g++) {
-      const v = v128.load(wp + (<usize>g << 5), 32);
+      const v = v128.load(wp + QS + (<usize>h << 4) + (<usize>g << 5)); // T(g, h)
       const aq = ap + (<usize>g << 2);
       i0 = dotS(v, v128.load32_splat(aq), i0, ones16);
       i1 = dotS(v, v128.load32_splat(aq + a1p), i1, ones16);
       i2 = dotS(v, v128.load32_splat(aq + a2p), i2, ones16);
       i3 = dotS(v, v128.load32_splat(aq + a3p), i3, ones16);
     }
-    const sc = v128.load(wp);
-    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, 32)))));
-    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, 32)))));
-    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a2p, 32)))));
-    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a3p, 32)))));
+    const sc = scale4(v128.load(wp), h, f16s);
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, ACT_D112)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, ACT_D112)))));
+    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i2), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a2p, ACT_D112)))));
+    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i3), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a3p, ACT_D112)))));
     wp += GROUP_BLOCK;
     ap += ACT_BLOCK;
   }
@@ -108,6 +113,7 @@ function q8Tile4(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, r: i32
 export function matmulQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32, ntok: i32): void {
   const nb = k >> 5;
   const ones16 = v128.load(CONST, C_ONES16);
+  const f16s = v128.load(CONST, C_F16S);
   const gstride = <usize>nb * GROUP_BLOCK;
   const astride = <usize>nb * ACT_BLOCK;
   const ystride = <usize>nrows << 2;
@@ -118,8 +124,8 @@ export function matmulQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     for (let t = 0; t < ntok4; t += 4) {
       const ap = x + <usize>t * astride;
       const yp = y + <usize>t * ystride;
-      q8Tile4(wp, ap, astride, nb, yp, r, nrows, ones16);
-      q8Tile4(wp + 16, ap, astride, nb, yp, r + 4, nrows, ones16);
+      q8Tile4(wp, 0, ap, astride, nb, yp, r, nrows, ones16, f16s);
+      q8Tile4(wp, 1, ap, astride, nb, yp, r + 4, nrows, ones16, f16s);
     }
     for (let t = ntok4; t < ntok; t++) {
       matvecQ8_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows);
