@@ -1,0 +1,17 @@
+// The spin policy of the compute threads (src/runtime/wasm/protocol.ts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { MIN_SPIN, adaptSpin } from "../../src/runtime/wasm/protocol.ts";
+
+test("waiters spin longer after short sleeps and shorter after long ones, within bounds", () => {
+  const max = 5000;
+  // Crowded cores: every sleep is long, so the limit halves down to the floor and stays there.
+  let limit = max;
+  for (let i = 0; i < 20; i++) limit = adaptSpin(limit, 5, max);
+  assert.equal(limit, MIN_SPIN);
+  // Quiet again: short sleeps double it back up to the cap, never beyond.
+  for (let i = 0; i < 20; i++) limit = adaptSpin(limit, 0.05, max);
+  assert.equal(limit, max);
+  // In between (0.5-2 ms) it holds.
+  assert.equal(adaptSpin(1000, 1, max), 1000);
+});
