@@ -7,7 +7,9 @@
 // Run: node bench/kernels/attention.bench.ts [--compare DIR] [--wasm DIR] [--cold] [--simd128] [--runs N]
 //   --wasm DIR     kernels-{relaxed,simd128}.wasm to time (default build/kernels)
 //   --compare DIR  a second build timed interleaved with the first (e.g. a copy of an older one),
-//                  with the largest output difference between the two
+//                  with the largest output difference between the two and the count of outputs
+//                  whose bits differ. Each build gets the cache layout its roundToF16Row writes
+//                  (f16 bits, or f16-rounded f32 before), from the same values.
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { loadKernels, createSharedMemory, KernelArena, type KernelExports } from "../../src/kernels/kernels.ts";
@@ -28,23 +30,39 @@ const binaries = (dir: string) => {
   const u = pathToFileURL(resolve(dir) + "/");
   return { relaxed: new URL("kernels-relaxed.wasm", u), simd128: new URL("kernels-simd128.wasm", u) };
 };
-const builds: Array<{ name: string; ex: KernelExports }> = [];
+const arena = new KernelArena(memory);
+const kw = N_KV * HD;
+// Bytes per cache value of a build: what its roundToF16Row writes for 4 values (8: f16, 16: f32).
+function cacheBytes(ex: KernelExports): number {
+  const p = arena.alloc(64);
+  const b = arena.u8(p, 64);
+  b.fill(0);
+  b.fill(0xff, 32, 64);
+  ex.roundToF16Row(p, p + 32, 4);
+  const n = arena.u8(p + 32, 32).findIndex((x) => x === 0xff);
+  arena.top = p;
+  return n / 4;
+}
+interface Build { name: string; ex: KernelExports; bytes: number; kc: number[]; vc: number[] }
+const builds: Build[] = [];
 for (const dir of [arg("--wasm") ?? "build/kernels", arg("--compare")]) {
-  if (dir) builds.push({ name: dir, ex: (await loadKernels({ memory, path, binaries: binaries(dir) })).exports });
+  if (!dir) continue;
+  const ex = (await loadKernels({ memory, path, binaries: binaries(dir) })).exports;
+  const bytes = cacheBytes(ex);
+  const kc: number[] = [], vc: number[] = [];
+  for (let l = 0; l < LAYERS; l++) {
+    kc.push(arena.alloc(MAX_POS * kw * bytes));
+    vc.push(arena.alloc(MAX_POS * kw * bytes));
+  }
+  builds.push({ name: dir, ex, bytes, kc, vc });
 }
 const ex0 = builds[0]!.ex;
 
-const arena = new KernelArena(memory);
-const kw = N_KV * HD;
-const kc: number[] = [], vc: number[] = [];
-for (let l = 0; l < LAYERS; l++) {
-  kc.push(arena.alloc(MAX_POS * kw * 4));
-  vc.push(arena.alloc(MAX_POS * kw * 4));
-}
 const q = arena.alloc(128 * N_HEADS * HD * 4);
 const outs = builds.map(() => arena.alloc(128 * N_HEADS * HD * 4));
-// The documented scratch need: min(nHeads, 16) * (hd + startPos + nTok + 3) f32.
-const scratch = arena.alloc(Math.min(N_HEADS, 16) * (HD + MAX_POS + 3) * 4);
+// The documented scratch need, the larger of the new and the old contract:
+// min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * max(1024, hd, hdV) f32.
+const scratch = arena.alloc((Math.min(N_HEADS, 16) * (HD + MAX_POS + 3) + 4 * Math.max(1024, HD)) * 4);
 const tmp = arena.alloc(MAX_POS * kw * 4);
 const flush = cold ? arena.alloc(FLUSH_BYTES) : 0;
 
@@ -57,9 +75,12 @@ const fill = (p: number, n: number, amp: number) => {
   }
 };
 for (let l = 0; l < LAYERS; l++) {
-  // Keys scaled so that the softmax is neither flat nor one-hot.
-  fill(tmp, MAX_POS * kw, 4); ex0.roundToF16Row(tmp, kc[l]!, MAX_POS * kw);
-  fill(tmp, MAX_POS * kw, 2); ex0.roundToF16Row(tmp, vc[l]!, MAX_POS * kw);
+  // Keys scaled so that the softmax is neither flat nor one-hot; every build's cache from the
+  // same values.
+  fill(tmp, MAX_POS * kw, 4);
+  for (const b of builds) b.ex.roundToF16Row(tmp, b.kc[l]!, MAX_POS * kw);
+  fill(tmp, MAX_POS * kw, 2);
+  for (const b of builds) b.ex.roundToF16Row(tmp, b.vc[l]!, MAX_POS * kw);
 }
 fill(q, 128 * N_HEADS * HD, 4);
 if (cold) arena.u8(flush, FLUSH_BYTES).fill(1); // written: untouched pages would all map to one zero page
@@ -67,7 +88,7 @@ const scale = 1 / Math.sqrt(HD);
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 
 // Every layer once, reps times; µs per call.
-function step(ex: KernelExports, out: number, startPos: number, nTok: number, reps: number): number {
+function step({ ex, kc, vc }: Build, out: number, startPos: number, nTok: number, reps: number): number {
   if (!cold) {
     const t0 = performance.now();
     for (let r = 0; r < reps; r++) {
@@ -97,12 +118,13 @@ const cases = [
 ];
 
 console.log(`attentionF16, ${path}, ${N_HEADS} heads / ${N_KV} KV heads, hd ${HD}, ${LAYERS} layers${cold ? ", cold cache" : ""}, median of ${RUNS}`);
+console.log(`cache: ${builds.map((b) => `${b.name} ${b.bytes} B/value`).join(", ")}`);
 for (const c of cases) {
-  for (const [i, b] of builds.entries()) step(b.ex, outs[i]!, c.startPos, c.nTok, 1); // warm-up
-  const probe = step(ex0, outs[0]!, c.startPos, c.nTok, 1) * LAYERS; // µs per pass over the layers
+  for (const [i, b] of builds.entries()) step(b, outs[i]!, c.startPos, c.nTok, 1); // warm-up
+  const probe = step(builds[0]!, outs[0]!, c.startPos, c.nTok, 1) * LAYERS; // µs per pass over the layers
   const reps = Math.max(1, Math.round((cold ? 3000 : 20000) / Math.max(probe, 1)));
   const times = builds.map(() => [] as number[]);
-  for (let r = 0; r < RUNS; r++) builds.forEach((b, i) => times[i]!.push(step(b.ex, outs[i]!, c.startPos, c.nTok, reps)));
+  for (let r = 0; r < RUNS; r++) builds.forEach((b, i) => times[i]!.push(step(b, outs[i]!, c.startPos, c.nTok, reps)));
   const cols = builds.map((_, i) => {
     const perCall = median(times[i]!);
     const perTok = (perCall * LAYERS) / c.nTok / 1000;
@@ -112,9 +134,14 @@ for (const c of cases) {
   if (builds.length > 1) {
     const n = c.nTok * N_HEADS * HD;
     const a = arena.f32(outs[0]!, n), b = arena.f32(outs[1]!, n);
-    let d = 0, m = 0;
-    for (let i = 0; i < n; i++) { d = Math.max(d, Math.abs(a[i]! - b[i]!)); m = Math.max(m, Math.abs(b[i]!)); }
-    extra = `  x${(median(times[1]!) / median(times[0]!)).toFixed(2)}  max|Δ| ${d.toExponential(1)} (max |out| ${m.toFixed(2)})`;
+    const ab = new Uint32Array(a.buffer, a.byteOffset, n), bb = new Uint32Array(b.buffer, b.byteOffset, n);
+    let d = 0, m = 0, nd = 0;
+    for (let i = 0; i < n; i++) {
+      d = Math.max(d, Math.abs(a[i]! - b[i]!));
+      m = Math.max(m, Math.abs(b[i]!));
+      if (ab[i] !== bb[i]) nd++;
+    }
+    extra = `  x${(median(times[1]!) / median(times[0]!)).toFixed(2)}  max|Δ| ${d.toExponential(1)} (max |out| ${m.toFixed(2)}), ${nd}/${n} differ in bits`;
   }
   console.log(`${c.label.padEnd(16)}${cols.join("  |")}${extra}`);
 }

@@ -39,9 +39,9 @@ export interface KernelExports {
   softmax(x: number, n: number, nrows: number, scale: number): void;
   /** Rotates nheads heads of d floats in place; neox 0: pairs (2i, 2i+1), 1: pairs (i, i+d/2). */
   rope(x: number, nheads: number, d: number, cs: number, neox: number): void;
-  /** Causal attention over one layer's KV cache of f16-rounded f32 values (see assembly/attention.ts). */
+  /** Causal attention over one layer's KV cache of f16 values, 2 bytes each (see assembly/attention.ts). */
   attentionF16(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number): void;
-  /** n f32 -> n f32 rounded to f16 values (n % 4 == 0): what the KV cache stores. */
+  /** n f32 at x -> n f16 (u16 bits, round to nearest even) at y: what the KV cache stores. */
   roundToF16Row(x: number, y: number, n: number): void;
   /** Reads bytes (multiple of 64) at p; a memory read bandwidth probe. */
   streamSum(p: number, bytes: number): number;

@@ -28,7 +28,9 @@ const SHAPES: Array<[number, number, number, number, number, number]> = [
   [8, 2, 64, 128, 2, 5],
 ];
 
-const scratchFloats = (nHeads: number, hd: number, startPos: number, nTok: number) => Math.min(nHeads, 16) * (hd + startPos + nTok + 3);
+// The documented scratch need of attentionF16 (head rows, then the f32 tile of cache rows).
+const scratchFloats = (nHeads: number, hd: number, hdV: number, startPos: number, nTok: number) =>
+  Math.min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * Math.max(1024, hd, hdV);
 
 interface Case {
   nHeads: number; nKvHeads: number; hd: number; hdV: number; startPos: number; nTok: number;
@@ -67,15 +69,17 @@ function run(ex: KernelExports, arena: KernelArena, c: Case, fillScratch = 0): F
     arena.f32(p, x.length).set(x);
     return p;
   };
+  // The cache as the backend keeps it: f16 bits, 2 bytes per value, written by roundToF16Row.
   const cache = (x: Float32Array) => {
-    const p = put(x);
-    ex.roundToF16Row(p, p, x.length);
+    const src = put(x);
+    const p = arena.alloc(x.length * 2 + 2 * GUARD) + GUARD;
+    ex.roundToF16Row(src, p, x.length);
     return p;
   };
   const pq = put(c.q), pk = cache(c.k), pv = cache(c.v);
   const outLen = c.nTok * c.nHeads * c.hdV;
   const pOut = put(new Float32Array(outLen).fill(Number.NaN));
-  const sLen = scratchFloats(c.nHeads, c.hd, c.startPos, c.nTok);
+  const sLen = scratchFloats(c.nHeads, c.hd, c.hdV, c.startPos, c.nTok);
   const pS = put(new Float32Array(sLen).fill(fillScratch));
   const before = arena.u8(start, arena.top - start).slice();
   ex.attentionF16(pq, pk, pv, pOut, pS, c.startPos, c.nTok, c.nHeads, c.nKvHeads, c.hd, c.hdV, c.scale);
@@ -98,7 +102,7 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
     const ex = K.exports;
     const arena = new KernelArena(K.memory);
 
-    test("roundToF16Row gives ggml's f32 -> f16 -> f32, bit for bit, at every f16 and rounding boundary", () => {
+    test("roundToF16Row gives ggml's f32 -> f16 bits, bit for bit, at every f16 and rounding boundary", () => {
       const xs: number[] = [];
       for (let h = 0; h < 0x7c00; h++) {
         const lo = f32Bits(f16ToF32(h));
@@ -109,23 +113,26 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
       const r = rng(7);
       for (let i = 0; i < 50000; i++) xs.push((r() * 2 ** 32) >>> 0);
       xs.push(0x7f800000, 0x7f800001, 0x7fc00000, 0x7fffffff, 0x00000001, 0x007fffff, 0x477fefff, 0x477ff000, 0x477fffff, 0x47800000);
-      const n = (xs.length * 2 + 3) & ~3;
+      // n % 8 == 4: the 4-value tail runs too.
+      const n = ((xs.length * 2 + 7) & ~7) + 4;
       const bits = new Uint32Array(n);
       xs.forEach((b, i) => { bits[2 * i] = b; bits[2 * i + 1] = (b | 0x80000000) >>> 0; });
-      const p = arena.alloc(n * 4);
-      new Uint32Array(K.memory.buffer, p, n).set(bits);
-      ex.roundToF16Row(p, p, n);
-      const got = new Uint32Array(K.memory.buffer, p, n).slice();
-      arena.top = p;
+      const x = arena.alloc(n * 4);
+      new Uint32Array(K.memory.buffer, x, n).set(bits);
+      const y = arena.alloc(n * 2 + GUARD);
+      arena.u8(y, n * 2 + GUARD).fill(0xa5);
+      ex.roundToF16Row(x, y, n);
+      const got = new Uint16Array(K.memory.buffer, y, n).slice();
+      assert.ok(arena.u8(y + n * 2, GUARD).every((b) => b === 0xa5), "wrote past n halves");
+      // In place (y == x) gives the same halves.
+      ex.roundToF16Row(x, x, n);
+      assert.deepEqual(new Uint16Array(K.memory.buffer, x, n).slice(), got, "in place");
+      arena.top = x;
       for (let i = 0; i < n; i++) {
         const b = bits[i]!;
-        if ((b & 0x7fffffff) > 0x7f800000) {
-          // NaN: ggml's quiet NaN 0x7E00 with the sign, as f32
-          assert.equal(got[i], ((b & 0x80000000) | 0x7fc00000) >>> 0, `NaN ${b.toString(16)}`);
-        } else {
-          const want = f32Bits(f16ToF32(f32ToF16(f32FromBits(b))));
-          assert.equal(got[i], want, `${f32FromBits(b)} (bits ${b.toString(16)}): got ${f32FromBits(got[i]!)}, want ${f32FromBits(want)}`);
-        }
+        // ggml's conversion; NaN: the quiet NaN 0x7E00 with the sign
+        const want = f32ToF16(f32FromBits(b));
+        assert.equal(got[i], want, `${f32FromBits(b)} (bits ${b.toString(16)}): got ${got[i]!.toString(16)}, want ${want.toString(16)}`);
       }
     });
 
@@ -147,6 +154,30 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
           sumErr += err;
         }
         assert.ok(sumErr / want.length <= 1e-6 * vmax, `${shape}: mean |error| ${sumErr / want.length}`);
+      }
+    });
+
+    test("attentionF16 reads f16 subnormals, infinities and NaNs of the cache as their values", () => {
+      const c = makeCase([14, 2, 64, 64, 70, 2], 77);
+      // Keys and values of about 1e-5 (mostly f16 subnormals, below 2^-14), queries of about 1e4:
+      // scores and outputs as spread as usual, all made of subnormal cache values.
+      const t = { ...c, q: c.q.map((x) => x * 1e4), k: c.k.map((x) => x * 1e-5), v: c.v.map((x) => x * 1e-5) };
+      const tiny = run(ex, arena, t), tinyWant = reference(t);
+      let vmax = 0;
+      for (const x of t.v) vmax = Math.max(vmax, Math.abs(x));
+      for (let i = 0; i < tinyWant.length; i++) assert.ok(Math.abs(tiny[i]! - tinyWant[i]!) <= 5e-4 * vmax, `subnormals: out[${i}] = ${tiny[i]}, want ${tinyWant[i]}`);
+      // Dim 5 of KV head 1 at position 40: 1e5 (beyond f16: inf), dim 9: -inf, dim 11: NaN.
+      const row = 40 * 2 * 64 + 64;
+      c.v[row + 5] = 1e5; c.v[row + 9] = -Infinity; c.v[row + 11] = Number.NaN;
+      const got = run(ex, arena, c), want = reference(c);
+      for (let i = 0; i < want.length; i++) {
+        const d = i % 64, head = Math.floor(i / 64) % 14;
+        if (head >= 7 && (d === 5 || d === 9 || d === 11)) {
+          assert.ok(Object.is(got[i], want[i]), `out[${i}] = ${got[i]}, want ${want[i]}`);
+          assert.ok(!Number.isFinite(got[i]!), `out[${i}] = ${got[i]}`);
+        } else {
+          assert.ok(Math.abs(got[i]! - want[i]!) <= 5e-4 * 6, `out[${i}] = ${got[i]}, want ${want[i]}`);
+        }
       }
     });
 

@@ -1,10 +1,17 @@
 // Attention over an f16-valued KV cache, with llama.cpp's arithmetic (its non-flash CPU path): the
 // query is rounded to f16 for the f16 dot products with the keys, scores are scaled and
 // softmaxed in f32, and the weights are rounded to f16 before meeting the f16 values.
-// The cache holds f16-rounded values as f32 (wasm has no f16 arithmetic).
+// The cache holds f16 bits (2 bytes per value, as llama.cpp's F16 cache).
 //
 // Every product q*k and w*v is of two f16 values, exact in f32: a fused multiply-add (relaxed
 // build) gives the same sums as mul + add, and both builds give the same results.
+//
+// Cache halves become f32 without the exponent rebias (as F16 weights in floats.ts): a finite
+// half h read as the f32 with bits sign(h) | (h & 0x7fff) << 13 is exactly h * 2^-112; the 2^112
+// goes into the queries and the weights (exact: f16 values times 2^112 stay finite), so every
+// product, hence every sum, is bit for bit that of the unscaled values. A block of cache rows is
+// converted once per pass into a scratch tile (each row serves up to 16 heads); inf/NaN halves,
+// detected per tile, get their true f32 there.
 
 // Constant vectors at the kernels' attention constants (3584..4095, see common.ts), written by the
 // exported functions on entry and loaded into locals: V8 rebuilds a folded v128 constant at every
@@ -34,6 +41,11 @@ const A_ONE: usize = 320; // f32 1
 const A_BIAS: usize = 336; // i32 127
 const A_NEGINF: usize = 352;
 const A_LANE: usize = 368; // i32 0 1 2 3
+const A_REBIAS: usize = 384; // i32 0x1c000: (f32 exponent bias - f16's) << 10
+const A_HINF: usize = 400; // i32 0x7c00, f16 inf
+const A_HNAN: usize = 416; // i32 0x7e00, ggml's f16 NaN
+const A_F16S: usize = 432; // i32 0x8fffe000: a sign-extended half << 13 -> sign | magnitude << 13
+const A_TWO112: usize = 448; // f32 2^112
 
 function writeConstants(): void {
   v128.store(AC + A_ABS, i32x4.splat(0x7fffffff));
@@ -60,6 +72,11 @@ function writeConstants(): void {
   v128.store(AC + A_BIAS, i32x4.splat(127));
   v128.store(AC + A_NEGINF, f32x4.splat(-Infinity));
   v128.store(AC + A_LANE, i32x4(0, 1, 2, 3));
+  v128.store(AC + A_REBIAS, i32x4.splat(0x1c000));
+  v128.store(AC + A_HINF, i32x4.splat(0x7c00));
+  v128.store(AC + A_HNAN, i32x4.splat(0x7e00));
+  v128.store(AC + A_F16S, i32x4.splat(0x8fffe000));
+  v128.store(AC + A_TWO112, i32x4.splat(0x77800000));
 }
 
 // The f32 nearest to x that an f16 can hold (ties to even; overflow to inf; NaN to the quiet NaN
@@ -76,17 +93,70 @@ function roundF16(x: v128, cAbs: v128, cSign: v128, cRBias: v128, cOneI: v128, c
   return v128.or(r, v128.and(x, cSign));
 }
 
-// n f32 at x -> n f32 at y (may alias), each rounded to the nearest f16 value (n % 4 == 0). The KV
-// cache keeps f16-rounded values as f32: an f16 cache's numbers, without conversions in the loops.
+// The f16 bits (in i32 lanes) of x: the rounding of roundF16 (ggml's f32 -> f16, bit for bit).
+// Normal range: the rounded f32 bits >> 13, rebiased, clamped to inf; below 2^-14 the multiple of
+// 2^-24 is the low bits of x + 0.5 (whose f32 ulp is 2^-24); NaN: 0x7e00.
+@inline
+function f16Bits(x: v128, cAbs: v128, cSign: v128, cRBias: v128, cOneI: v128, cRMask: v128, cHalf: v128, cMinNorm: v128, cInf: v128, cRebias: v128, cHInf: v128, cHNaN: v128): v128 {
+  const a = v128.and(x, cAbs);
+  const nrm = v128.and(i32x4.add(i32x4.add(a, cRBias), v128.and(i32x4.shr_u(a, 13), cOneI)), cRMask);
+  const hn = i32x4.min_s(i32x4.sub(i32x4.shr_u(nrm, 13), cRebias), cHInf);
+  const hs = i32x4.sub(f32x4.add(a, cHalf), cHalf); // cHalf's bits are 0x3f000000
+  let h = v128.bitselect(hs, hn, i32x4.lt_s(a, cMinNorm));
+  h = v128.bitselect(cHNaN, h, i32x4.gt_s(a, cInf));
+  return v128.or(h, i32x4.shr_u(v128.and(x, cSign), 16));
+}
+
+// n f32 at x -> n f16 (u16 bits) at y, rounded to nearest even as ggml does (n % 4 == 0). y may
+// equal x (each 8-byte write lands on bytes already read): what the KV cache stores.
 export function roundToF16Row(x: usize, y: usize, n: i32): void {
   writeConstants();
   const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
   const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
-  const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
-  const cQNaN = v128.load(AC + A_QNAN);
+  const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cRebias = v128.load(AC + A_REBIAS);
+  const cHInf = v128.load(AC + A_HINF), cHNaN = v128.load(AC + A_HNAN);
   const end = x + (<usize>n << 2);
-  for (; x < end; x += 16, y += 16) {
-    v128.store(y, roundF16(v128.load(x), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN));
+  for (; x + 32 <= end; x += 32, y += 16) {
+    const h0 = f16Bits(v128.load(x), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cRebias, cHInf, cHNaN);
+    const h1 = f16Bits(v128.load(x, 16), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cRebias, cHInf, cHNaN);
+    v128.store(y, i16x8.narrow_i32x4_u(h0, h1)); // lanes are 0..0xffff: no saturation
+  }
+  if (x < end) {
+    const h0 = f16Bits(v128.load(x), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cRebias, cHInf, cHNaN);
+    v128.store64_lane(y, i16x8.narrow_i32x4_u(h0, h0), 0);
+  }
+}
+
+// nRows rows of `width` halves (width % 4 == 0; row stride srcStride bytes) -> contiguous f32 rows
+// at dst, each finite half h as h * 2^-112 (see the header), inf and NaN as themselves.
+function loadTile(src: usize, srcStride: usize, nRows: i32, width: i32, dst: usize): void {
+  const cMask = v128.load(AC + A_F16S);
+  const rowBytes = <usize>width << 1;
+  let mx = i16x8.splat(0); // max of h << 1 (the sign dropped): exponent 31 shows as >= 0xf800
+  let d = dst;
+  for (let r = 0; r < nRows; r++) {
+    let s = src + <usize>r * srcStride;
+    const end = s + rowBytes;
+    for (; s + 16 <= end; s += 16, d += 32) {
+      const h = v128.load(s);
+      mx = i16x8.max_u(mx, i16x8.shl(h, 1));
+      v128.store(d, v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), cMask));
+      v128.store(d, v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), cMask), 16);
+    }
+    if (s < end) {
+      const h = v128.load64_zero(s);
+      mx = i16x8.max_u(mx, i16x8.shl(h, 1));
+      v128.store(d, v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), cMask));
+      d += 16;
+    }
+  }
+  if (v128.any_true(i16x8.ge_u(mx, i16x8.splat(<i16>0xf800)))) {
+    // Rare: magnitudes from 0x0f800000 (exponent 31) get the f32 exponent 255: + 0x70000000.
+    for (let p = dst; p < d; p += 16) {
+      const e = v128.load(p);
+      const special = i32x4.gt_s(v128.and(e, i32x4.splat(0x7fffffff)), i32x4.splat(0x0f7fffff));
+      v128.store(p, i32x4.add(e, v128.and(special, i32x4.splat(0x70000000))));
+    }
   }
 }
 
@@ -230,8 +300,8 @@ function values1x4(wa: usize, vp: usize, vStride: usize, n: i32, oa: usize): voi
 }
 
 // Scores at row[0..end) (end = 16 * ceil(visible / 4); the lanes of the last vector from
-// `rem` on, if rem > 0, are not scores) -> softmax weights rounded to f16, in place; those lanes
-// become 0. exp(s - max) is exp4 of elementwise.ts step for step, bit for bit for every input
+// `rem` on, if rem > 0, are not scores) -> softmax weights rounded to f16, times 2^112 (for the
+// cache's scaled values, see the header), in place; those lanes become 0. exp(s - max) is exp4 of elementwise.ts step for step, bit for bit for every input
 // (clamps as pmin/pmax: one instruction each; n = nearest(x log2 e) as the f32 sum with 1.5 * 2^23,
 // whose bits also give 2^n); its sum is accumulated in f64, as ggml does.
 function softmaxRow(row: usize, end: usize, rem: i32): void {
@@ -276,24 +346,26 @@ function softmaxRow(row: usize, end: usize, rem: i32): void {
   const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
   const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
   const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
-  const cQNaN = v128.load(AC + A_QNAN);
+  const cQNaN = v128.load(AC + A_QNAN), c112 = v128.load(AC + A_TWO112);
   for (let o: usize = 0; o < end; o += 16) {
-    v128.store(row + o, roundF16(f32x4.mul(v128.load(row + o), inv), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN));
+    const w = roundF16(f32x4.mul(v128.load(row + o), inv), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN);
+    v128.store(row + o, f32x4.mul(w, c112));
   }
 }
 
 // Heads in one pass over the cache: whole KV-head groups while they fit (or an even share of a
 // group larger than this). Each key and value row is then read once per pass, in address order.
 const MAX_HEADS = 16;
-// Value rows per block: all heads of a pass use a block while it is in L1.
-const VBLOCK = 64;
+// f32 per cache tile (16 KB, in L1 while all heads of a pass use it): key rows of
+// 4 * floor(TILE / (4 hd)) positions, value rows of floor(TILE / hdV).
+const TILE = 4096;
 
 /**
  * Causal attention of nTok queries at positions startPos.. over the cache of one layer.
- * q: f32 [nTok][nHeads][hd]; kc: f32 [pos][nKvHeads][hd]; vc: f32 [pos][nKvHeads][hdV] (cache
- * values already rounded to f16); out: f32 [nTok][nHeads][hdV]; scratch: room for
- * min(nHeads, 16) * (hd + startPos + nTok + 3) f32. hd and hdV are multiples of 4.
- * Query t sees positions 0..startPos+t.
+ * q: f32 [nTok][nHeads][hd]; kc: f16 [pos][nKvHeads][hd]; vc: f16 [pos][nKvHeads][hdV] (u16
+ * bits, as roundToF16Row writes them); out: f32 [nTok][nHeads][hdV]; scratch: room for
+ * min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * max(1024, hd, hdV) f32. hd and hdV are
+ * multiples of 4. Query t sees positions 0..startPos+t.
  */
 export function attentionF16(
   q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
@@ -304,11 +376,15 @@ export function attentionF16(
   const nChunks = (group + MAX_HEADS - 1) / MAX_HEADS;
   const chunk = (group + nChunks - 1) / nChunks; // heads of one group in a pass
   const kvPer = max(1, MAX_HEADS / group); // KV heads in a pass
-  const kStride = <usize>(nKvHeads * hd) << 2;
-  const vStride = <usize>(nKvHeads * hdV) << 2;
+  const kStride = <usize>(nKvHeads * hd) << 1; // cache rows: halves
+  const vStride = <usize>(nKvHeads * hdV) << 1;
   const qBytes = <usize>hd << 2;
   const oBytes = <usize>hdV << 2;
   const rowBytes = <usize>((startPos + nTok + 3) & ~3) << 2; // one head's scores, then weights
+  // After the query and score rows of the most heads a pass can have: the f32 tile.
+  const tile = scratch + <usize>min(nHeads, MAX_HEADS) * (qBytes + rowBytes);
+  const kBlock = max(4, (TILE / hd) & ~3); // a multiple of 4: score groups do not straddle tiles
+  const vBlock = max(1, TILE / hdV);
   const sc = f32x4.splat(scale);
   for (let t = 0; t < nTok; t++) {
     const visible = startPos + t + 1;
@@ -324,70 +400,73 @@ export function attentionF16(
         const qr = scratch;
         const srows = scratch + <usize>nh * qBytes;
         {
-          // Queries rounded to f16 (llama.cpp's f16 dot products with the f16 keys).
+          // Queries rounded to f16 (llama.cpp's f16 dot products with the f16 keys), times 2^112.
           const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
           const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
           const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
-          const cQNaN = v128.load(AC + A_QNAN);
+          const cQNaN = v128.load(AC + A_QNAN), c112 = v128.load(AC + A_TWO112);
           for (let kv = 0; kv < nkv; kv++) {
             const src = q + <usize>(t * nHeads + (kv0 + kv) * group + c0) * qBytes;
             const dst = qr + <usize>(kv * g) * qBytes;
             for (let o: usize = 0; o < <usize>g * qBytes; o += 16) {
-              v128.store(dst + o, roundF16(v128.load(src + o), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN));
+              const r = roundF16(v128.load(src + o), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN);
+              v128.store(dst + o, f32x4.mul(r, c112));
             }
           }
         }
-        // Scores, 4 positions at a time; within them two heads at a time.
-        let kp = kc + <usize>kv0 * qBytes;
-        let so: usize = 0;
-        for (let j = 0; j < visible; j += 4) {
-          let d1 = kStride, d2 = kStride << 1, d3 = kStride * 3;
-          if (j == full) {
-            // Past the last position: repeat its first key (no read past the cache); the
-            // softmax ignores these lanes.
-            if (rem < 2) d1 = 0;
-            if (rem < 3) d2 = 0;
-            d3 = 0;
-          }
+        // Scores: per tile of key rows and KV head, 4 positions at a time; within them two heads
+        // at a time.
+        for (let jb = 0; jb < visible; jb += kBlock) {
+          const nb = min(kBlock, visible - jb);
           for (let kv = 0; kv < nkv; kv++) {
-            const k0 = kp + <usize>kv * qBytes;
-            let qa = qr + <usize>(kv * g) * qBytes;
-            let sa = srows + <usize>(kv * g) * rowBytes + so;
-            let i = 0;
-            for (; i + 2 <= g; i += 2) {
-              scores2x4(qa, qa + qBytes, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sa + rowBytes, sc);
-              qa += qBytes << 1;
-              sa += rowBytes << 1;
+            loadTile(kc + <usize>jb * kStride + (<usize>(kv0 + kv) * hd << 1), kStride, nb, hd, tile);
+            for (let j = jb; j < jb + nb; j += 4) {
+              let d1 = qBytes, d2 = qBytes << 1, d3 = qBytes * 3;
+              if (j == full) {
+                // Past the last position: repeat its first key (no read past the tile's rows);
+                // the softmax ignores these lanes.
+                if (rem < 2) d1 = 0;
+                if (rem < 3) d2 = 0;
+                d3 = 0;
+              }
+              const k0 = tile + <usize>(j - jb) * qBytes;
+              let qa = qr + <usize>(kv * g) * qBytes;
+              let sa = srows + <usize>(kv * g) * rowBytes + (<usize>j << 2);
+              let i = 0;
+              for (; i + 2 <= g; i += 2) {
+                scores2x4(qa, qa + qBytes, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sa + rowBytes, sc);
+                qa += qBytes << 1;
+                sa += rowBytes << 1;
+              }
+              if (i < g) scores1x4(qa, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sc);
             }
-            if (i < g) scores1x4(qa, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sc);
           }
-          kp += kStride << 2;
-          so += 16;
         }
         for (let i = 0; i < nh; i++) softmaxRow(srows + <usize>i * rowBytes, rowEnd, rem);
-        // Values, a block of positions at a time for all heads of the pass.
+        // Values, a tile of positions at a time for all heads of the pass; each output sums its
+        // positions in order, so the tiling does not change it.
         for (let kv = 0; kv < nkv; kv++) {
           const op = out + <usize>(t * nHeads + (kv0 + kv) * group + c0) * oBytes;
           for (let o: usize = 0; o < <usize>g * oBytes; o += 16) v128.store(op + o, i32x4.splat(0));
         }
-        for (let jb = 0; jb < visible; jb += VBLOCK) {
-          const n = min(VBLOCK, visible - jb);
+        for (let jb = 0; jb < visible; jb += vBlock) {
+          const n = min(vBlock, visible - jb);
           for (let kv = 0; kv < nkv; kv++) {
-            const vb = vc + <usize>jb * vStride + <usize>(kv0 + kv) * oBytes;
+            loadTile(vc + <usize>jb * vStride + (<usize>(kv0 + kv) * hdV << 1), vStride, n, hdV, tile);
             let oa = out + <usize>(t * nHeads + (kv0 + kv) * group + c0) * oBytes;
             let wa = srows + <usize>(kv * g) * rowBytes + (<usize>jb << 2);
             let i = 0;
             for (; i + 2 <= g; i += 2) {
               let d: usize = 0;
-              for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, vb + d, vStride, n, oa + d, oa + oBytes + d);
-              for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, vb + d, vStride, n, oa + d, oa + oBytes + d);
+              for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, tile + d, oBytes, n, oa + d, oa + oBytes + d);
+              for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, tile + d, oBytes, n, oa + d, oa + oBytes + d);
               wa += rowBytes << 1;
               oa += oBytes << 1;
             }
             if (i < g) {
               let d: usize = 0;
-              for (; d + 128 <= oBytes; d += 128) values1x32(wa, vb + d, vStride, n, oa + d);
-              for (; d < oBytes; d += 16) values1x4(wa, vb + d, vStride, n, oa + d);
+              for (; d + 128 <= oBytes; d += 128) values1x32(wa, tile + d, oBytes, n, oa + d);
+              for (; d < oBytes; d += 16) values1x4(wa, tile + d, oBytes, n, oa + d);
             }
           }
         }

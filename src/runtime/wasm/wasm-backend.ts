@@ -155,7 +155,9 @@ interface WasmMatrix extends MatrixHandle {
 }
 
 interface WasmKvCache extends KvCache {
+  /** Per layer: f16 bits (2 bytes per value), [position][kvHead][headDim]. */
   readonly k: number[];
+  /** Per layer: f16 bits, [position][kvHead][headDimV]. */
   readonly v: number[];
   readonly scratch: number;
 }
@@ -569,14 +571,15 @@ export class WasmBackend implements ComputeBackend {
     const k: number[] = [];
     const v: number[] = [];
     for (let l = 0; l < spec.nLayers; l++) {
-      // f16-rounded values stored as f32: an f16 cache's numbers at twice its size, but no
-      // conversion in attention's inner loops.
-      k.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDim * 4));
-      v.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDimV * 4));
+      // f16 bits, 2 bytes per value, as llama.cpp's F16 cache (attention converts them in tiles).
+      k.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDim * 2));
+      v.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDimV * 2));
     }
     // attentionF16 takes up to 16 heads per pass over the cache and needs min(nHeads, 16) *
-    // (head size + positions + 3) f32 of scratch (nHeads is not part of the cache spec).
-    const scratch = m.alloc(16 * (Math.max(spec.headDim, spec.headDimV) + spec.contextSize + 8) * 4, 64);
+    // (head size + positions + 3) + 4 * max(1024, head sizes) f32 of scratch (nHeads is not part
+    // of the cache spec).
+    const hdMax = Math.max(spec.headDim, spec.headDimV);
+    const scratch = m.alloc((16 * (hdMax + spec.contextSize + 8) + 4 * Math.max(1024, hdMax)) * 4, 64);
     const cache: WasmKvCache = { spec, k, v, scratch };
     return cache;
   }
@@ -590,8 +593,8 @@ export class WasmBackend implements ComputeBackend {
     const kw = s.nKvHeads * s.headDim;
     const vw = s.nKvHeads * s.headDimV;
     const ex = this.mem[0]!.ex;
-    ex.roundToF16Row(this.ptr(k), c.k[layer]! + startPos * kw * 4, nTokens * kw);
-    ex.roundToF16Row(this.ptr(v), c.v[layer]! + startPos * vw * 4, nTokens * vw);
+    ex.roundToF16Row(this.ptr(k), c.k[layer]! + startPos * kw * 2, nTokens * kw);
+    ex.roundToF16Row(this.ptr(v), c.v[layer]! + startPos * vw * 2, nTokens * vw);
   }
 
   attention(cache: KvCache, layer: number, q: Float32Array, startPos: number, nTokens: number, p: AttentionParams, out: Float32Array): void {
