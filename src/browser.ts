@@ -4,22 +4,7 @@
 import { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";
 import { loadModelFromSource, type LoadOptions, type Model } from "./runtime/model.ts";
 
-export { Model, loadModelFromSource } from "./runtime/model.ts";
-export type {
-  FinishReason,
-  GenerateOptions,
-  GenerationChunk,
-  GenerationResult,
-  GenerationStats,
-  LoadOptions,
-} from "./runtime/model.ts";
-export type { SamplingOptions } from "./sampling/sampler.ts";
-export type { Tokenizer } from "./tokenizer/index.ts";
-export type { ModelConfig } from "./model/config.ts";
-export type { LoadProgress } from "./model/weights.ts";
-export { ModelFileError } from "./format/errors.ts";
-export { UnsupportedTensorTypeError } from "./quant/traits.ts";
-export { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";
+export * from "./api.ts";
 
 /**
  * Loads a GGUF model from a File/Blob (read in slices, never whole), bytes in memory, any

@@ -1,26 +1,9 @@
-// mimo's public API for Node. (The browser entry uses loadModelFromSource with a BlobByteSource.)
+// mimo's public API for Node ("mimo"); src/browser.ts is the browser entry ("mimo/browser").
 import { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";
 import { NodeFileSource } from "./platform/node-file.ts";
 import { loadModelFromSource, type LoadOptions, type Model } from "./runtime/model.ts";
 
-export { Model, loadModelFromSource } from "./runtime/model.ts";
-export type {
-  FinishReason,
-  GenerateOptions,
-  GenerationChunk,
-  GenerationResult,
-  GenerationStats,
-  LoadOptions,
-} from "./runtime/model.ts";
-export type { SamplingOptions } from "./sampling/sampler.ts";
-export type { Tokenizer } from "./tokenizer/index.ts";
-export type { ModelConfig } from "./model/config.ts";
-export type { LoadProgress } from "./model/weights.ts";
-export { ModelFileError } from "./format/errors.ts";
-export { UnsupportedTensorTypeError } from "./quant/traits.ts";
-export { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";
-export { readGGUF, GGUFFile } from "./format/gguf-reader.ts";
-export { writeGGUF } from "./format/gguf-writer.ts";
+export * from "./api.ts";
 export { openGGUFFile, writeGGUFFile } from "./platform/node-file.ts";
 export { defaultModelPath } from "./platform/default-model.ts";
 

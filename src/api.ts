@@ -1,0 +1,20 @@
+// The public API both entries share (src/index.ts for Node, src/browser.ts for browsers): the
+// model, its options and results, errors and byte sources. Platform-specific loaders live in the entries.
+export { Model, loadModelFromSource } from "./runtime/model.ts";
+export type {
+  FinishReason,
+  GenerateOptions,
+  GenerationChunk,
+  GenerationResult,
+  GenerationStats,
+  LoadOptions,
+} from "./runtime/model.ts";
+export type { SamplingOptions } from "./sampling/sampler.ts";
+export type { Tokenizer } from "./tokenizer/index.ts";
+export type { ModelConfig } from "./model/config.ts";
+export type { LoadProgress } from "./model/weights.ts";
+export { ModelFileError } from "./format/errors.ts";
+export { UnsupportedTensorTypeError } from "./quant/traits.ts";
+export { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";
+export { readGGUF, GGUFFile } from "./format/gguf-reader.ts";
+export { writeGGUF } from "./format/gguf-writer.ts";
