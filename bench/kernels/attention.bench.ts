@@ -8,7 +8,7 @@
 //   --wasm DIR     kernels-{relaxed,simd128}.wasm to time (default build/kernels)
 //   --compare DIR  a second build timed interleaved with the first (e.g. a copy of an older one),
 //                  with the largest output difference between the two and the count of outputs
-//                  whose bits differ. Each build gets the cache layout its roundToF16Row writes
+//                  whose bits differ. Each build gets the cache layout its cache writer writes
 //                  (f16 bits, or f16-rounded f32 before), from the same values.
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
@@ -32,13 +32,19 @@ const binaries = (dir: string) => {
 };
 const arena = new KernelArena(memory);
 const kw = N_KV * HD;
-// Bytes per cache value of a build: what its roundToF16Row writes for 4 values (8: f16, 16: f32).
+// The KV cache writer of a build: f32ToF16Row, named roundToF16Row in builds before the f16 cache.
+type RowWriter = (x: number, y: number, n: number) => void;
+function cacheWriter(ex: KernelExports): RowWriter {
+  const e = ex as unknown as Record<string, RowWriter | undefined>;
+  return (e.f32ToF16Row ?? e.roundToF16Row)!;
+}
+// Bytes per cache value of a build: what its cache writer writes for 4 values (8: f16, 16: f32).
 function cacheBytes(ex: KernelExports): number {
   const p = arena.alloc(64);
   const b = arena.u8(p, 64);
   b.fill(0);
   b.fill(0xff, 32, 64);
-  ex.roundToF16Row(p, p + 32, 4);
+  cacheWriter(ex)(p, p + 32, 4);
   const n = arena.u8(p + 32, 32).findIndex((x) => x === 0xff);
   arena.top = p;
   return n / 4;
@@ -78,9 +84,9 @@ for (let l = 0; l < LAYERS; l++) {
   // Keys scaled so that the softmax is neither flat nor one-hot; every build's cache from the
   // same values.
   fill(tmp, MAX_POS * kw, 4);
-  for (const b of builds) b.ex.roundToF16Row(tmp, b.kc[l]!, MAX_POS * kw);
+  for (const b of builds) cacheWriter(b.ex)(tmp, b.kc[l]!, MAX_POS * kw);
   fill(tmp, MAX_POS * kw, 2);
-  for (const b of builds) b.ex.roundToF16Row(tmp, b.vc[l]!, MAX_POS * kw);
+  for (const b of builds) cacheWriter(b.ex)(tmp, b.vc[l]!, MAX_POS * kw);
 }
 fill(q, 128 * N_HEADS * HD, 4);
 if (cold) arena.u8(flush, FLUSH_BYTES).fill(1); // written: untouched pages would all map to one zero page

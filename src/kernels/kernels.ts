@@ -42,7 +42,7 @@ export interface KernelExports {
   /** Causal attention over one layer's KV cache of f16 values, 2 bytes each (see assembly/attention.ts). */
   attentionF16(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number): void;
   /** n f32 at x -> n f16 (u16 bits, round to nearest even) at y: what the KV cache stores. */
-  roundToF16Row(x: number, y: number, n: number): void;
+  f32ToF16Row(x: number, y: number, n: number): void;
   /** Reads bytes (multiple of 64) at p; a memory read bandwidth probe. */
   streamSum(p: number, bytes: number): number;
 }

@@ -69,11 +69,11 @@ function run(ex: KernelExports, arena: KernelArena, c: Case, fillScratch = 0): F
     arena.f32(p, x.length).set(x);
     return p;
   };
-  // The cache as the backend keeps it: f16 bits, 2 bytes per value, written by roundToF16Row.
+  // The cache as the backend keeps it: f16 bits, 2 bytes per value, written by f32ToF16Row.
   const cache = (x: Float32Array) => {
     const src = put(x);
     const p = arena.alloc(x.length * 2 + 2 * GUARD) + GUARD;
-    ex.roundToF16Row(src, p, x.length);
+    ex.f32ToF16Row(src, p, x.length);
     return p;
   };
   const pq = put(c.q), pk = cache(c.k), pv = cache(c.v);
@@ -102,7 +102,7 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
     const ex = K.exports;
     const arena = new KernelArena(K.memory);
 
-    test("roundToF16Row gives ggml's f32 -> f16 bits, bit for bit, at every f16 and rounding boundary", () => {
+    test("f32ToF16Row gives ggml's f32 -> f16 bits, bit for bit, at every f16 and rounding boundary", () => {
       const xs: number[] = [];
       for (let h = 0; h < 0x7c00; h++) {
         const lo = f32Bits(f16ToF32(h));
@@ -121,11 +121,11 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
       new Uint32Array(K.memory.buffer, x, n).set(bits);
       const y = arena.alloc(n * 2 + GUARD);
       arena.u8(y, n * 2 + GUARD).fill(0xa5);
-      ex.roundToF16Row(x, y, n);
+      ex.f32ToF16Row(x, y, n);
       const got = new Uint16Array(K.memory.buffer, y, n).slice();
       assert.ok(arena.u8(y + n * 2, GUARD).every((b) => b === 0xa5), "wrote past n halves");
       // In place (y == x) gives the same halves.
-      ex.roundToF16Row(x, x, n);
+      ex.f32ToF16Row(x, x, n);
       assert.deepEqual(new Uint16Array(K.memory.buffer, x, n).slice(), got, "in place");
       arena.top = x;
       for (let i = 0; i < n; i++) {

@@ -109,7 +109,7 @@ function f16Bits(x: v128, cAbs: v128, cSign: v128, cRBias: v128, cOneI: v128, cR
 
 // n f32 at x -> n f16 (u16 bits) at y, rounded to nearest even as ggml does (n % 4 == 0). y may
 // equal x (each 8-byte write lands on bytes already read): what the KV cache stores.
-export function roundToF16Row(x: usize, y: usize, n: i32): void {
+export function f32ToF16Row(x: usize, y: usize, n: i32): void {
   writeConstants();
   const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
   const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
@@ -363,7 +363,7 @@ const TILE = 4096;
 /**
  * Causal attention of nTok queries at positions startPos.. over the cache of one layer.
  * q: f32 [nTok][nHeads][hd]; kc: f16 [pos][nKvHeads][hd]; vc: f16 [pos][nKvHeads][hdV] (u16
- * bits, as roundToF16Row writes them); out: f32 [nTok][nHeads][hdV]; scratch: room for
+ * bits, as f32ToF16Row writes them); out: f32 [nTok][nHeads][hdV]; scratch: room for
  * min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * max(1024, hd, hdV) f32. hd and hdV are
  * multiples of 4. Query t sees positions 0..startPos+t.
  */

@@ -195,6 +195,8 @@ export class WasmBackend implements ComputeBackend {
   private readonly plans = new Map<WasmMatrix, MatmulPlan[]>();
   private readonly converters: Map<string, (x: number, y: number, k: number, n: number) => void>;
   private readonly actPtrScratch: number[] = [];
+  /** Per job of the current matmul: thread 0 wrote its rows straight into the output. */
+  private readonly directScratch: boolean[] = [];
   private readonly canBlock = threadCanBlock();
   private spinLimit: number;
   private disposed = false;
@@ -408,10 +410,11 @@ export class WasmBackend implements ComputeBackend {
     // all rows on one thread) and the output lives in its memory; other shards are gathered.
     const ctl = this.ctl;
     ctl[CTL_NJOBS] = fast.length;
+    const direct = this.directScratch;
     for (let j = 0; j < fast.length; j++) {
       const w = fast[j]!;
       const out = outs[plan.fastOut[j]!]!;
-      const direct = (nTokens === 1 || nThreads === 1) && this.ownsView(out);
+      direct[j] = (nTokens === 1 || nThreads === 1) && this.ownsView(out);
       for (let t = 0; t < nThreads; t++) {
         const s = w.shards[t]!;
         const o = jobOffset(t, j);
@@ -423,7 +426,7 @@ export class WasmBackend implements ComputeBackend {
         ctl[o] = plan.fn[j]!;
         ctl[o + 1] = s.ptr;
         ctl[o + 2] = actPtr[plan.jobKind[j]! * nThreads + t]!;
-        ctl[o + 3] = t === 0 && direct ? out.byteOffset + s.rowStart * 4 : io.out + j * io.outSlotBytes;
+        ctl[o + 3] = t === 0 && direct[j] ? out.byteOffset + s.rowStart * 4 : io.out + j * io.outSlotBytes;
         ctl[o + 4] = k;
         ctl[o + 5] = 0;
         ctl[o + 6] = s.groups;
@@ -436,8 +439,7 @@ export class WasmBackend implements ComputeBackend {
     for (let j = 0; j < fast.length; j++) {
       const w = fast[j]!;
       const out = outs[plan.fastOut[j]!]!;
-      const direct = (nTokens === 1 || nThreads === 1) && this.ownsView(out);
-      for (let t = direct ? 1 : 0; t < nThreads; t++) {
+      for (let t = direct[j] ? 1 : 0; t < nThreads; t++) {
         const s = w.shards[t]!;
         if (s.rows === 0) continue;
         const io = this.io[t]!;
@@ -593,8 +595,8 @@ export class WasmBackend implements ComputeBackend {
     const kw = s.nKvHeads * s.headDim;
     const vw = s.nKvHeads * s.headDimV;
     const ex = this.mem[0]!.ex;
-    ex.roundToF16Row(this.ptr(k), c.k[layer]! + startPos * kw * 2, nTokens * kw);
-    ex.roundToF16Row(this.ptr(v), c.v[layer]! + startPos * vw * 2, nTokens * vw);
+    ex.f32ToF16Row(this.ptr(k), c.k[layer]! + startPos * kw * 2, nTokens * kw);
+    ex.f32ToF16Row(this.ptr(v), c.v[layer]! + startPos * vw * 2, nTokens * vw);
   }
 
   attention(cache: KvCache, layer: number, q: Float32Array, startPos: number, nTokens: number, p: AttentionParams, out: Float32Array): void {
