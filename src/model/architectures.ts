@@ -1,7 +1,7 @@
 // One small spec per architecture; the shared transformer in transformer.ts reads them.
 // A new architecture is a new entry here (plus tensors it adds), not edits across the engine.
 
-export type RopeStyle = "normal" | "neox";
+import type { RopeStyle } from "../compute/backend.ts";
 
 export interface ArchitectureSpec {
   /** `general.architecture` value. */

@@ -1,4 +1,4 @@
-import type { AttentionParams, ComputeBackend, KvCache, KvCacheType, RopeParams } from "../runtime/backend.ts";
+import type { AttentionParams, ComputeBackend, KvCache, KvCacheType, RopeParams } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerWeights, TransformerWeights } from "./weights.ts";
 

@@ -1,7 +1,7 @@
 import { ModelFileError } from "../format/errors.ts";
 import type { GGUFFile } from "../format/gguf-reader.ts";
 import { getQuantTraits } from "../quant/traits.ts";
-import type { ComputeBackend, MatrixHandle, MatrixUsage } from "../runtime/backend.ts";
+import type { ComputeBackend, MatrixHandle, MatrixUsage } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
 
 export interface AttentionWeights {

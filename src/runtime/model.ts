@@ -3,12 +3,12 @@ import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
 import { readModelConfig, type ModelConfig } from "../model/config.ts";
 import { Transformer } from "../model/transformer.ts";
 import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
-import { ReferenceBackend } from "../kernels/reference.ts";
-import { WasmBackend } from "./wasm/wasm-backend.ts";
+import { ReferenceBackend } from "../backends/reference.ts";
+import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
-import type { ComputeBackend, KvCache, KvCacheType } from "./backend.ts";
+import type { ComputeBackend, KvCache, KvCacheType } from "../compute/backend.ts";
 import { StopStringMatcher } from "./stop-strings.ts";
 
 export interface LoadOptions {

@@ -22,7 +22,7 @@ const skip = haveBrowser ? false : `no Chromium at ${CHROMIUM} (apt-get install 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>mimo</title>
 <script type="module">
 import { loadModel } from "/dist/browser.js";
-import { WasmBackend } from "/dist/runtime/wasm/wasm-backend.js";
+import { WasmBackend } from "/dist/backends/wasm/wasm-backend.js";
 window.generate = async ({ threads, kernelPath }) => {
   const backend = kernelPath ? await WasmBackend.create({ threads, kernels: { path: kernelPath } }) : undefined;
   const model = await loadModel("/models/stories260K.gguf", { threads, backend });

@@ -1,7 +1,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { loadKernels, KernelArena, type KernelExports, type KernelPath } from "../../src/kernels/kernels.ts";
-import { ReferenceBackend } from "../../src/kernels/reference.ts";
+import { ReferenceBackend } from "../../src/backends/reference.ts";
 import { f16ToF32, f32ToF16, f32Bits, f32FromBits } from "../../src/quant/half.ts";
 import { rng } from "./ref.ts";
 

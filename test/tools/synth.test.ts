@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { getLlama } from "node-llama-cpp";
 import { loadModel } from "../../src/index.ts";
 import { tensorDataSize } from "../../src/format/gguf-writer.ts";
-import { ReferenceBackend } from "../../src/kernels/reference.ts";
+import { ReferenceBackend } from "../../src/backends/reference.ts";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { llama3RopeFactors, presetNames, presets, presetSpec } from "../../src/tools/presets.ts";

@@ -174,40 +174,48 @@ function exactF16Rows(wr: usize, xa: usize, xstride: usize, k: i32, y: usize, ys
   }
 }
 
-// 1 token: W[r]·x for one row; bad: an F16 row holding inf/NaN (exact path).
+// 1 token: W[r]·x for one row; bad: an F16 row holding inf/NaN (exact path). The accumulators
+// and their order are rowDot4's (a: columns 0-3 of each 8, b: columns 4-7), so a token's result
+// never depends on how many tokens share the call (a sequence batched with others gives the same
+// bits as alone); the loop is unrolled to 16 columns to keep two FMA chains in flight each.
 @inline
 function rowDot1(wr: usize, xa: usize, k: i32, kind: i32, fm: v128, hi16: v128, bad: bool): f32 {
   if (kind == K_F16 && bad) return exactF16Row(wr, xa, k);
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a = f32x4.splat(0), b = f32x4.splat(0);
   let j = 0;
+  const k16 = k & ~15, k8 = k & ~7;
   if (kind == K_F32) {
-    const k16 = k & ~15;
     for (; j < k16; j += 16) {
       const p = wr + (<usize>j << 2), q = xa + (<usize>j << 2);
-      a0 = madd(v128.load(p), v128.load(q), a0);
-      a1 = madd(v128.load(p, 16), v128.load(q, 16), a1);
-      a2 = madd(v128.load(p, 32), v128.load(q, 32), a2);
-      a3 = madd(v128.load(p, 48), v128.load(q, 48), a3);
+      a = madd(v128.load(p), v128.load(q), a);
+      b = madd(v128.load(p, 16), v128.load(q, 16), b);
+      a = madd(v128.load(p, 32), v128.load(q, 32), a);
+      b = madd(v128.load(p, 48), v128.load(q, 48), b);
+    }
+    if (j < k8) {
+      const p = wr + (<usize>j << 2), q = xa + (<usize>j << 2);
+      a = madd(v128.load(p), v128.load(q), a);
+      b = madd(v128.load(p, 16), v128.load(q, 16), b);
+      j += 8;
     }
   } else {
-    const k16 = k & ~15, k8 = k & ~7;
     for (; j < k16; j += 16) {
       const p = wr + (<usize>j << 1), q = xa + (<usize>j << 2);
       const v = v128.load(p), u = v128.load(p, 16);
-      a0 = madd(evenF(v, kind, fm), v128.load(q), a0);
-      a1 = madd(oddF(v, kind, fm, hi16), v128.load(q, 16), a1);
-      a2 = madd(evenF(u, kind, fm), v128.load(q, 32), a2);
-      a3 = madd(oddF(u, kind, fm, hi16), v128.load(q, 48), a3);
+      a = madd(evenF(v, kind, fm), v128.load(q), a);
+      b = madd(oddF(v, kind, fm, hi16), v128.load(q, 16), b);
+      a = madd(evenF(u, kind, fm), v128.load(q, 32), a);
+      b = madd(oddF(u, kind, fm, hi16), v128.load(q, 48), b);
     }
     if (j < k8) {
       const p = wr + (<usize>j << 1), q = xa + (<usize>j << 2);
       const v = v128.load(p);
-      a0 = madd(evenF(v, kind, fm), v128.load(q), a0);
-      a1 = madd(oddF(v, kind, fm, hi16), v128.load(q, 16), a1);
+      a = madd(evenF(v, kind, fm), v128.load(q), a);
+      b = madd(oddF(v, kind, fm, hi16), v128.load(q, 16), b);
       j += 8;
     }
   }
-  let s = hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  let s = hsum4(f32x4.add(a, b));
   const wsz: usize = kind == K_F32 ? 2 : 1;
   for (; j < k; j++) s += scalarW(wr + (<usize>j << wsz), kind) * load<f32>(xa + (<usize>j << 2));
   return s;

@@ -28,9 +28,9 @@ import type {
   MatrixUsage,
   RopeParams,
   WeightInfo,
-} from "../backend.ts";
+} from "../../compute/backend.ts";
 import type { TensorData } from "../../format/gguf-reader.ts";
-import { ReferenceBackend } from "../../kernels/reference.ts";
+import { ReferenceBackend } from "../reference.ts";
 import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, adaptSpin, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
 
 /** How a weight type runs on the kernels: activation format, placement and kernel names. */

@@ -8,7 +8,7 @@ import { loadModel, defaultModelPath } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
-import { WasmBackend } from "../../src/runtime/wasm/wasm-backend.ts";
+import { WasmBackend } from "../../src/backends/wasm/wasm-backend.ts";
 import { getWeightTraits, rowByteSize } from "../../src/quant/traits.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mimo-wasm-"));

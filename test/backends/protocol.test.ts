@@ -1,7 +1,7 @@
-// The spin policy of the compute threads (src/runtime/wasm/protocol.ts).
+// The spin policy of the compute threads (src/backends/wasm/protocol.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MIN_SPIN, adaptSpin } from "../../src/runtime/wasm/protocol.ts";
+import { MIN_SPIN, adaptSpin } from "../../src/backends/wasm/protocol.ts";
 
 test("waiters spin longer after short sleeps and shorter after long ones, within bounds", () => {
   const max = 5000;

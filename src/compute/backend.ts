@@ -1,9 +1,18 @@
 // The narrow interface between the model's forward pass and the kernels that do the arithmetic.
-// The plain TypeScript kernels (kernels/reference.ts) implement it for correctness; the
-// WebAssembly SIMD kernels with worker threads implement the same contract for speed.
+// backends/reference.ts (plain TypeScript, llama.cpp's exact arithmetic) implements it for
+// correctness; backends/wasm (WebAssembly SIMD kernels on worker threads) for speed. This file
+// imports nothing: the model above and the backends below both depend on it.
 
-import type { RopeStyle } from "../model/architectures.ts";
-import type { TensorData } from "../format/gguf-reader.ts";
+/** How RoPE pairs the dimensions of a head: (2i, 2i+1) ("normal", llama) or (i, i + d/2) ("neox"). */
+export type RopeStyle = "normal" | "neox";
+
+/** A weight's bytes, read piece by piece (a GGUF tensor satisfies it). */
+export interface WeightBytes {
+  readonly byteSize: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Present when the source can read synchronously. */
+  readonly readSync: ((offset: number, length: number) => Uint8Array) | undefined;
+}
 
 export interface WeightInfo {
   readonly name: string;
@@ -22,22 +31,41 @@ export interface MatrixHandle {
   readonly cols: number;
 }
 
-export interface KvCacheSpec {
+/**
+ * The KV cache: a pool of `slots` sequences of `slotSize` positions each, every layer's keys and
+ * values (llama.cpp's -np x -c). Slot s holds the keys/values of one sequence at positions
+ * 0..n-1; which slot belongs to which sequence, and how long each is, is the caller's
+ * bookkeeping (runtime/sequence.ts): the backend only stores and attends.
+ */
+export interface KvPoolSpec {
   readonly nLayers: number;
-  /** Positions the cache can hold. */
-  readonly contextSize: number;
+  /** Sequences the pool holds at once. */
+  readonly slots: number;
+  /** Positions one slot holds (the longest a sequence may grow). */
+  readonly slotSize: number;
   readonly nKvHeads: number;
   readonly headDim: number;
   readonly headDimV: number;
-  /** Element type of the cache. f16 is llama.cpp's default (and half the memory); f32 is exact. */
+  /** Element type. f16 is llama.cpp's default (and half the memory); f32 is exact. */
   readonly type: KvCacheType;
 }
 
 export type KvCacheType = "f16" | "f32";
 
-/** Keys and values of every layer for positions 0..length-1; the backend owns its storage. */
-export interface KvCache {
-  readonly spec: KvCacheSpec;
+/** The pool's storage, owned by the backend. */
+export interface KvPool {
+  readonly spec: KvPoolSpec;
+}
+
+/** One sequence's tokens in a batch, as the attention step sees them. */
+export interface AttentionSegment {
+  /** Slot of the pool holding this sequence. */
+  readonly slot: number;
+  /** Position of the segment's first token: the slot already holds positions 0..startPos-1. */
+  readonly startPos: number;
+  readonly nTokens: number;
+  /** Row of the segment's first token in the batch's q, k, v and out (segments are contiguous runs of rows). */
+  readonly row: number;
 }
 
 export interface RopeParams {
@@ -71,7 +99,7 @@ export interface ComputeBackend {
    * Places a 2-D weight matrix (any supported quant type) into backend memory, reading its bytes
    * from `data` piece by piece (a backend may stream them without holding the tensor whole).
    */
-  loadMatrix(info: WeightInfo, data: TensorData, usage?: MatrixUsage): Promise<MatrixHandle>;
+  loadMatrix(info: WeightInfo, data: WeightBytes, usage?: MatrixUsage): Promise<MatrixHandle>;
 
   /** A 1-D weight (norm, bias) in backend memory. */
   loadVector(data: Float32Array): Float32Array;
@@ -98,16 +126,19 @@ export interface ComputeBackend {
   /** Rotates each head of x[t] (nHeads heads of p.headDim) by position positions[t], in place. */
   rope(x: Float32Array, nTokens: number, nHeads: number, positions: readonly number[], p: RopeParams): void;
 
-  createKvCache(spec: KvCacheSpec): KvCache;
+  createKvPool(spec: KvPoolSpec): KvPool;
 
-  /** Stores keys/values of nTokens tokens at positions startPos.. of layer `layer`. */
-  storeKv(cache: KvCache, layer: number, k: Float32Array, v: Float32Array, startPos: number, nTokens: number): void;
+  /** Copies positions 0..n-1 of every layer from slot `src` to slot `dst` (a sequence's fork). */
+  copyKv(pool: KvPool, src: number, dst: number, n: number): void;
 
   /**
-   * Causal attention of nTokens queries at positions startPos.. over the cache of `layer`
-   * (positions 0..startPos+t for query t). out holds nTokens x nHeads x headDimV.
+   * The attention step of layer `layer` for a batch: for each segment, stores the keys and values
+   * of its tokens (rows seg.row.. of k and v) at positions startPos.. of its slot, then runs causal
+   * attention of its queries over positions 0..startPos+t of that slot. q holds nHeads x headDim
+   * per row, k/v nKvHeads x headDim(V), out nHeads x headDimV. A segment's results never depend
+   * on the other segments in the batch.
    */
-  attention(cache: KvCache, layer: number, q: Float32Array, startPos: number, nTokens: number, p: AttentionParams, out: Float32Array): void;
+  attention(pool: KvPool, layer: number, segments: readonly AttentionSegment[], q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams, out: Float32Array): void;
 
   /** out[i] = silu(gate[i]) * up[i]. */
   swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void;

@@ -3,14 +3,15 @@
 
 import type {
   AttentionParams,
+  AttentionSegment,
   ComputeBackend,
-  KvCache,
-  KvCacheSpec,
+  KvPool,
+  KvPoolSpec,
   MatrixHandle,
   RopeParams,
+  WeightBytes,
   WeightInfo,
-} from "../runtime/backend.ts";
-import type { TensorData } from "../format/gguf-reader.ts";
+} from "../compute/backend.ts";
 import { getQuantTraits, getWeightTraits } from "../quant/traits.ts";
 import { rowByteSize } from "../quant/traits.ts";
 import { f16ToF32, f32ToF16 } from "../quant/half.ts";
@@ -22,8 +23,8 @@ interface ReferenceMatrix extends MatrixHandle {
   readonly rowBytes: number;
 }
 
-interface ReferenceKvCache extends KvCache {
-  /** Per layer: [position][kvHead * headDim], values rounded to f16 as llama.cpp's F16 cache stores them. */
+interface ReferenceKvPool extends KvPool {
+  /** Per layer and slot (index layer * slots + slot): [position][kvHead * headDim], values rounded to f16 as llama.cpp's F16 cache stores them. */
   readonly k: Float32Array[];
   readonly v: Float32Array[];
 }
@@ -50,7 +51,7 @@ export class ReferenceBackend implements ComputeBackend {
     ws.forEach((w, i) => this.matmul(w, x, nTokens, outs[i]!));
   }
 
-  async loadMatrix(info: WeightInfo, data: TensorData): Promise<MatrixHandle> {
+  async loadMatrix(info: WeightInfo, data: WeightBytes): Promise<MatrixHandle> {
     const bytes = await data.read(0, data.byteSize);
     const cols = info.shape[0] ?? 1;
     const rows = info.shape.slice(1).reduce((a, b) => a * b, 1);
@@ -132,35 +133,44 @@ export class ReferenceBackend implements ComputeBackend {
     }
   }
 
-  createKvCache(spec: KvCacheSpec): KvCache {
+  createKvPool(spec: KvPoolSpec): KvPool {
     const k: Float32Array[] = [];
     const v: Float32Array[] = [];
-    for (let l = 0; l < spec.nLayers; l++) {
-      k.push(new Float32Array(spec.contextSize * spec.nKvHeads * spec.headDim));
-      v.push(new Float32Array(spec.contextSize * spec.nKvHeads * spec.headDimV));
+    for (let i = 0; i < spec.nLayers * spec.slots; i++) {
+      k.push(new Float32Array(spec.slotSize * spec.nKvHeads * spec.headDim));
+      v.push(new Float32Array(spec.slotSize * spec.nKvHeads * spec.headDimV));
     }
-    const cache: ReferenceKvCache = { spec, k, v };
-    return cache;
+    const pool: ReferenceKvPool = { spec, k, v };
+    return pool;
   }
 
-  storeKv(cache: KvCache, layer: number, k: Float32Array, v: Float32Array, startPos: number, nTokens: number): void {
-    const c = cache as ReferenceKvCache;
+  copyKv(pool: KvPool, src: number, dst: number, n: number): void {
+    const c = pool as ReferenceKvPool;
+    const { slots, nKvHeads, headDim, headDimV } = c.spec;
+    for (let l = 0; l < c.spec.nLayers; l++) {
+      c.k[l * slots + dst]!.set(c.k[l * slots + src]!.subarray(0, n * nKvHeads * headDim));
+      c.v[l * slots + dst]!.set(c.v[l * slots + src]!.subarray(0, n * nKvHeads * headDimV));
+    }
+  }
+
+  attention(pool: KvPool, layer: number, segments: readonly AttentionSegment[], q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams, out: Float32Array): void {
+    const c = pool as ReferenceKvPool;
     const kw = c.spec.nKvHeads * c.spec.headDim;
     const vw = c.spec.nKvHeads * c.spec.headDimV;
-    if (startPos + nTokens > c.spec.contextSize) {
-      throw new RangeError(`context is full: ${startPos + nTokens} positions needed, the cache holds ${c.spec.contextSize}`);
+    for (const s of segments) {
+      if (s.startPos + s.nTokens > c.spec.slotSize) {
+        throw new RangeError(`context is full: ${s.startPos + s.nTokens} positions needed, a sequence holds ${c.spec.slotSize}`);
+      }
+      const kl = c.k[layer * c.spec.slots + s.slot]!;
+      const vl = c.v[layer * c.spec.slots + s.slot]!;
+      const round = c.spec.type === "f16" ? toF16 : f32;
+      for (let i = 0; i < s.nTokens * kw; i++) kl[s.startPos * kw + i] = round(k[s.row * kw + i]!);
+      for (let i = 0; i < s.nTokens * vw; i++) vl[s.startPos * vw + i] = round(v[s.row * vw + i]!);
+      this.attend(kl, vl, c.spec.type, q.subarray(s.row * p.nHeads * p.headDim), s.startPos, s.nTokens, p, out.subarray(s.row * p.nHeads * p.headDimV));
     }
-    const kl = c.k[layer]!;
-    const vl = c.v[layer]!;
-    const round = c.spec.type === "f16" ? toF16 : f32;
-    for (let i = 0; i < nTokens * kw; i++) kl[startPos * kw + i] = round(k[i]!);
-    for (let i = 0; i < nTokens * vw; i++) vl[startPos * vw + i] = round(v[i]!);
   }
 
-  attention(cache: KvCache, layer: number, q: Float32Array, startPos: number, nTokens: number, p: AttentionParams, out: Float32Array): void {
-    const c = cache as ReferenceKvCache;
-    const kl = c.k[layer]!;
-    const vl = c.v[layer]!;
+  private attend(kl: Float32Array, vl: Float32Array, type: string, q: Float32Array, startPos: number, nTokens: number, p: AttentionParams, out: Float32Array): void {
     const group = p.nHeads / p.nKvHeads;
     const kw = p.nKvHeads * p.headDim;
     const vw = p.nKvHeads * p.headDimV;
@@ -168,7 +178,7 @@ export class ReferenceBackend implements ComputeBackend {
     const scores = new Float32Array(nKv);
     const qh = new Float32Array(p.headDim);
     // With an f16 cache llama.cpp converts q and the softmax weights to f16 for its f16 dot products.
-    const round = c.spec.type === "f16" ? toF16 : f32;
+    const round = type === "f16" ? toF16 : f32;
     for (let t = 0; t < nTokens; t++) {
       const visible = startPos + t + 1; // causal mask
       for (let h = 0; h < p.nHeads; h++) {
@@ -204,22 +214,3 @@ export class ReferenceBackend implements ComputeBackend {
     }
   }
 
-  swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void {
-    for (let i = 0; i < n; i++) {
-      const g = gate[i]!;
-      const silu = f32(g / f32(1 + f32(Math.exp(-g))));
-      out[i] = f32(silu * up[i]!);
-    }
-  }
-
-  addBias(x: Float32Array, nRows: number, bias: Float32Array): void {
-    const n = bias.length;
-    for (let r = 0; r < nRows; r++) for (let i = 0; i < n; i++) x[r * n + i] = f32(x[r * n + i]! + bias[i]!);
-  }
-
-  addInPlace(x: Float32Array, y: Float32Array, n: number): void {
-    for (let i = 0; i < n; i++) x[i] = f32(x[i]! + y[i]!);
-  }
-
-  dispose(): void {}
-}
