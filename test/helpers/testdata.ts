@@ -1,11 +1,6 @@
-// Where the shared test data lives: ../shared/testdata beside the repository (as on the
-// developers' machines and in CI), or MIMO_TESTDATA.
-import { existsSync } from "node:fs";
+// The test data inside the repository (test/data; provenance and licenses in test/data/README.md).
 import { fileURLToPath } from "node:url";
 
-export const TESTDATA: string = process.env.MIMO_TESTDATA ?? fileURLToPath(new URL("../../../shared/testdata", import.meta.url));
-if (!existsSync(`${TESTDATA}/stories260K/stories260K.gguf`)) {
-  throw new Error(`test data not found at ${TESTDATA}: place shared/testdata beside the repository or set MIMO_TESTDATA`);
-}
+export const TESTDATA: string = fileURLToPath(new URL("../data", import.meta.url));
 export const STORIES_DIR = `${TESTDATA}/stories260K`;
 export const VOCAB_DIR = `${TESTDATA}/vocab`;

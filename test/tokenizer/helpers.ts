@@ -1,4 +1,4 @@
-// Shared loaders for the tokenizer tests: test data lives outside the repo (MIMO_TESTDATA).
+// Shared loaders for the tokenizer tests (vocabularies and test vectors in test/data/vocab).
 import { existsSync, readFileSync } from "node:fs";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
 import { createTokenizer, tokenizerJsonToGGUFMetadata, type Tokenizer } from "../../src/tokenizer/index.ts";
