@@ -1,8 +1,11 @@
 // The public API both entries share (src/index.ts for Node, src/browser.ts for browsers): the
 // model, its options and results, errors and byte sources. Platform-specific loaders live in the entries.
 export { Model, loadModelFromSource } from "./runtime/model.ts";
+export { Sequence, KvPoolExhaustedError } from "./runtime/sequence.ts";
 export type {
   FinishReason,
+  ForwardInput,
+  ForwardOutput,
   GenerateOptions,
   GenerationChunk,
   GenerationResult,

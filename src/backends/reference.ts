@@ -214,3 +214,22 @@ export class ReferenceBackend implements ComputeBackend {
     }
   }
 
+  swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i]!;
+      const silu = f32(g / f32(1 + f32(Math.exp(-g))));
+      out[i] = f32(silu * up[i]!);
+    }
+  }
+
+  addBias(x: Float32Array, nRows: number, bias: Float32Array): void {
+    const n = bias.length;
+    for (let r = 0; r < nRows; r++) for (let i = 0; i < n; i++) x[r * n + i] = f32(x[r * n + i]! + bias[i]!);
+  }
+
+  addInPlace(x: Float32Array, y: Float32Array, n: number): void {
+    for (let i = 0; i < n; i++) x[i] = f32(x[i]! + y[i]!);
+  }
+
+  dispose(): void {}
+}

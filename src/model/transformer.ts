@@ -1,12 +1,32 @@
-import type { AttentionParams, ComputeBackend, KvCache, KvCacheType, RopeParams } from "../compute/backend.ts";
+import type { AttentionParams, AttentionSegment, ComputeBackend, KvCacheType, KvPool, RopeParams } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerWeights, TransformerWeights } from "./weights.ts";
 
-export interface ForwardResult {
-  /** Logits of the last token, or of every token when asked (nTokens x vocab). */
+/** Which rows of a segment an output is wanted for. */
+export type RowSelection = "none" | "last" | "all";
+
+/**
+ * One sequence's tokens in a forward pass (llama.cpp's llama_batch entries of one seq_id): the
+ * tokens go at positions startPos.. of KV pool slot `slot`.
+ */
+export interface ForwardSegment {
+  readonly slot: number;
+  readonly startPos: number;
+  readonly tokens: readonly number[];
+  readonly logits: RowSelection;
+  /** Hidden states after the last main layer, before the output norm (MiMo's MTP input). Default "none". */
+  readonly hidden?: RowSelection;
+}
+
+export interface SegmentOutput {
+  /** One row of vocabSize per selected token (empty for "none"). */
   readonly logits: Float32Array;
-  /** Hidden state of the last token after the last main layer, before the output norm (MTP input). */
-  readonly lastHidden: Float32Array;
+  /** One row of dim per selected token (empty unless asked). */
+  readonly hidden: Float32Array;
+}
+
+function rowsOf(sel: RowSelection | undefined, n: number): number {
+  return sel === "all" ? n : sel === "last" ? 1 : 0;
 }
 
 /** Scratch buffers sized for a batch of up to `capacity` tokens, reused across calls. */
@@ -22,7 +42,6 @@ class Scratch {
   gate: Float32Array = new Float32Array(0);
   up: Float32Array = new Float32Array(0);
   act: Float32Array = new Float32Array(0);
-  last: Float32Array = new Float32Array(0);
   logits: Float32Array = new Float32Array(0);
   ensure(n: number, c: ModelConfig, b: ComputeBackend): void {
     if (n <= this.capacity) return;
@@ -39,9 +58,8 @@ class Scratch {
     this.gate = b.allocate(n * c.ffnDim);
     this.up = b.allocate(n * c.ffnDim);
     this.act = b.allocate(n * c.ffnDim);
-    if (this.last.length === 0) this.last = b.allocate(c.dim);
   }
-  /** Logits for `rows` tokens: one row for generation, more only when all logits are asked for. */
+  /** Logits for `rows` tokens (only the rows some segment asked for). */
   ensureLogits(rows: number, c: ModelConfig, b: ComputeBackend): Float32Array {
     if (this.logits.length < rows * c.vocabSize) this.logits = b.allocate(rows * c.vocabSize);
     return this.logits.subarray(0, rows * c.vocabSize);
@@ -81,11 +99,13 @@ export class Transformer {
     };
   }
 
-  createKvCache(contextSize: number, type: KvCacheType = "f16"): KvCache {
+  /** The KV pool: `slots` sequences of `slotSize` positions, every main and MTP layer. */
+  createKvPool(slots: number, slotSize: number, type: KvCacheType = "f16"): KvPool {
     const c = this.config;
-    return this.backend.createKvCache({
+    return this.backend.createKvPool({
       nLayers: c.nLayers + c.nMtpLayers,
-      contextSize,
+      slots,
+      slotSize,
       nKvHeads: c.nKvHeads,
       headDim: c.headDim,
       headDimV: c.headDimV,
@@ -94,72 +114,140 @@ export class Transformer {
   }
 
   /**
-   * Runs `tokens` at positions startPos.. and returns the logits of the last one (or all), in
-   * micro-batches of at most backend.maxBatch tokens.
+   * One forward pass over a batch of segments (one per sequence): every matmul runs once over
+   * all their tokens (weights are read once per micro-batch for every sequence), while RoPE
+   * positions, KV stores and causal attention are per segment. A segment's outputs are the same
+   * bits whatever it is batched with. Batches longer than backend.maxBatch tokens run in
+   * micro-batches. With `borrow`, outputs may be views of scratch buffers, valid until the next
+   * forward (saves a vocabulary-sized copy per decoded token).
    */
-  forward(tokens: readonly number[], startPos: number, kv: KvCache, opts: { allLogits?: boolean; borrowLogits?: boolean } = {}): ForwardResult {
+  forward(segments: readonly ForwardSegment[], pool: KvPool, opts: { borrow?: boolean } = {}): SegmentOutput[] {
     const c = this.config;
-    const n = tokens.length;
-    if (n === 0) throw new RangeError("forward needs at least one token");
-    if (startPos + n > kv.spec.contextSize) {
-      throw new RangeError(`context is full: ${startPos + n} positions needed, the context holds ${kv.spec.contextSize}`);
+    let total = 0;
+    for (const seg of segments) {
+      const n = seg.tokens.length;
+      if (n === 0) throw new RangeError("a forward segment needs at least one token");
+      if (seg.startPos + n > pool.spec.slotSize) {
+        throw new RangeError(`context is full: ${seg.startPos + n} positions needed, a sequence holds ${pool.spec.slotSize}`);
+      }
+      if (!(Number.isInteger(seg.slot) && seg.slot >= 0 && seg.slot < pool.spec.slots)) throw new RangeError(`KV slot ${seg.slot} is outside the pool (0..${pool.spec.slots - 1})`);
+      total += n;
     }
     const step = Math.max(1, this.backend.maxBatch);
-    // borrowLogits: the last token's logits are returned as a view of the scratch buffer, valid
-    // until the next forward (saves a vocabulary-sized copy and its garbage per decoded token).
-    const borrow = opts.borrowLogits === true && !opts.allLogits;
-    let logits: Float32Array = borrow ? new Float32Array(0) : new Float32Array((opts.allLogits ? n : 1) * c.vocabSize);
-    let lastHidden: Float32Array = new Float32Array(0);
-    for (let i = 0; i < n; i += step) {
-      const chunk = n <= step ? tokens : tokens.slice(i, i + step);
-      const isLast = i + step >= n;
-      const r = this.forwardBatch(chunk, startPos + i, kv, opts.allLogits === true, isLast);
-      if (opts.allLogits) logits.set(r.logits, i * c.vocabSize);
-      else if (isLast) {
-        if (borrow) logits = r.logits;
-        else logits.set(r.logits);
-      }
-      if (isLast) lastHidden = r.lastHidden;
+    const logitRows = segments.map((seg) => rowsOf(seg.logits, seg.tokens.length));
+    const hiddenRows = segments.map((seg) => rowsOf(seg.hidden, seg.tokens.length));
+    if (total <= step) {
+      // One micro-batch: the logits rows come out in segment order, each segment's a contiguous run.
+      const r = this.microBatch(segments.map((seg, i) => ({ seg, index: i, from: 0, to: seg.tokens.length, logitRows: logitRows[i]!, hiddenRows: hiddenRows[i]! })), pool);
+      let row = 0;
+      return segments.map((_, i) => {
+        const lr = logitRows[i]!;
+        const view = r.logits.subarray(row * c.vocabSize, (row + lr) * c.vocabSize);
+        row += lr;
+        return { logits: opts.borrow ? view : view.slice(), hidden: r.hidden[i]! };
+      });
     }
-    return { logits, lastHidden };
+    // Several micro-batches: segments are cut at token boundaries; outputs copied as they come.
+    const outs = segments.map((_, i) => ({
+      logits: new Float32Array(logitRows[i]! * c.vocabSize),
+      hidden: new Float32Array(hiddenRows[i]! * c.dim),
+    }));
+    let parts: Part[] = [];
+    let budget = step;
+    const flush = (): void => {
+      if (parts.length === 0) return;
+      const r = this.microBatch(parts, pool);
+      let row = 0;
+      parts.forEach((p, j) => {
+        const i = p.index;
+        const lr = p.logitRows;
+        // Row offset of this part's first selected row within the segment's output.
+        const firstSel = p.seg.logits === "all" ? p.from : 0;
+        if (lr > 0) outs[i]!.logits.set(r.logits.subarray(row * c.vocabSize, (row + lr) * c.vocabSize), firstSel * c.vocabSize);
+        row += lr;
+        const h = r.hidden[j]!;
+        if (h.length > 0) outs[i]!.hidden.set(h, (p.seg.hidden === "all" ? p.from : 0) * c.dim);
+      });
+      parts = [];
+      budget = step;
+    };
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i]!;
+      const n = seg.tokens.length;
+      for (let from = 0; from < n; ) {
+        if (budget === 0) flush();
+        const to = Math.min(n, from + budget);
+        const isEnd = to === n;
+        parts.push({
+          seg,
+          index: i,
+          from,
+          to,
+          logitRows: seg.logits === "all" ? to - from : seg.logits === "last" && isEnd ? 1 : 0,
+          hiddenRows: seg.hidden === "all" ? to - from : seg.hidden === "last" && isEnd ? 1 : 0,
+        });
+        budget -= to - from;
+        from = to;
+      }
+    }
+    flush();
+    return outs;
   }
 
-  private forwardBatch(tokens: readonly number[], startPos: number, kv: KvCache, allLogits: boolean, wantLogits: boolean): ForwardResult {
+  /** Runs one micro-batch of segment parts (at most maxBatch tokens); logits rows in part order. */
+  private microBatch(parts: readonly Part[], pool: KvPool): { logits: Float32Array; hidden: Float32Array[] } {
     const c = this.config;
     const b = this.backend;
     const w = this.weights;
-    const n = tokens.length;
+    let n = 0;
+    for (const p of parts) n += p.to - p.from;
     this.scratch.ensure(n, c, b);
     const s = this.scratch;
-    const positions = Array.from({ length: n }, (_, i) => startPos + i);
+    const tokens: number[] = new Array(n);
+    const positions: number[] = new Array(n);
+    const attn: AttentionSegment[] = [];
+    let row = 0;
+    for (const p of parts) {
+      const start = p.seg.startPos + p.from;
+      for (let t = p.from; t < p.to; t++) {
+        tokens[row + t - p.from] = p.seg.tokens[t]!;
+        positions[row + t - p.from] = p.seg.startPos + t;
+      }
+      attn.push({ slot: p.seg.slot, startPos: start, nTokens: p.to - p.from, row });
+      row += p.to - p.from;
+    }
 
     b.getRows(w.tokenEmbd, tokens, s.x);
-    for (let l = 0; l < c.nLayers; l++) this.layer(w.layers[l]!, l, kv, s.x, n, startPos, positions);
+    for (let l = 0; l < c.nLayers; l++) this.layer(w.layers[l]!, l, pool, attn, s.x, n, positions);
 
-    const lastHidden = s.x.slice((n - 1) * c.dim, n * c.dim);
-    if (!wantLogits && !allLogits) return { logits: new Float32Array(0), lastHidden };
-    const outRows = allLogits ? n : 1;
-    let normed: Float32Array;
-    if (allLogits) {
-      b.rmsNorm(s.x, n, c.dim, w.outputNorm, c.normEps, s.h);
-      normed = s.h;
-    } else {
-      s.last.set(s.x.subarray((n - 1) * c.dim, n * c.dim));
-      b.rmsNorm(s.last, 1, c.dim, w.outputNorm, c.normEps, s.last);
-      normed = s.last;
+    // Hidden states and the rows that need logits, gathered in part order.
+    const hidden: Float32Array[] = [];
+    let outRows = 0;
+    row = 0;
+    for (const p of parts) {
+      const len = p.to - p.from;
+      hidden.push(p.hiddenRows === 0 ? EMPTY : s.x.slice((row + len - p.hiddenRows) * c.dim, (row + len) * c.dim));
+      if (p.logitRows > 0) {
+        const src = (row + len - p.logitRows) * c.dim;
+        s.h.set(s.x.subarray(src, src + p.logitRows * c.dim), outRows * c.dim);
+        outRows += p.logitRows;
+      }
+      row += len;
     }
+    if (outRows === 0) return { logits: EMPTY, hidden };
+    b.rmsNorm(s.h, outRows, c.dim, w.outputNorm, c.normEps, s.h);
     const logits = s.ensureLogits(outRows, c, b);
-    b.matmul(w.output, normed, outRows, logits);
-    return { logits, lastHidden };
+    b.matmul(w.output, s.h, outRows, logits);
+    return { logits, hidden };
   }
 
   /** One decoder block, updating the residual stream x (n tokens) in place. */
-  private layer(L: LayerWeights, l: number, kv: KvCache, x: Float32Array, n: number, startPos: number, positions: number[]): void {
+  private layer(L: LayerWeights, l: number, pool: KvPool, segs: readonly AttentionSegment[], x: Float32Array, n: number, positions: number[]): void {
     const c = this.config;
     const b = this.backend;
     const s = this.scratch;
 
-    // Attention: norm, q/k/v projections, (qk norm), rope, cache, attend, output projection, residual.
+    // Attention: norm, q/k/v projections, (qk norm), rope, store k/v and attend per sequence, output projection, residual.
     b.rmsNorm(x, n, c.dim, L.attnNorm, c.normEps, s.h);
     b.matmulMulti([L.wq, L.wk, L.wv], s.h, n, [s.q, s.k, s.v]);
     if (L.bq) b.addBias(s.q, n, L.bq);
@@ -169,8 +257,7 @@ export class Transformer {
     if (L.kNorm) b.rmsNorm(s.k, n * c.nKvHeads, c.headDim, L.kNorm, c.normEps, s.k);
     b.rope(s.q, n, c.nHeads, positions, this.rope);
     b.rope(s.k, n, c.nKvHeads, positions, this.rope);
-    b.storeKv(kv, l, s.k, s.v, startPos, n);
-    b.attention(kv, l, s.q, startPos, n, this.attn, s.att);
+    b.attention(pool, l, segs, s.q, s.k, s.v, this.attn, s.att);
     b.matmul(L.wo, s.att, n, s.o);
     if (L.bo) b.addBias(s.o, n, L.bo);
     b.addInPlace(x, s.o, n * c.dim);
@@ -182,5 +269,17 @@ export class Transformer {
     b.matmul(L.down, s.act, n, s.o);
     b.addInPlace(x, s.o, n * c.dim);
   }
-
 }
+
+/** A run of one segment's tokens [from, to) inside a micro-batch. */
+interface Part {
+  readonly seg: ForwardSegment;
+  /** Index of the segment in the forward call. */
+  readonly index: number;
+  readonly from: number;
+  readonly to: number;
+  readonly logitRows: number;
+  readonly hiddenRows: number;
+}
+
+const EMPTY = new Float32Array(0);

@@ -1,19 +1,33 @@
 import type { ByteSource } from "../format/byte-source.ts";
 import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
 import { readModelConfig, type ModelConfig } from "../model/config.ts";
-import { Transformer } from "../model/transformer.ts";
+import { Transformer, type RowSelection } from "../model/transformer.ts";
 import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
-import { now, yieldToEventLoop } from "../platform/yield.ts";
+import { now } from "../platform/yield.ts";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.ts";
+// TEMPORARY adapter until the sampler chain lands.
+function createSampler(o: SamplingOptions): TokenSampler {
+  const s = new Sampler(o);
+  const history: number[] = [];
+  return { sample: (l) => s.sample(l, history), accept: (t) => void history.push(t) };
+}
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
-import type { ComputeBackend, KvCache, KvCacheType } from "../compute/backend.ts";
+import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts";
 import { StopStringMatcher } from "./stop-strings.ts";
+import { Driver, type DriverRequest, type EndReason, type TokenSampler } from "./driver.ts";
+import { Sequence, SlotTable } from "./sequence.ts";
 
 export interface LoadOptions {
-  /** Positions of the KV cache; default min(model context length, 4096). */
+  /** Positions each sequence can hold (its context); default min(model context length, 4096). */
   readonly contextSize?: number;
+  /**
+   * Sequences the KV cache holds at once (llama.cpp's -np): up to this many `generate` calls run
+   * together, batched into the same forward passes; more wait their turn. Each has contextSize
+   * positions, so the cache takes parallel x contextSize cells. Default 1.
+   */
+  readonly parallel?: number;
   /**
    * The kernels to run on: "wasm" (WebAssembly SIMD on worker threads, the default), "reference"
    * (plain TypeScript, slow, exact llama.cpp arithmetic) or a backend instance.
@@ -51,12 +65,13 @@ export type FinishReason = "stop" | "length" | "context";
 
 export interface GenerationStats {
   readonly promptTokens: number;
-  /** Prompt tokens actually computed (the rest came from the cache of the previous call). */
+  /** Prompt tokens actually computed (the rest came from the cache of an earlier call). */
   readonly promptTokensEvaluated: number;
   readonly generatedTokens: number;
+  /** From the start of the prompt's evaluation to its end (a call waiting for a free sequence starts later). */
   readonly promptMs: number;
   readonly generationMs: number;
-  /** From the call to the first generated token. */
+  /** From the call to the first generated token (waiting for a free sequence included). */
   readonly timeToFirstTokenMs: number;
   readonly promptTokensPerSecond: number;
   readonly generationTokensPerSecond: number;
@@ -69,18 +84,45 @@ export interface GenerationResult {
   readonly stats: GenerationStats;
 }
 
-/** A loaded model: tokenizer, weights in a backend, and a KV cache reused across calls. */
+/** One sequence's part of a Model.forward call. */
+export interface ForwardInput {
+  readonly sequence: Sequence;
+  readonly tokens: readonly number[];
+  /** Logits wanted: none, the last token's, or every token's. */
+  readonly logits: RowSelection;
+  /** Hidden states after the last main layer, before the output norm (MiMo's MTP input). Default "none". */
+  readonly hidden?: RowSelection;
+}
+
+export interface ForwardOutput {
+  /** One row of vocabSize per selected token. */
+  readonly logits: Float32Array;
+  /** One row of config.dim per selected token (empty unless asked). */
+  readonly hidden: Float32Array;
+}
+
+/** How many chunks a generation may run ahead of its reader before the driver pauses it. */
+const MAX_UNREAD = 16;
+
+/**
+ * A loaded model: tokenizer, weights in a backend, and a KV pool of `parallel` sequences. Text
+ * generation (`generate`, `complete`) runs on a token-level driver that batches every active
+ * call into one forward pass per step; `createSequence` and `forward` give direct access to
+ * sequences and batched forward passes (speculative decoding, tools, tests).
+ */
 export class Model {
   readonly file: GGUFFile;
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
+  /** Positions each sequence can hold. */
   readonly contextSize: number;
+  /** Sequences the KV pool holds at once. */
+  readonly parallel: number;
   readonly loadMs: number;
   private readonly transformer: Transformer;
-  private readonly kv: KvCache;
-  /** Tokens whose keys/values are in the cache, in order. */
-  private cached: number[] = [];
-  private busy = false;
+  private readonly pool: KvPool;
+  private readonly slots: SlotTable;
+  private readonly driver: Driver;
   private disposed = false;
 
   constructor(
@@ -89,6 +131,7 @@ export class Model {
     tokenizer: Tokenizer,
     transformer: Transformer,
     contextSize: number,
+    parallel: number,
     kvCacheType: KvCacheType,
     loadMs: number,
   ) {
@@ -97,7 +140,10 @@ export class Model {
     this.tokenizer = tokenizer;
     this.transformer = transformer;
     this.contextSize = contextSize;
-    this.kv = transformer.createKvCache(contextSize, kvCacheType);
+    this.parallel = parallel;
+    this.pool = transformer.createKvPool(parallel, contextSize, kvCacheType);
+    this.slots = new SlotTable(this.pool, (src, dst, n) => transformer.backend.copyKv(this.pool, src, dst, n));
+    this.driver = new Driver(transformer, this.pool, transformer.backend.maxBatch);
     this.loadMs = loadMs;
   }
 
@@ -115,26 +161,113 @@ export class Model {
   }
 
   /**
-   * Logits after running `tokens` from an empty context (the whole batch at once).
-   * With allLogits, one row of vocabSize per token.
+   * A new, empty sequence on a free slot of the KV pool; throws KvPoolExhaustedError when all
+   * `parallel` slots are taken. Release it when done.
+   */
+  createSequence(): Sequence {
+    this.ensureUsable();
+    return this.slots.acquire();
+  }
+
+  /**
+   * One forward pass over several sequences (llama.cpp's llama_decode of a batch): each input's
+   * tokens go at its sequence's next positions, and the sequence grows by them. Every matmul runs
+   * once over all tokens; a sequence's logits are the same bits whatever it is batched with.
+   */
+  forward(inputs: readonly ForwardInput[]): ForwardOutput[] {
+    this.ensureUsable();
+    const seen = new Set<Sequence>();
+    for (const inp of inputs) {
+      const seq = inp.sequence;
+      if (!(seq instanceof Sequence) || !seq.belongsTo(this.slots)) throw new TypeError("forward: each input needs a sequence made by this model's createSequence()");
+      seq.checkLive();
+      if (seen.has(seq)) throw new RangeError("forward: a sequence may appear only once per call (put all its tokens in one input)");
+      seen.add(seq);
+      this.checkTokens(inp.tokens, seq.length);
+      for (const [name, v] of [["logits", inp.logits], ["hidden", inp.hidden ?? "none"]] as const) {
+        if (v !== "none" && v !== "last" && v !== "all") throw new RangeError(`forward: ${name} must be "none", "last" or "all", got ${JSON.stringify(v)}`);
+      }
+    }
+    const outs = this.transformer.forward(
+      inputs.map((inp) => ({ slot: inp.sequence.slot, startPos: inp.sequence.length, tokens: inp.tokens, logits: inp.logits, hidden: inp.hidden })),
+      this.pool,
+    );
+    for (const inp of inputs) inp.sequence.cells.push(...inp.tokens);
+    return outs;
+  }
+
+  /**
+   * Logits after running `tokens` from an empty context (the whole batch at once), on a free
+   * sequence that keeps them cached for a following generate. With allLogits, one row of vocabSize per token.
    */
   evaluate(tokens: readonly number[], opts: { allLogits?: boolean } = {}): Float32Array {
     this.ensureUsable();
-    this.cached = [];
-    const r = this.transformer.forward(tokens, 0, this.kv, opts);
-    this.cached = [...tokens];
-    return r.logits;
+    this.checkTokens(tokens, 0);
+    const seq = this.slots.acquire();
+    try {
+      return this.forward([{ sequence: seq, tokens, logits: opts.allLogits ? "all" : "last" }])[0]!.logits;
+    } finally {
+      seq.release();
+    }
   }
 
-  /** Streams generated text; the iterator's return value holds the full result and timings. */
+  /** A clear error for tokens the model cannot run (instead of a failure deep in a kernel). */
+  private checkTokens(tokens: readonly number[], startPos: number): void {
+    if (!Array.isArray(tokens) && !(tokens instanceof Int32Array) && !(tokens instanceof Uint32Array)) {
+      throw new TypeError(`tokens must be an array of token ids, got ${tokens === null ? "null" : typeof tokens}`);
+    }
+    if (tokens.length === 0) throw new RangeError("at least one token is needed");
+    const vocab = this.config.vocabSize;
+    for (const t of tokens) {
+      if (!(Number.isInteger(t) && t >= 0 && t < vocab)) throw new RangeError(`token id ${String(t)} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    if (startPos + tokens.length > this.contextSize) {
+      throw new RangeError(`${startPos + tokens.length} positions are needed, but a sequence holds ${this.contextSize}; use a larger contextSize or fewer tokens`);
+    }
+  }
+
+  /**
+   * Streams generated text; the iterator's return value holds the full result and timings.
+   * Calls may overlap: up to `parallel` run together in the same forward passes, later ones wait
+   * their turn (first come, first served); each is cancelled by its own signal.
+   */
   async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    const t0 = now();
     this.ensureUsable();
-    if (this.busy) throw new Error("this model is already generating; wait for the other generation to finish (or load a second model)");
-    this.busy = true;
+    const o = options;
+    o.signal?.throwIfAborted();
+    const sampler = createSampler(o);
+    const promptTokens = typeof prompt === "string" ? this.tokenizer.encode(prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false }) : [...prompt];
+    if (promptTokens.length === 0) {
+      throw new Error("the prompt is empty and this model's tokenizer adds no BOS token, so there is nothing to start from");
+    }
+    if (promptTokens.length >= this.contextSize) {
+      throw new RangeError(`the prompt has ${promptTokens.length} tokens, but the context holds ${this.contextSize}; use a larger contextSize or a shorter prompt`);
+    }
+    this.checkTokens(promptTokens, 0);
+    const maxTokens = o.maxTokens ?? Infinity;
+    if (!(maxTokens >= 0)) throw new RangeError(`maxTokens must be >= 0, got ${maxTokens}`);
+
+    // A free sequence, preferring the one whose cache shares the longest prefix with the prompt.
+    const sequence = await this.slots.acquireWhenFree(promptTokens, o.signal);
+    let req: TextRequest | undefined;
     try {
-      return yield* this.run(prompt, options);
+      req = new TextRequest(this, sequence, sampler, promptTokens, o, t0);
+      o.signal?.throwIfAborted();
+      this.driver.add(req);
+      for (;;) {
+        const item = await req.next();
+        if (item === undefined) break;
+        yield item;
+      }
+      return req.result();
     } finally {
-      this.busy = false;
+      if (req) {
+        this.driver.remove(req);
+        req.close();
+      }
+      sequence.release();
+      this.driver.kick();
     }
   }
 
@@ -147,102 +280,175 @@ export class Model {
     }
   }
 
-  private async *run(prompt: string | readonly number[], o: GenerateOptions): AsyncGenerator<GenerationChunk, GenerationResult> {
-    const t0 = now();
-    o.signal?.throwIfAborted();
-    const sampler = new Sampler(o);
-    const promptTokens =
-      typeof prompt === "string"
-        ? this.tokenizer.encode(prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false })
-        : [...prompt];
-    if (promptTokens.length === 0) {
-      throw new Error("the prompt is empty and this model's tokenizer adds no BOS token, so there is nothing to start from");
-    }
-    if (promptTokens.length >= this.contextSize) {
-      throw new RangeError(`the prompt has ${promptTokens.length} tokens, but the context holds ${this.contextSize}; use a larger contextSize or a shorter prompt`);
-    }
-    const maxTokens = o.maxTokens ?? Infinity;
-    if (!(maxTokens >= 0)) throw new RangeError(`maxTokens must be >= 0, got ${maxTokens}`);
-
-    // Reuse the cached prefix from the previous call; at least the last prompt token is recomputed for its logits.
-    let reuse = 0;
-    while (reuse < this.cached.length && reuse < promptTokens.length - 1 && this.cached[reuse] === promptTokens[reuse]) reuse++;
-    this.cached = this.cached.slice(0, reuse);
-    const toEval = promptTokens.slice(reuse);
-    let logits = this.transformer.forward(toEval, reuse, this.kv, { borrowLogits: true }).logits;
-    this.cached.push(...toEval);
-    const tPrompt = now();
-
-    const history = [...promptTokens];
-    const generated: number[] = [];
-    // After a real prompt the first piece keeps its leading space ("Zoo" + " was"); right after
-    // BOS it is the start of the text and loses the dummy-prefix space, as in llama2.c.
-    const lastPrompt = promptTokens[promptTokens.length - 1];
-    const decoder = this.tokenizer.createStreamDecoder({ atTextStart: lastPrompt === this.tokenizer.bos });
-    const stops = new StopStringMatcher(o.stop ?? []);
-    let text = "";
-    let finishReason: FinishReason = "length";
-    let tFirst = 0;
-
-    while (generated.length < maxTokens) {
-      o.signal?.throwIfAborted();
-      const token = sampler.sample(logits, history);
-      if (generated.length === 0) tFirst = now();
-      if (!o.ignoreEos && this.tokenizer.isEndOfGeneration(token)) {
-        finishReason = "stop";
-        break;
-      }
-      generated.push(token);
-      history.push(token);
-      const piece = stops.push(decoder.push(token));
-      text += piece.text;
-      yield { text: piece.text, token };
-      if (piece.stopped) {
-        finishReason = "stop";
-        break;
-      }
-      if (generated.length >= maxTokens) break;
-      if (this.cached.length >= this.contextSize) {
-        finishReason = "context";
-        break;
-      }
-      logits = this.transformer.forward([token], this.cached.length, this.kv, { borrowLogits: true }).logits;
-      this.cached.push(token);
-      await yieldToEventLoop();
-    }
-    if (!stops.stopped) {
-      const tail = stops.flush(decoder.flush());
-      if (tail) {
-        text += tail;
-        yield { text: tail, token: -1 };
-      }
-    }
-    const tEnd = now();
-    if (tFirst === 0) tFirst = tEnd;
-    const promptMs = tPrompt - t0;
-    const generationMs = tEnd - tPrompt;
-    const stats: GenerationStats = {
-      promptTokens: promptTokens.length,
-      promptTokensEvaluated: toEval.length,
-      generatedTokens: generated.length,
-      promptMs,
-      generationMs,
-      timeToFirstTokenMs: tFirst - t0,
-      promptTokensPerSecond: toEval.length / (promptMs / 1000),
-      generationTokensPerSecond: generated.length / (generationMs / 1000),
-    };
-    return { text, tokens: generated, finishReason, stats };
-  }
-
   private ensureUsable(): void {
     if (this.disposed) throw new Error("this model has been disposed");
+  }
+
+  /** @internal */
+  wake(): void {
+    this.driver.kick();
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.driver.dispose();
+    this.slots.close(new Error("this model has been disposed"));
     this.transformer.backend.dispose();
     await this.file.close();
+  }
+}
+
+/**
+ * The text layer of one generate call: feeds the driver its prompt, turns sampled tokens into
+ * text (UTF-8-safe stream decoder, stop strings, end-of-generation tokens, maxTokens), queues the
+ * chunks for the reader, and keeps the timings.
+ */
+class TextRequest implements DriverRequest {
+  readonly sequence: Sequence;
+  readonly sampler: TokenSampler;
+  pending: number[];
+  readonly wantsTokens: boolean;
+  private readonly model: Model;
+  private readonly opts: GenerateOptions;
+  private readonly promptTokens: number;
+  private readonly evaluated: number;
+  private readonly maxTokens: number;
+  private readonly decoder;
+  private readonly stops: StopStringMatcher;
+  private readonly generated: number[] = [];
+  private text = "";
+  private finishReason: FinishReason = "length";
+  private readonly queue: GenerationChunk[] = [];
+  private ended = false;
+  private error: unknown;
+  private waiting: { resolve: () => void } | undefined;
+  private readonly t0: number;
+  private tStart: number;
+  private tPrompt = 0;
+  private tFirst = 0;
+  private tEnd = 0;
+  private readonly onAbort: () => void;
+
+  constructor(model: Model, sequence: Sequence, sampler: TokenSampler, prompt: number[], o: GenerateOptions, t0: number) {
+    this.model = model;
+    this.sequence = sequence;
+    this.sampler = sampler;
+    this.opts = o;
+    this.t0 = t0;
+    this.tStart = now();
+    // The penalties look at the whole prompt, cached or not.
+    for (const t of prompt) sampler.accept(t);
+    this.promptTokens = prompt.length;
+    this.pending = prompt.slice(sequence.length);
+    this.evaluated = this.pending.length;
+    this.maxTokens = o.maxTokens ?? Infinity;
+    this.wantsTokens = this.maxTokens > 0;
+    // After a real prompt the first piece keeps its leading space ("Zoo" + " was"); right after
+    // BOS it is the start of the text and loses the dummy-prefix space, as in llama2.c.
+    const tok = model.tokenizer;
+    this.decoder = tok.createStreamDecoder({ atTextStart: prompt[prompt.length - 1] === tok.bos });
+    this.stops = new StopStringMatcher(o.stop ?? []);
+    this.onAbort = () => this.fail(o.signal!.reason);
+    o.signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  paused(): boolean {
+    return this.ended || this.queue.length >= MAX_UNREAD;
+  }
+
+  onPromptDone(): void {
+    this.tPrompt = now();
+  }
+
+  onToken(token: number): boolean {
+    if (this.generated.length === 0) this.tFirst = now();
+    const tok = this.model.tokenizer;
+    if (!this.opts.ignoreEos && tok.isEndOfGeneration(token)) return this.finish("stop");
+    this.generated.push(token);
+    const piece = this.stops.push(this.decoder.push(token));
+    this.text += piece.text;
+    this.push({ text: piece.text, token });
+    if (piece.stopped) return this.finish("stop");
+    if (this.generated.length >= this.maxTokens) return this.finish("length");
+    return true;
+  }
+
+  onEnd(reason: EndReason, error?: unknown): void {
+    if (error !== undefined) this.fail(error);
+    else this.finish(reason === "context" ? "context" : "length");
+  }
+
+  private finish(reason: FinishReason): false {
+    if (this.ended) return false;
+    this.finishReason = reason;
+    if (!this.stops.stopped) {
+      const tail = this.stops.flush(this.decoder.flush());
+      if (tail) {
+        this.text += tail;
+        this.push({ text: tail, token: -1 });
+      }
+    }
+    this.tEnd = now();
+    this.ended = true;
+    this.notify();
+    return false;
+  }
+
+  private fail(error: unknown): void {
+    if (this.ended) return;
+    this.error = error;
+    this.ended = true;
+    this.notify();
+  }
+
+  private push(chunk: GenerationChunk): void {
+    this.queue.push(chunk);
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.resolve();
+  }
+
+  /** The next chunk, or undefined at the end; throws the cancellation or failure. */
+  async next(): Promise<GenerationChunk | undefined> {
+    for (;;) {
+      if (this.error !== undefined) throw this.error;
+      const chunk = this.queue.shift();
+      if (chunk) {
+        if (this.queue.length === MAX_UNREAD - 1) this.model.wake();
+        return chunk;
+      }
+      if (this.ended) return undefined;
+      await new Promise<void>((resolve) => (this.waiting = { resolve }));
+    }
+  }
+
+  close(): void {
+    this.opts.signal?.removeEventListener("abort", this.onAbort);
+    this.ended = true;
+  }
+
+  result(): GenerationResult {
+    const tEnd = this.tEnd || now();
+    const tPrompt = this.tPrompt || tEnd;
+    const tFirst = this.tFirst || tEnd;
+    const promptMs = tPrompt - this.tStart;
+    const generationMs = tEnd - tPrompt;
+    const stats: GenerationStats = {
+      promptTokens: this.promptTokens,
+      promptTokensEvaluated: this.evaluated,
+      generatedTokens: this.generated.length,
+      promptMs,
+      generationMs,
+      timeToFirstTokenMs: tFirst - this.t0,
+      promptTokensPerSecond: this.evaluated / (promptMs / 1000),
+      generationTokensPerSecond: this.generated.length / (generationMs / 1000),
+    };
+    return { text: this.text, tokens: [...this.generated], finishReason: this.finishReason, stats };
   }
 }
 
@@ -269,13 +475,15 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
     if (contextSizeOpt !== undefined && !(Number.isInteger(contextSizeOpt) && contextSizeOpt > 0)) {
       throw new RangeError(`contextSize must be a positive integer, got ${contextSizeOpt}`);
     }
+    const parallel = opts.parallel ?? 1;
+    if (!(Number.isInteger(parallel) && parallel >= 1 && parallel <= 256)) throw new RangeError(`parallel must be an integer from 1 to 256, got ${parallel}`);
     backend = await createBackend(opts);
     const weights = await loadTransformerWeights(file, config, backend, opts.onProgress);
     const contextSize = contextSizeOpt ?? Math.min(config.contextLength, 4096);
     const transformer = new Transformer(config, weights, backend);
     const kvCacheType = opts.kvCacheType ?? "f16";
     if (kvCacheType !== "f16" && kvCacheType !== "f32") throw new RangeError(`kvCacheType must be "f16" or "f32", got ${String(kvCacheType)}`);
-    return new Model(file, config, tokenizer, transformer, contextSize, kvCacheType, now() - t0);
+    return new Model(file, config, tokenizer, transformer, contextSize, parallel, kvCacheType, now() - t0);
   } catch (e) {
     backend?.dispose();
     await file.close();
