@@ -1,6 +1,6 @@
 // llama.cpp (through node-llama-cpp's prebuilt CPU binary) as the correctness oracle: it runs the
 // same GGUF file and we compare its greedy tokens and next-token distributions with ours.
-import { getLlama, type Llama } from "node-llama-cpp";
+import { getLlama, type Llama, type Token } from "node-llama-cpp";
 
 let llamaPromise: Promise<Llama> | undefined;
 
@@ -32,7 +32,7 @@ export async function llamaCppGreedyTrace(modelPath: string, prompt: readonly nu
     const ctx = await model.createContext({ contextSize, threads: 1, flashAttention: false, batchSize: contextSize });
     try {
       const seq = ctx.getSequence();
-      const vocab = model.tokens.nTokens ?? 0;
+      const vocab = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
       for (const t of prompt.slice(0, -1)) await seq.controlledEvaluate([t] as never);
       let next = prompt[prompt.length - 1]!;
       const out: OracleStep[] = [];
@@ -65,7 +65,7 @@ export async function llamaCppGenerate(modelPath: string, prompt: readonly numbe
     const ctx = await model.createContext({ contextSize, threads: 1, flashAttention: false });
     try {
       const out: number[] = [];
-      for await (const t of ctx.getSequence().evaluate([...prompt], { temperature: 0 })) {
+      for await (const t of ctx.getSequence().evaluate([...prompt] as Token[], { temperature: 0 })) {
         out.push(t);
         if (out.length >= maxTokens) break;
       }
