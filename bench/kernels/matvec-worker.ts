@@ -2,7 +2,6 @@
 // share of the row groups of each matvec, then meets the other threads at a spin barrier.
 import { parentPort, workerData } from "node:worker_threads";
 import { instantiateKernels, type KernelExports } from "../../src/kernels/kernels.ts";
-import { createBarrier } from "../../src/kernels/barrier.ts";
 
 export interface Job {
   fn: "matvecQ4_0R8" | "matvecQ8_0R8" | "matvecQ4_0" | "matvecQ8_0";
@@ -17,8 +16,19 @@ const ex: KernelExports = instantiateKernels(module, memory);
 // ctl[0]: barrier count, ctl[1]: barrier generation, ctl[2]: run generation, ctl[3]: steps to run
 const ctl = new Int32Array(ctlBuf);
 
-const b = createBarrier(ctl, 0, nthreads);
-const barrier = () => b.wait();
+// A reusable barrier: spin briefly (a matvec step is tens of microseconds), then block in
+// Atomics.wait so that an oversubscribed machine does not burn the core the other thread needs.
+function barrier(spin = 20000): void {
+  const g = Atomics.load(ctl, 1);
+  if (Atomics.add(ctl, 0, 1) === nthreads - 1) {
+    Atomics.store(ctl, 0, 0);
+    Atomics.add(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+    return;
+  }
+  for (let i = 0; i < spin; i++) if (Atomics.load(ctl, 1) !== g) return;
+  while (Atomics.load(ctl, 1) === g) Atomics.wait(ctl, 1, g);
+}
 
 parentPort!.on("message", (job: Job) => {
   const split = job.mats.map((m) => {

@@ -10,7 +10,7 @@ import {
   type GGUFTensorInfo,
   type GGUFTypedValue,
 } from "./gguf.ts";
-import { ggmlTypeLayout as ggmlBlockLayout, ggmlTypeName as ggmlTypeNameOf } from "../quant/ggml-type.ts";
+import { ggmlTypeLayout as ggmlBlockLayout } from "../quant/ggml-type.ts";
 
 /** Thrown inside the header parser when the bytes read so far end too early. */
 class NeedMoreBytes {

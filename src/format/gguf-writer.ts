@@ -159,8 +159,3 @@ export async function writeGGUF(sink: ByteSink, spec: GGUFWriteSpec): Promise<vo
   }
   await sink.close();
 }
-
-/** Copies the typed metadata of a file that was read, for rewriting it (quantize, convert). */
-export function typedMetadataOf(file: { metadataTypes: ReadonlyMap<string, GGUFTypedValue> }): [string, GGUFTypedValue][] {
-  return [...file.metadataTypes];
-}

@@ -22,11 +22,6 @@ export const GGUFValueType = {
 } as const;
 export type GGUFValueType = (typeof GGUFValueType)[keyof typeof GGUFValueType];
 
-export const ggufValueTypeNames = [
-  "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL", "STRING", "ARRAY",
-  "UINT64", "INT64", "FLOAT64",
-] as const;
-
 /** Smallest encoded size of one value of each type (for rejecting absurd array lengths early). */
 export const minEncodedSize: Record<number, number> = {
   0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 8: 8, 9: 12, 10: 8, 11: 8, 12: 8,

@@ -91,8 +91,3 @@ export const kquantFamilies: ReadonlyMap<GGMLTypeId, KQuantFamily> = new Map([
 
 /** The families as a list, in priority order (Q4_K, Q6_K, Q5_K, Q3_K, Q2_K). */
 export const KQUANT_FAMILIES: readonly KQuantFamily[] = [...kquantFamilies.values()];
-
-/** The family of a GGML type id, or undefined when this table does not cover it. */
-export function kquantFamily(type: number): KQuantFamily | undefined {
-  return kquantFamilies.get(type as GGMLTypeId);
-}

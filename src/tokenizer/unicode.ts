@@ -97,12 +97,6 @@ export function stringFromCodepoints(cpts: ArrayLike<number>, start = 0, end = c
 
 export const utf8Encoder = new TextEncoder();
 
-/** Number of UTF-8 bytes of a sequence that starts with this lead byte (llama.cpp's unicode_len_utf8). */
-export function utf8SequenceLength(leadByte: number): number {
-  const hi = leadByte >> 4;
-  return hi < 0xc ? 1 : hi < 0xe ? 2 : hi === 0xe ? 3 : 4;
-}
-
 // GPT-2 byte-level BPE represents each byte as a printable char: bytes that are printable
 // latin-1 stand for themselves, the others are moved to U+0100 upwards in byte order.
 function buildByteToChar(): string[] {
