@@ -1,15 +1,28 @@
 // One contestant of bench/peers.ts in its own process (its own memory high-water mark, no shared
-// heap or thread pool with the others). Driven over IPC: load, warmup, test, rss, exit.
-import type { Engine, LoadedEngine, TestSpec } from "../src/cli/bench.ts";
-import { mimoEngine, peakRssBytes, runTest, warmup } from "../src/cli/bench.ts";
+// heap or thread pool with the others). Driven over IPC: load, warmup, test, rss, exit. A second
+// load (the batched tests' model with several sequences) replaces the first.
+import type { Engine, LoadedEngine, Measurement, TestSpec } from "../src/cli/bench.ts";
+import { measure, mimoEngine, peakRssBytes, warmup, warmupBatched } from "../src/cli/bench.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 
 export type RunnerRequest =
-  | { id: number; cmd: "load"; file: string; threads: number; contextSize: number; batchSize: number; pool: number[] }
-  | { id: number; cmd: "warmup"; seed: number }
+  | { id: number; cmd: "load"; file: string; threads: number; contextSize: number; batchSize: number; sequences?: number; pool: number[] }
+  | { id: number; cmd: "warmup"; seed: number; sequences?: number }
   | { id: number; cmd: "test"; test: TestSpec; seed: number }
   | { id: number; cmd: "rss" }
   | { id: number; cmd: "exit" };
+
+/** What "load" answers. */
+export interface LoadReply {
+  loadMs: number;
+  vocabSize: number;
+  version: string;
+  /** Which optional tests the engine has. */
+  supports: { batch: boolean; verify: boolean };
+}
+
+/** What "test" answers: the test's figures (see measure). */
+export type TestReply = Measurement[];
 
 export type RunnerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
 
@@ -27,16 +40,20 @@ let pool: number[] = [];
 async function handle(m: RunnerRequest): Promise<unknown> {
   switch (m.cmd) {
     case "load": {
+      await loaded?.dispose();
+      loaded = undefined;
       const t0 = performance.now();
-      loaded = await engine.load(m.file, m.threads, m.contextSize, m.batchSize);
+      loaded = await engine.load(m.file, m.threads, m.contextSize, m.batchSize, m.sequences ?? 1);
       const loadMs = performance.now() - t0;
       pool = m.pool; // computed by the parent: a tokenizer here would count in this engine's RSS
-      return { loadMs, vocabSize: loaded.vocabSize, version: await engine.describe() };
+      const supports = { batch: loaded.batchedDecode !== undefined, verify: loaded.verify !== undefined };
+      return { loadMs, vocabSize: loaded.vocabSize, version: await engine.describe(), supports } satisfies LoadReply;
     }
     case "warmup":
+      if (m.sequences !== undefined) return warmupBatched(loaded!, m.sequences, new SeededRandom(m.seed), pool);
       return warmup(loaded!, new SeededRandom(m.seed), pool);
     case "test":
-      return runTest(loaded!, m.test, new SeededRandom(m.seed), pool);
+      return (await measure(loaded!, m.test, new SeededRandom(m.seed), pool)) satisfies TestReply;
     case "rss":
       return peakRssBytes();
     case "exit":

@@ -3,6 +3,14 @@
 //   tg<N>: N decode steps of one token each, from an empty cache (tokens/s);
 //   ttft<P>: a P-token prompt to the first sampled token (ms);
 //   load: loadModel to a usable model (ms); peak RSS: the process's high-water mark.
+// Two more on request (llama-batched-bench and speculative decoding's cost model):
+//   batched (--parallel S,...): S sequences, each prefilled with a short random prompt (untimed),
+//     then N steps, each ONE forward pass with every sequence's next token (its greedy choice) and
+//     last logits: aggregate tokens/s = S*N / time. S=1 always runs too, as the baseline. These run
+//     on a second load of the model with S sequences, so the other tests' figures are unchanged.
+//   verify (--verify k,...): on a sequence with P cached positions, the time of one forward pass of
+//     1+k tokens with every token's logits (then rolled back) against a 1-token step (k=0) at the
+//     same position: ms and the ratio to the 1-token step.
 // Each is reported as min / median / max over the repetitions. bench/peers.ts measures llama.cpp and
 // wllama with the same definitions (the Engine interface below).
 import { readFileSync, statSync } from "node:fs";
@@ -26,6 +34,19 @@ export interface LoadedEngine {
   decode(first: number, n: number): Promise<number>;
   /** ms from a prompt of `tokens` to its first sampled token. */
   ttft(tokens: readonly number[]): Promise<number>;
+  /**
+   * Batched decode: a fresh sequence per prompt, each prompt evaluated (untimed), then n steps,
+   * each ONE forward pass (one llama_decode) with every sequence's next token, its greedy choice of
+   * the previous step, and that token's logits. ms for the n steps. The engine must have been loaded
+   * with at least prompts.length sequences.
+   */
+  batchedDecode?(prompts: readonly (readonly number[])[], n: number): Promise<number>;
+  /**
+   * Verification cost: a fresh sequence holding `prefix` (untimed), then for each step one forward
+   * pass of its tokens after the prefix with every token's logits and greedy choice (timed), each
+   * rolled back to the prefix afterwards (untimed). ms per step.
+   */
+  verify?(prefix: readonly number[], steps: readonly (readonly number[])[]): Promise<number[]>;
   dispose(): Promise<void>;
 }
 
@@ -33,7 +54,21 @@ export interface Engine {
   readonly name: string;
   /** Version or build details, for the report. */
   describe(): Promise<string>;
-  load(path: string, threads: number, contextSize: number, batchSize: number): Promise<LoadedEngine>;
+  /** `sequences`: how many sequences can be live at once (mimo's parallel); default 1. */
+  load(path: string, threads: number, contextSize: number, batchSize: number, sequences?: number): Promise<LoadedEngine>;
+}
+
+/** Index of the largest value (the greedy choice). */
+export function argmax(v: Float32Array, from = 0, to = v.length): number {
+  let best = from;
+  let bv = -Infinity;
+  for (let i = from; i < to; i++) {
+    if (v[i]! > bv) {
+      bv = v[i]!;
+      best = i;
+    }
+  }
+  return best - from;
 }
 
 export const mimoEngine: Engine = {
@@ -46,8 +81,9 @@ export const mimoEngine: Engine = {
       return "mimo";
     }
   },
-  async load(path, threads, contextSize) {
-    const model = await loadModel(path, { threads, contextSize });
+  async load(path, threads, contextSize, _batchSize, sequences = 1) {
+    const model = await loadModel(path, { threads, contextSize, parallel: sequences });
+    const vocab = model.config.vocabSize;
     const greedy = { temperature: 0, ignoreEos: true } as const;
     return {
       vocabSize: model.config.vocabSize,
@@ -67,6 +103,41 @@ export const mimoEngine: Engine = {
         // Fresh random tokens: no prefix of the previous call's cache is reused.
         const r = await model.complete(tokens, { ...greedy, maxTokens: 1 });
         return r.stats.timeToFirstTokenMs;
+      },
+      async batchedDecode(prompts, n) {
+        const seqs = prompts.map(() => model.createSequence());
+        try {
+          // The prompts in one forward pass (untimed); each sequence's first token is its greedy choice.
+          let outs = model.forward(seqs.map((sequence, i) => ({ sequence, tokens: prompts[i]!, logits: "last" as const })));
+          const next = outs.map((o) => argmax(o.logits));
+          const t0 = performance.now();
+          for (let step = 0; step < n; step++) {
+            outs = model.forward(seqs.map((sequence, i) => ({ sequence, tokens: [next[i]!], logits: "last" as const })));
+            for (let i = 0; i < seqs.length; i++) next[i] = argmax(outs[i]!.logits);
+          }
+          return performance.now() - t0;
+        } finally {
+          for (const s of seqs) s.release();
+        }
+      },
+      async verify(prefix, steps) {
+        const seq = model.createSequence();
+        try {
+          model.forward([{ sequence: seq, tokens: prefix, logits: "none" }]);
+          const p = seq.length;
+          const ms: number[] = [];
+          for (const tokens of steps) {
+            const t0 = performance.now();
+            const { logits } = model.forward([{ sequence: seq, tokens, logits: "all" }])[0]!;
+            // A verifier compares each position's choice with the next draft token.
+            for (let r = 0; r < tokens.length; r++) argmax(logits, r * vocab, (r + 1) * vocab);
+            ms.push(performance.now() - t0);
+            seq.truncate(p);
+          }
+          return ms;
+        } finally {
+          seq.release();
+        }
       },
       dispose: () => model.dispose(),
     };
@@ -176,10 +247,24 @@ export function wordTokenPoolOf(tok: Tokenizer): number[] {
 }
 
 export interface TestSpec {
-  /** "pp512", "tg128" or "ttft512". */
+  /** "pp512", "tg128", "ttft512", "batched S=4 pp32+tg128" or "verify P=128". */
   readonly name: string;
-  readonly kind: "pp" | "tg" | "ttft";
+  readonly kind: "pp" | "tg" | "ttft" | "batch" | "verify";
+  /** pp, ttft: prompt tokens; tg, batch: decode steps; verify: cached positions P. */
   readonly tokens: number;
+  /** batch: sequences S. */
+  readonly sequences?: number;
+  /** batch: prompt tokens of each sequence. */
+  readonly prompt?: number;
+  /** verify: the draft lengths k (k=0, the 1-token step, is always measured too). */
+  readonly drafts?: readonly number[];
+}
+
+/** One figure of a test's repetition (a verify test gives two per k: ms and ratio). */
+export interface Measurement {
+  readonly name: string;
+  readonly unit: "tok/s" | "ms" | "x";
+  readonly value: number;
 }
 
 export function testsFor(prompts: readonly number[], gens: readonly number[], ttft = true): TestSpec[] {
@@ -190,8 +275,62 @@ export function testsFor(prompts: readonly number[], gens: readonly number[], tt
   return t;
 }
 
+/** Batched-decode tests (S=1 first, as the baseline), N decode steps after a `prompt`-token prompt each. */
+export function batchTestsFor(sequences: readonly number[], n: number, prompt: number): TestSpec[] {
+  const s = [...new Set([1, ...sequences.filter((x) => x > 0)])].sort((a, b) => a - b);
+  if (sequences.every((x) => x <= 0) || !(n > 0)) return [];
+  return s.map((S) => ({ name: `batched S=${S} pp${prompt}+tg${n}`, kind: "batch", tokens: n, sequences: S, prompt: Math.max(1, prompt) }));
+}
+
+/** The verification-cost test: P cached positions, drafts of k tokens (1+k evaluated). */
+export function verifyTestFor(drafts: readonly number[], depth: number): TestSpec[] {
+  const ks = [...new Set(drafts.filter((k) => k > 0))].sort((a, b) => a - b);
+  return ks.length === 0 ? [] : [{ name: `verify P=${depth}`, kind: "verify", tokens: Math.max(1, depth), drafts: ks }];
+}
+
+/** Names of a verify test's figures: "<name> k=<k>" (ms), with " ratio" (x) for the ratio to k=0. */
+export const verifyName = (t: TestSpec, k: number, ratio = false): string => `${t.name} k=${k}${ratio ? " ratio" : ""}`;
+
+/** Timed steps per k in one repetition of a verify test (their mean is the repetition's figure). */
+export const VERIFY_ITERS = 5;
+
+/** Runs one test once; returns its figures (one for pp/tg/ttft/batch; ms and ratio per k for verify). */
+export async function measure(e: LoadedEngine, t: TestSpec, rng: SeededRandom, pool?: readonly number[]): Promise<Measurement[]> {
+  if (t.kind === "batch") {
+    if (!e.batchedDecode) throw new Error("this engine has no batched decode");
+    const S = t.sequences ?? 1;
+    const prompts = Array.from({ length: S }, () => randomTokens(rng, t.prompt ?? 32, e.vocabSize, pool));
+    const ms = await e.batchedDecode(prompts, t.tokens);
+    return [{ name: t.name, unit: "tok/s", value: (S * t.tokens) / (ms / 1000) }];
+  }
+  if (t.kind === "verify") {
+    if (!e.verify) throw new Error("this engine has no verification step");
+    const ks = [0, ...(t.drafts ?? [])];
+    const prefix = randomTokens(rng, t.tokens, e.vocabSize, pool);
+    // One untimed step first (the largest), then VERIFY_ITERS rounds over every k, in alternating
+    // order so that a drift over the round hits all k alike.
+    const steps: { k: number; tokens: number[] }[] = [{ k: -1, tokens: randomTokens(rng, 1 + ks[ks.length - 1]!, e.vocabSize, pool) }];
+    for (let i = 0; i < VERIFY_ITERS; i++) for (const k of i % 2 ? [...ks].reverse() : ks) steps.push({ k, tokens: randomTokens(rng, 1 + k, e.vocabSize, pool) });
+    const ms = await e.verify(prefix, steps.map((s) => s.tokens));
+    const mean = (k: number) => {
+      const v = ms.filter((_, i) => steps[i]!.k === k);
+      return v.reduce((a, b) => a + b, 0) / v.length;
+    };
+    const base = mean(0);
+    const out: Measurement[] = [];
+    for (const k of ks) {
+      const m = mean(k);
+      out.push({ name: verifyName(t, k), unit: "ms", value: m });
+      if (k > 0) out.push({ name: verifyName(t, k, true), unit: "x", value: m / base });
+    }
+    return out;
+  }
+  return [{ name: t.name, unit: t.kind === "ttft" ? "ms" : "tok/s", value: await runTest(e, t, rng, pool) }];
+}
+
 /** Runs one test once; returns tokens/s for pp/tg, ms for ttft. */
 export async function runTest(e: LoadedEngine, t: TestSpec, rng: SeededRandom, pool?: readonly number[]): Promise<number> {
+  if (t.kind === "batch" || t.kind === "verify") return (await measure(e, t, rng, pool))[0]!.value;
   const toks = randomTokens(rng, t.tokens, e.vocabSize, pool);
   if (t.kind === "pp") return t.tokens / ((await e.prefill(toks)) / 1000);
   if (t.kind === "tg") return t.tokens / ((await e.decode(toks[0]!, t.tokens)) / 1000);
@@ -204,9 +343,23 @@ export async function warmup(e: LoadedEngine, rng: SeededRandom, pool?: readonly
   await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 2);
 }
 
-export function contextFor(tests: readonly TestSpec[]): { contextSize: number; batchSize: number } {
-  const most = Math.max(16, ...tests.map((t) => t.tokens));
-  return { contextSize: Math.ceil((most + 8) / 256) * 256, batchSize: Math.max(512, most) };
+/** Warm-up of the batched path: a few steps with `sequences` sequences. */
+export async function warmupBatched(e: LoadedEngine, sequences: number, rng: SeededRandom, pool?: readonly number[]): Promise<void> {
+  await e.batchedDecode!(Array.from({ length: sequences }, () => randomTokens(rng, 8, e.vocabSize, pool)), 3);
+}
+
+/** Positions a test needs in one sequence. */
+function positionsOf(t: TestSpec): number {
+  if (t.kind === "batch") return (t.prompt ?? 32) + t.tokens + 1;
+  if (t.kind === "verify") return t.tokens + 2 + Math.max(0, ...(t.drafts ?? []));
+  return t.tokens;
+}
+
+/** Context per sequence and batch size for these tests; sequences: most of any batch test (1 without). */
+export function contextFor(tests: readonly TestSpec[]): { contextSize: number; batchSize: number; sequences: number } {
+  const most = Math.max(16, ...tests.map(positionsOf));
+  const sequences = Math.max(1, ...tests.map((t) => t.sequences ?? 1));
+  return { contextSize: Math.ceil((most + 8) / 256) * 256, batchSize: Math.max(512, most), sequences };
 }
 
 export interface BenchResult {
@@ -218,8 +371,8 @@ export interface BenchResult {
   readonly threads: number;
   readonly loadMs: number;
   readonly peakRssBytes: number;
-  /** Per test: tokens/s (pp, tg) or ms (ttft). */
-  readonly tests: { readonly name: string; readonly unit: "tok/s" | "ms"; readonly stat: Stat }[];
+  /** Per test: tokens/s (pp, tg, batched), ms (ttft, verify) or x (verify ratios). */
+  readonly tests: { readonly name: string; readonly unit: "tok/s" | "ms" | "x"; readonly stat: Stat }[];
 }
 
 export interface BenchParams {
@@ -230,6 +383,16 @@ export interface BenchParams {
   reps: number;
   output: "md" | "json";
   seed: number;
+  /** Batched decode: sequence counts (empty: no batched test). */
+  parallel?: number[];
+  /** Batched decode: prompt tokens per sequence (default 32). */
+  parallelPrompt?: number;
+  /** Batched decode: decode steps (default: the first positive -n, else 128). */
+  parallelGen?: number;
+  /** Verification cost: draft lengths k (empty: no verify test). */
+  verify?: number[];
+  /** Verification cost: cached positions P (default 128). */
+  verifyDepth?: number;
 }
 
 const list = (name: string) => (v: string): number[] => {
@@ -242,6 +405,7 @@ const list = (name: string) => (v: string): number[] => {
 
 function fmt(v: number, unit: string): string {
   if (!Number.isFinite(v)) return "-";
+  if (unit === "x") return v.toFixed(2);
   return unit === "ms" ? (v < 10 ? v.toFixed(2) : v.toFixed(1)) : v < 10 ? v.toFixed(2) : v.toFixed(1);
 }
 
@@ -261,54 +425,164 @@ export function markdownTable(results: readonly BenchResult[]): string {
   return lines.join("\n");
 }
 
+/** Batched-decode rows: aggregate tok/s and its ratio to 1 sequence (and to tg, where measured). */
+export function batchedTable(results: readonly BenchResult[]): string {
+  const lines = [
+    "| engine | threads | test | sequences | aggregate tok/s (min / median / max) | per sequence tok/s | vs 1 sequence | vs tg |",
+    "|---|---:|---|---:|---|---:|---:|---:|",
+  ];
+  for (const r of results) {
+    const batch = r.tests.filter((t) => t.name.startsWith("batched S="));
+    const one = batch.find((t) => t.name.startsWith("batched S=1 "))?.stat.median;
+    const tg = r.tests.find((t) => /^tg\d+$/.test(t.name))?.stat.median;
+    for (const t of batch) {
+      const S = Number(/^batched S=(\d+)/.exec(t.name)![1]);
+      const m = t.stat.median;
+      const x = (d: number | undefined) => (d === undefined ? "-" : `${(m / d).toFixed(2)}x`);
+      lines.push(
+        `| ${r.engine} | ${r.threads} | ${t.name.replace(/^batched S=\d+ /, "")} | ${S} | ${fmt(t.stat.min, "tok/s")} / **${fmt(m, "tok/s")}** / ${fmt(t.stat.max, "tok/s")} | ${fmt(m / S, "tok/s")} | ${x(one)} | ${x(tg)} |`,
+      );
+    }
+  }
+  return lines.length > 2 ? lines.join("\n") : "";
+}
+
+/** Verification-cost rows: per k, ms of the 1+k forward pass and its ratio to the 1-token step. */
+export function verifyTable(results: readonly BenchResult[]): string {
+  const lines = ["| engine | threads | cached positions | k | tokens evaluated | ms (min / median / max) | ratio to 1 token (median) |", "|---|---:|---:|---:|---:|---|---:|"];
+  for (const r of results) {
+    for (const t of r.tests) {
+      const m = /^verify P=(\d+) k=(\d+)$/.exec(t.name);
+      if (!m) continue;
+      const ratio = r.tests.find((u) => u.name === `${t.name} ratio`)?.stat.median;
+      lines.push(
+        `| ${r.engine} | ${r.threads} | ${m[1]} | ${m[2]} | ${1 + Number(m[2])} | ${fmt(t.stat.min, "ms")} / **${fmt(t.stat.median, "ms")}** / ${fmt(t.stat.max, "ms")} | ${ratio === undefined ? "1" : ratio.toFixed(2)} |`,
+      );
+    }
+  }
+  return lines.length > 2 ? lines.join("\n") : "";
+}
+
+/** The tests a BenchParams asks for: the ones on the first load, and the batched ones (their own load). */
+export function benchTests(p: BenchParams): { main: TestSpec[]; batched: TestSpec[] } {
+  const main = [...testsFor(p.prompt, p.gen), ...verifyTestFor(p.verify ?? [], p.verifyDepth ?? 128)];
+  const n = p.parallelGen ?? (p.gen.find((g) => g > 0) || 128);
+  const batched = batchTestsFor(p.parallel ?? [], n, p.parallelPrompt ?? 32);
+  return { main, batched };
+}
+
+/** Repetitions of `tests` on one loaded engine, interleaved test by test; figures by name, in order. */
+async function repeat(
+  e: LoadedEngine,
+  tests: readonly TestSpec[],
+  reps: number,
+  rng: SeededRandom,
+  pool: number[],
+  into: Map<string, { unit: Measurement["unit"]; values: number[] }>,
+  log: (m: Measurement, rep: number) => void,
+): Promise<void> {
+  for (let r = 0; r < reps; r++) {
+    for (const t of tests) {
+      for (const m of await measure(e, t, rng, pool)) {
+        if (!into.has(m.name)) into.set(m.name, { unit: m.unit, values: [] });
+        into.get(m.name)!.values.push(m.value);
+        log(m, r);
+      }
+    }
+  }
+}
+
 /** The whole `mimo bench` run in this process (each thread count: load, warm up, reps). */
 export async function runBench(p: BenchParams, log: (s: string) => void = () => {}): Promise<BenchResult[]> {
-  const tests = testsFor(p.prompt, p.gen);
-  if (tests.length === 0) throw new RangeError("nothing to measure: -p and -n are both 0");
+  const { main, batched } = benchTests(p);
+  if (main.length === 0 && batched.length === 0) throw new RangeError("nothing to measure: -p and -n are both 0");
   if (!(p.reps >= 1)) throw new RangeError(`-r must be at least 1, got ${p.reps}`);
-  const { contextSize, batchSize } = contextFor(tests);
   const w = await weightBytesPerToken(p.model);
   const version = await mimoEngine.describe();
   const results: BenchResult[] = [];
   for (const threads of p.threads) {
     if (!(threads >= 1)) throw new RangeError(`-t must be at least 1, got ${threads}`);
     const rng = new SeededRandom(p.seed);
-    const t0 = performance.now();
-    const e = await mimoEngine.load(p.model, threads, contextSize, batchSize);
-    const loadMs = performance.now() - t0;
-    const pool = e.wordPool!();
-    try {
-      await warmup(e, rng, pool);
-      const values = new Map<string, number[]>(tests.map((t) => [t.name, []]));
-      for (let r = 0; r < p.reps; r++) {
-        for (const t of tests) {
-          const v = await runTest(e, t, rng, pool);
-          values.get(t.name)!.push(v);
-          log(`mimo bench: t=${threads} rep ${r + 1}/${p.reps} ${t.name}: ${fmt(v, t.kind === "ttft" ? "ms" : "tok/s")} ${t.kind === "ttft" ? "ms" : "tok/s"}`);
-        }
+    let loadMs = NaN;
+    let rss = 0;
+    const figures = new Map<string, { unit: Measurement["unit"]; values: number[] }>();
+    const note = (m: Measurement, r: number) => log(`mimo bench: t=${threads} rep ${r + 1}/${p.reps} ${m.name}: ${fmt(m.value, m.unit)} ${m.unit}`);
+    // pp, tg, ttft and verify on a model with one sequence (the figures of a plain run).
+    if (main.length > 0) {
+      const { contextSize, batchSize } = contextFor(main);
+      const t0 = performance.now();
+      const e = await mimoEngine.load(p.model, threads, contextSize, batchSize);
+      loadMs = performance.now() - t0;
+      const pool = e.wordPool!();
+      try {
+        await warmup(e, rng, pool);
+        await repeat(e, main, p.reps, rng, pool, figures, note);
+      } finally {
+        rss = peakRssBytes();
+        await e.dispose();
       }
-      results.push({
-        engine: "mimo",
-        engineVersion: version,
-        file: p.model,
-        fileBytes: w.fileBytes,
-        weightBytesPerToken: w.perToken,
-        threads,
-        loadMs,
-        peakRssBytes: peakRssBytes(),
-        tests: tests.map((t) => ({ name: t.name, unit: t.kind === "ttft" ? "ms" : "tok/s", stat: stat(values.get(t.name)!) })),
-      });
-    } finally {
-      await e.dispose();
     }
+    // Batched decode on a second load with as many sequences as the largest S.
+    if (batched.length > 0) {
+      const { contextSize, batchSize, sequences } = contextFor(batched);
+      const t0 = performance.now();
+      const e = await mimoEngine.load(p.model, threads, contextSize, batchSize, sequences);
+      if (!Number.isFinite(loadMs)) loadMs = performance.now() - t0;
+      const pool = e.wordPool!();
+      try {
+        await warmupBatched(e, sequences, rng, pool);
+        await repeat(e, batched, p.reps, rng, pool, figures, note);
+      } finally {
+        if (rss === 0) rss = peakRssBytes();
+        await e.dispose();
+      }
+    }
+    results.push({
+      engine: "mimo",
+      engineVersion: version,
+      file: p.model,
+      fileBytes: w.fileBytes,
+      weightBytesPerToken: w.perToken,
+      threads,
+      loadMs,
+      peakRssBytes: rss,
+      tests: [...figures].map(([name, f]) => ({ name, unit: f.unit, stat: stat(f.values) })),
+    });
   }
   return results;
 }
 
-export async function benchCommand(o: { model: string; threads: number[]; nPrompt: number[]; nGen: number[]; repetitions: number; output: string; seed: number; quiet?: boolean }): Promise<void> {
+export async function benchCommand(o: {
+  model: string;
+  threads: number[];
+  nPrompt: number[];
+  nGen: number[];
+  repetitions: number;
+  output: string;
+  seed: number;
+  quiet?: boolean;
+  parallel?: number[];
+  parallelPrompt?: number;
+  parallelGen?: number;
+  verify?: number[];
+  verifyDepth?: number;
+}): Promise<void> {
   if (o.output !== "md" && o.output !== "json") throw new InvalidArgumentError(`-o must be md or json, got "${o.output}"`);
   const results = await runBench(
-    { model: o.model, threads: o.threads, prompt: o.nPrompt, gen: o.nGen, reps: o.repetitions, output: o.output, seed: o.seed },
+    {
+      model: o.model,
+      threads: o.threads,
+      prompt: o.nPrompt,
+      gen: o.nGen,
+      reps: o.repetitions,
+      output: o.output,
+      seed: o.seed,
+      parallel: o.parallel,
+      parallelPrompt: o.parallelPrompt,
+      parallelGen: o.parallelGen,
+      verify: o.verify,
+      verifyDepth: o.verifyDepth,
+    },
     o.quiet ? undefined : (s) => process.stderr.write(s + "\n"),
   );
   if (o.output === "json") process.stdout.write(JSON.stringify(results, null, 2) + "\n");
@@ -318,6 +592,10 @@ export async function benchCommand(o: { model: string; threads: number[]; nPromp
       `\n${results[0]?.engineVersion}; weights read per token ${(results[0]!.weightBytesPerToken / 1e6).toFixed(0)} MB; ` +
         `peak RSS is this process's high-water mark after each thread count.\n`,
     );
+    const b = batchedTable(results);
+    if (b) process.stdout.write(`\nBatched decode (one forward pass per step for all sequences; aggregate = sequences x steps / time):\n\n${b}\n`);
+    const v = verifyTable(results);
+    if (v) process.stdout.write(`\nVerification cost (one forward pass of 1+k tokens with every token's logits, at the same position as the 1-token step):\n\n${v}\n`);
   }
 }
 
@@ -339,5 +617,10 @@ export function registerBenchCommand(program: Command): void {
     .option("-o, --output <format>", "md or json", "md")
     .option("--seed <n>", "seed of the random tokens", int("--seed"), 1)
     .option("-q, --quiet", "no per-repetition lines on stderr")
+    .option("--parallel <list>", "batched decode: sequence counts, comma-separated (1 is always added as the baseline)", list("--parallel"))
+    .option("--parallel-prompt <n>", "batched decode: prompt tokens of each sequence", int("--parallel-prompt"), 32)
+    .option("--parallel-gen <n>", "batched decode: decode steps (default: the first -n, else 128)", int("--parallel-gen"))
+    .option("--verify <list>", "verification cost: draft lengths k, comma-separated (a 1+k token forward pass against a 1-token one)", list("--verify"))
+    .option("--verify-depth <n>", "verification cost: cached positions before the drafts", int("--verify-depth"), 128)
     .action(benchCommand);
 }
