@@ -5,6 +5,12 @@
 // --cold streams 48 MiB before every call (untimed), as the weights of a real forward pass do
 // between two attentions of a layer: the cache then comes from DRAM.
 // Run: node bench/kernels/attention.bench.ts [--compare DIR] [--wasm DIR] [--cold] [--simd128] [--runs N]
+//   --pool         instead: one layer's attention step through the WebAssembly backend's KV pool
+//                  (sharded by KV head, one dispatch on all threads) at 1 and 2 threads (--threads
+//                  1,2,3), against the kernel on thread 0 alone as the backend ran it before the
+//                  pool (per segment: store, then attentionF16 over a whole-head cache). Qwen2-0.5B
+//                  (14/2 heads) and Llama-3.2-1B (32/8) shapes, head size 64: 1 segment decoding
+//                  after 512 positions, 8 segments decoding after 512 each, a 512-token prefill.
 //   --wasm DIR     kernels-{relaxed,simd128}.wasm to time (default build/kernels)
 //   --compare DIR  a second build timed interleaved with the first (e.g. a copy of an older one),
 //                  with the largest output difference between the two and the count of outputs
@@ -13,12 +19,18 @@
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { loadKernels, createSharedMemory, KernelArena, type KernelExports } from "../../src/kernels/kernels.ts";
+import { WasmBackend } from "../../src/backends/wasm/wasm-backend.ts";
+import type { AttentionParams, AttentionSegment } from "../../src/compute/backend.ts";
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const path = process.argv.includes("--simd128") ? "simd128" : "relaxed-simd";
+if (process.argv.includes("--pool")) {
+  await poolBench();
+  process.exit(0);
+}
 const cold = process.argv.includes("--cold");
 const RUNS = Number(arg("--runs") ?? 9);
 const LAYERS = 24, N_HEADS = 14, N_KV = 2, HD = 64;
@@ -152,3 +164,106 @@ for (const c of cases) {
   console.log(`${c.label.padEnd(16)}${cols.join("  |")}${extra}`);
 }
 if (builds.length > 1) console.log(`columns: ${builds.map((b) => b.name).join(" | ")}; xN = second / first`);
+
+/** The KV pool's attention step (new) against the kernel on thread 0 alone (old); see --pool above. */
+async function poolBench(): Promise<void> {
+  const runs = Number(arg("--runs") ?? 9);
+  const threadCounts = (arg("--threads") ?? "1,2").split(",").map(Number);
+  const CTX = 512;
+  const shapes = [
+    { name: "qwen2-0.5b", nHeads: 14, nKvHeads: 2, hd: 64 },
+    { name: "llama-3.2-1b", nHeads: 32, nKvHeads: 8, hd: 64 },
+  ];
+  const cases = [
+    { label: "decode, 1 seq @512", nSeg: 1, startPos: CTX, nTok: 1 },
+    { label: "decode, 8 seqs @512", nSeg: 8, startPos: CTX, nTok: 1 },
+    { label: "prefill 512", nSeg: 1, startPos: 0, nTok: CTX },
+  ];
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  let rs = 0x1234567;
+  const rand = (x: Float32Array, amp: number) => {
+    for (let i = 0; i < x.length; i++) {
+      rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
+      x[i] = ((rs >>> 0) / 4294967296 - 0.5) * amp;
+    }
+  };
+  // Times fn (µs per call, median of runs), with enough calls per run for ~20 ms.
+  const time = (fn: () => void): number => {
+    fn();
+    const t0 = performance.now();
+    fn();
+    const reps = Math.max(1, Math.round(20 / Math.max(performance.now() - t0, 0.001)));
+    const ts: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const t = performance.now();
+      for (let i = 0; i < reps; i++) fn();
+      ts.push(((performance.now() - t) * 1000) / reps);
+    }
+    return med(ts);
+  };
+  const K = await loadKernels({ path });
+  const backends = await Promise.all(threadCounts.map((threads) => WasmBackend.create({ threads, kernels: { path } })));
+  console.log(`one layer's attention step, ${path}, median of ${runs}, µs per call (old: the kernel on thread 0 alone; new: the KV pool on N threads)`);
+  console.log(`${"shape".padEnd(14)}${"case".padEnd(22)}${"old".padStart(10)}${threadCounts.map((t) => `new x${t}`.padStart(10)).join("")}${threadCounts.map((t) => `old/new x${t}`.padStart(14)).join("")}`);
+  for (const sh of shapes) {
+    const p: AttentionParams = { nHeads: sh.nHeads, nKvHeads: sh.nKvHeads, headDim: sh.hd, headDimV: sh.hd, scale: 1 / Math.sqrt(sh.hd) };
+    const qw = sh.nHeads * sh.hd, kw = sh.nKvHeads * sh.hd;
+    for (const c of cases) {
+      const rows = c.nSeg * c.nTok;
+      const q = new Float32Array(rows * qw), k = new Float32Array(rows * kw), v = new Float32Array(rows * kw);
+      rand(q, 4); rand(k, 4); rand(v, 2);
+      // Each sequence's history (startPos positions) and the new rows' keys/values.
+      const hk = new Float32Array(c.startPos * kw), hv = new Float32Array(c.startPos * kw);
+      rand(hk, 4); rand(hv, 2);
+      const segs: AttentionSegment[] = Array.from({ length: c.nSeg }, (_, i) => ({ slot: i, startPos: c.startPos, nTokens: c.nTok, row: i * c.nTok }));
+      // Old: per segment, f32ToF16Row of the new rows into a whole-head cache, then attentionF16 (thread 0's memory).
+      const arena = new KernelArena(K.memory);
+      const ex = K.exports;
+      const put = (x: Float32Array) => {
+        const ptr = arena.alloc(Math.max(1, x.length) * 4);
+        arena.f32(ptr, x.length).set(x);
+        return ptr;
+      };
+      const pq = put(q), pk = put(k), pv = put(v), pOut = arena.alloc(rows * qw * 4);
+      const scratch = arena.alloc((16 * (sh.hd + CTX + c.nTok + 8) + 4 * 1024) * 4);
+      const caches = segs.map(() => {
+        const kc = arena.alloc((c.startPos + c.nTok) * kw * 2), vc = arena.alloc((c.startPos + c.nTok) * kw * 2);
+        if (c.startPos > 0) {
+          ex.f32ToF16Row(put(hk), kc, hk.length);
+          ex.f32ToF16Row(put(hv), vc, hv.length);
+        }
+        return { kc, vc };
+      });
+      const old = time(() => {
+        for (const [i, s] of segs.entries()) {
+          const { kc, vc } = caches[i]!;
+          ex.f32ToF16Row(pk + s.row * kw * 4, kc + s.startPos * kw * 2, s.nTokens * kw);
+          ex.f32ToF16Row(pv + s.row * kw * 4, vc + s.startPos * kw * 2, s.nTokens * kw);
+          ex.attentionF16(pq + s.row * qw * 4, kc, vc, pOut + s.row * qw * 4, scratch, s.startPos, s.nTokens, sh.nHeads, sh.nKvHeads, sh.hd, sh.hd, p.scale);
+        }
+      });
+      const oldOut = arena.f32(pOut, rows * qw).slice();
+      // New: the backend's pool, on buffers of the backend (as the forward pass's).
+      const news = backends.map((b) => {
+        const pool = b.createKvPool({ nLayers: 1, slots: c.nSeg, slotSize: c.startPos + c.nTok, nKvHeads: sh.nKvHeads, headDim: sh.hd, headDimV: sh.hd, type: "f16" });
+        if (c.startPos > 0) {
+          const hq = b.allocate(c.startPos * qw), ho = b.allocate(c.startPos * qw);
+          for (const s of segs) b.attention(pool, 0, [{ slot: s.slot, startPos: 0, nTokens: c.startPos, row: 0 }], hq, hk, hv, p, ho);
+        }
+        const [bq, bk, bv, bo] = [q, k, v, new Float32Array(rows * qw)].map((x) => {
+          const y = b.allocate(x.length);
+          y.set(x);
+          return y;
+        });
+        const us = time(() => b.attention(pool, 0, segs, bq!, bk!, bv!, p, bo!));
+        const same = bo!.every((x, i) => Object.is(x, oldOut[i]));
+        return { us, same };
+      });
+      const cols = news.map((n) => `${n.us.toFixed(1)}${n.same ? "" : "!"}`.padStart(10)).join("");
+      const ratios = news.map((n) => `${(old / n.us).toFixed(2)}`.padStart(14)).join("");
+      console.log(`${sh.name.padEnd(14)}${c.label.padEnd(22)}${old.toFixed(1).padStart(10)}${cols}${ratios}`);
+    }
+  }
+  console.log("(! after a time: outputs differ in bits from the old path's)");
+  for (const b of backends) b.dispose();
+}

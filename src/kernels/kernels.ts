@@ -39,8 +39,12 @@ export interface KernelExports {
   softmax(x: number, n: number, nrows: number, scale: number): void;
   /** Rotates nheads heads of d floats in place; neox 0: pairs (2i, 2i+1), 1: pairs (i, i+d/2). */
   rope(x: number, nheads: number, d: number, cs: number, neox: number): void;
-  /** Causal attention over one layer's KV cache of f16 values, 2 bytes each (see assembly/attention.ts). */
-  attentionF16(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number): void;
+  /**
+   * Causal attention over one layer's KV cache of f16 values, 2 bytes each (see assembly/attention.ts).
+   * With rowKvHeads, kIn and vIn: over a contiguous run of the KV heads of longer rows, after
+   * storing the nTok rows of keys and values at kIn, vIn in the cache (0 or absent: not used).
+   */
+  attentionF16(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number, rowKvHeads?: number, kIn?: number, vIn?: number): void;
   /** n f32 at x -> n f16 (u16 bits, round to nearest even) at y: what the KV cache stores. */
   f32ToF16Row(x: number, y: number, n: number): void;
   /** Reads bytes (multiple of 64) at p; a memory read bandwidth probe. */

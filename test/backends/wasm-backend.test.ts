@@ -9,7 +9,7 @@ import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { WasmBackend } from "../../src/backends/wasm/wasm-backend.ts";
-import { getWeightTraits, rowByteSize } from "../../src/quant/traits.ts";
+import { getWeightTraits, rowByteSize, supportedWeightTypes, ggmlTypeName } from "../../src/quant/traits.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mimo-wasm-"));
 const prompt = [1, 300, 301, 302, 303, 304, 305, 306, 307];
@@ -119,5 +119,30 @@ test("matmul outputs are the same written directly or gathered, and nothing outs
     }
     assert.deepEqual(results[2], results[0], `${type}: 1 token, 3 threads vs 1 thread`);
     assert.deepEqual(results[3], results[1], `${type}: 5 tokens, 3 threads vs 1 thread`);
+  }
+});
+
+// The matmul has no scalar fallback: every type a model tensor may have runs on a SIMD kernel.
+test("every supported weight type loads and multiplies on the SIMD kernels; rows-only matrices refuse matmul", async () => {
+  const b = await WasmBackend.create({ threads: 2 });
+  try {
+    const rows = 16, cols = 256;
+    const src = new Float32Array(rows * cols).map((_, i) => Math.sin(i * 0.37) * 0.1);
+    const x = b.allocate(cols).map((_, i) => Math.cos(i * 0.11));
+    for (const type of supportedWeightTypes) {
+      const traits = getWeightTraits(type);
+      const rowBytes = rowByteSize(type, cols);
+      const bytes = new Uint8Array(rows * rowBytes);
+      for (let r = 0; r < rows; r++) traits.quantizeRow(src, r * cols, bytes, r * rowBytes, cols);
+      const data = { byteSize: bytes.length, read: async (o: number, n: number) => bytes.subarray(o, o + n), readSync: undefined };
+      const w = await b.loadMatrix({ name: "w", type, shape: [cols, rows] }, data);
+      const out = b.allocate(rows).fill(Number.NaN);
+      b.matmul(w, x, 1, out);
+      assert.ok(out.every(Number.isFinite), `${ggmlTypeName(type)}: ${out}`);
+      const embedding = await b.loadMatrix({ name: "tok_embd", type, shape: [cols, rows] }, data, "rows");
+      assert.throws(() => b.matmul(embedding, x, 1, out), /"tok_embd" was loaded for embedding rows only/);
+    }
+  } finally {
+    b.dispose();
   }
 });

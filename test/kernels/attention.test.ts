@@ -52,10 +52,16 @@ function makeCase([nHeads, nKvHeads, hd, hdV, startPos, nTok]: (typeof SHAPES)[n
 function reference(c: Case): Float32Array {
   const ref = new ReferenceBackend();
   const n = c.startPos + c.nTok;
-  const cache = ref.createKvCache({ nLayers: 1, contextSize: n, nKvHeads: c.nKvHeads, headDim: c.hd, headDimV: c.hdV, type: "f16" });
-  ref.storeKv(cache, 0, c.k, c.v, 0, n);
+  const pool = ref.createKvPool({ nLayers: 1, slots: 1, slotSize: n, nKvHeads: c.nKvHeads, headDim: c.hd, headDimV: c.hdV, type: "f16" });
+  const p = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.hd, headDimV: c.hdV, scale: c.scale };
+  const kw = c.nKvHeads * c.hd, vw = c.nKvHeads * c.hdV;
+  // The prefix as one segment (its outputs unused), then the queries' segment.
+  if (c.startPos > 0) {
+    const q0 = new Float32Array(c.startPos * c.nHeads * c.hd);
+    ref.attention(pool, 0, [{ slot: 0, startPos: 0, nTokens: c.startPos, row: 0 }], q0, c.k, c.v, p, new Float32Array(c.startPos * c.nHeads * c.hdV));
+  }
   const out = new Float32Array(c.nTok * c.nHeads * c.hdV);
-  ref.attention(cache, 0, c.q, c.startPos, c.nTok, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.hd, headDimV: c.hdV, scale: c.scale }, out);
+  ref.attention(pool, 0, [{ slot: 0, startPos: c.startPos, nTokens: c.nTok, row: 0 }], c.q, c.k.subarray(c.startPos * kw), c.v.subarray(c.startPos * vw), p, out);
   return out;
 }
 
@@ -178,6 +184,49 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
         } else {
           assert.ok(Math.abs(got[i]! - want[i]!) <= 5e-4 * 6, `out[${i}] = ${got[i]}, want ${want[i]}`);
         }
+      }
+    });
+
+    test("attentionF16 over a run of KV heads (rowKvHeads, kIn/vIn) gives the whole call's bits for those heads", () => {
+      // What each thread of the WebAssembly backend runs on its shard of the KV pool: the cache
+      // holds only the run's heads, q/k/v/out are rows of all heads, and the call first stores
+      // the new keys/values. Every split of the KV heads into runs must give the same bits.
+      let seed = 300;
+      for (const shape of SHAPES) {
+        const c = makeCase(shape, seed++);
+        const whole = run(ex, arena, c);
+        const { nHeads, nKvHeads, hd, hdV, startPos, nTok } = c;
+        const group = nHeads / nKvHeads;
+        const start = arena.top;
+        const put = (x: Float32Array) => {
+          const p = arena.alloc(x.length * 4);
+          arena.f32(p, x.length).set(x);
+          return p;
+        };
+        const pq = put(c.q);
+        // The new rows' keys and values, rows of all KV heads.
+        const pk = put(c.k.subarray(startPos * nKvHeads * hd)), pv = put(c.v.subarray(startPos * nKvHeads * hdV));
+        const pOut = put(new Float32Array(nTok * nHeads * hdV).fill(Number.NaN));
+        const pS = arena.alloc(scratchFloats(nHeads, hd, hdV, startPos, nTok) * 4);
+        const splits = [1, 2, 3].filter((n) => n <= nKvHeads);
+        for (const nRuns of splits) {
+          arena.f32(pOut, nTok * nHeads * hdV).fill(Number.NaN);
+          for (let g = 0; g < nRuns; g++) {
+            const kv0 = Math.floor((nKvHeads * g) / nRuns), nkv = Math.floor((nKvHeads * (g + 1)) / nRuns) - kv0;
+            // The run's cache: its heads of the prefix as f16, room for the new positions.
+            const kc = arena.alloc((startPos + nTok) * nkv * hd * 2), vc = arena.alloc((startPos + nTok) * nkv * hdV * 2);
+            for (let pos = 0; pos < startPos; pos++) {
+              ex.f32ToF16Row(put(c.k.subarray((pos * nKvHeads + kv0) * hd, (pos * nKvHeads + kv0 + nkv) * hd)), kc + pos * nkv * hd * 2, nkv * hd);
+              ex.f32ToF16Row(put(c.v.subarray((pos * nKvHeads + kv0) * hdV, (pos * nKvHeads + kv0 + nkv) * hdV)), vc + pos * nkv * hdV * 2, nkv * hdV);
+            }
+            ex.attentionF16(pq + kv0 * group * hd * 4, kc, vc, pOut + kv0 * group * hdV * 4, pS, startPos, nTok, nkv * group, nkv, hd, hdV, c.scale,
+              nKvHeads, pk + kv0 * hd * 4, pv + kv0 * hdV * 4);
+          }
+          const got = arena.f32(pOut, nTok * nHeads * hdV);
+          const gb = new Uint32Array(got.buffer, got.byteOffset, got.length), wb = new Uint32Array(whole.buffer);
+          for (let i = 0; i < gb.length; i++) if (gb[i] !== wb[i]) assert.fail(`${shape}, ${nRuns} runs: out[${i}] = ${got[i]}, want ${whole[i]}`);
+        }
+        arena.top = start;
       }
     });
 

@@ -1,7 +1,10 @@
 // The coordinator and worker threads talk through one SharedArrayBuffer of int32 slots:
 // a command sequence number, a done counter, the command, and one job table per thread.
-// A job runs one exported matmul kernel on the thread's own memory:
-//   fn(w, x, y, k, g0, g1, nrows, ntok)  (weights, activations, output, columns, row groups, rows, tokens)
+// A job runs one exported kernel on the thread's own memory; its first int indexes the list of
+// kernel names (WorkerInit.functions), the rest are the kernel's arguments:
+//   matmul kernels: fn(w, x, y, k, g0, g1, nrows, ntok)  (weights, activations, output, columns, row groups, rows, tokens)
+//   ATTENTION_KERNEL: attentionF16(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, hd,
+//     hdV, scale, rowKvHeads, kIn, vIn), the f32 scale as its bit pattern (see assembly/attention.ts)
 
 export const CTL_SEQ = 0;
 export const CTL_DONE = 1;
@@ -14,8 +17,9 @@ export const CTL_HEADER = 16;
 export const OP_RUN = 1;
 export const OP_EXIT = 2;
 
-export const JOB_INTS = 9;
-export const MAX_JOBS = 8;
+export const JOB_INTS = 16;
+/** Jobs per thread in one command: the matrices of a fused matmul, or one attention job per segment. */
+export const MAX_JOBS = 64;
 export const THREAD_AREA = JOB_INTS * MAX_JOBS;
 
 export function controlInts(nThreads: number): number {
@@ -31,7 +35,7 @@ export interface WorkerInit {
   readonly memory: WebAssembly.Memory;
   readonly control: SharedArrayBuffer;
   readonly thread: number;
-  /** Export names of the matmul kernels; a job's first int indexes this list. */
+  /** Export names of the kernels jobs run; a job's first int indexes this list. */
   readonly functions: readonly string[];
   /** Iterations to spin on the command slot before sleeping in Atomics.wait. */
   readonly spin: number;
@@ -54,17 +58,46 @@ export function adaptSpin(limit: number, sleptMs: number, max: number): number {
   return limit;
 }
 
-type Matmul = (w: number, x: number, y: number, k: number, g0: number, g1: number, nrows: number, ntok: number) => void;
+/** The export attention jobs run. */
+export const ATTENTION_KERNEL = "attentionF16";
+
+/** Runs one job: the kernel's arguments are read from the job table at offset o. */
+export type JobRunner = (ctl: Int32Array, o: number) => void;
+
+type Kernel = (...args: number[]) => void;
+
+const bitsI = new Int32Array(1);
+const bitsF = new Float32Array(bitsI.buffer);
+/** The int carrying an f32 argument (its bit pattern). */
+export function f32ToBitsInt(x: number): number {
+  bitsF[0] = x;
+  return bitsI[0]!;
+}
+function bitsIntToF32(b: number): number {
+  bitsI[0] = b;
+  return bitsF[0]!;
+}
+
+/** A runner per kernel name, on a kernels instance's exports (used by workers and by the coordinator). */
+export function jobRunners(exports: object, functions: readonly string[]): JobRunner[] {
+  const ex = exports as Record<string, Kernel | undefined>;
+  return functions.map((name) => {
+    const f = ex[name];
+    if (typeof f !== "function") throw new Error(`kernels have no export "${name}"`);
+    if (name === ATTENTION_KERNEL) {
+      return (c, o) => f(c[o + 1]!, c[o + 2]!, c[o + 3]!, c[o + 4]!, c[o + 5]!, c[o + 6]!, c[o + 7]!, c[o + 8]!, c[o + 9]!, c[o + 10]!, c[o + 11]!, bitsIntToF32(c[o + 12]!), c[o + 13]!, c[o + 14]!, c[o + 15]!);
+    }
+    return (c, o) => f(c[o + 1]!, c[o + 2]!, c[o + 3]!, c[o + 4]!, c[o + 5]!, c[o + 6]!, c[o + 7]!, c[o + 8]!);
+  });
+}
 
 /** Runs this thread's jobs of the current command (used by workers and by the coordinator). */
-export function runJobs(ctl: Int32Array, thread: number, fns: readonly Matmul[]): void {
+export function runJobs(ctl: Int32Array, thread: number, runners: readonly JobRunner[]): void {
   const n = ctl[CTL_NJOBS]!;
   for (let j = 0; j < n; j++) {
     const o = jobOffset(thread, j);
     const fn = ctl[o]!;
     if (fn < 0) continue; // nothing for this thread
-    fns[fn]!(ctl[o + 1]!, ctl[o + 2]!, ctl[o + 3]!, ctl[o + 4]!, ctl[o + 5]!, ctl[o + 6]!, ctl[o + 7]!, ctl[o + 8]!);
+    runners[fn]!(ctl, o);
   }
 }
-
-export type { Matmul };

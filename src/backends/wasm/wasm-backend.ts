@@ -1,9 +1,11 @@
 // The fast backend: WebAssembly SIMD kernels on N threads. Each thread owns one WebAssembly
-// instance and one shared memory holding its row shard of every weight matrix, so N threads
-// can hold N x 4 GiB (no memory64 needed) and each core streams only its own weights. The
-// coordinator (the thread calling forward) is thread 0: it also runs the element-wise ops,
-// attention and the KV cache; per matmul it quantizes the activations once, copies them into
-// each thread's memory, runs its own shard while the workers run theirs, and gathers the rows.
+// instance and one shared memory holding its row shard of every weight matrix and its shard of
+// the KV pool (a contiguous run of KV heads), so N threads can hold N x 4 GiB (no memory64
+// needed) and each core streams only its own weights and keys/values. The coordinator (the thread
+// calling forward) is thread 0: it also runs the element-wise ops; per matmul it quantizes the
+// activations once, copies them into each thread's memory, runs its own shard while the workers
+// run theirs, and gathers the rows. Attention runs the same way: every thread stores and attends
+// over its own KV heads for every segment of the batch, in one dispatch.
 
 import {
   KERNEL_RESERVED_BYTES,
@@ -21,9 +23,10 @@ import { getQuantTraits, getWeightTraits, rowByteSize } from "../../quant/traits
 import { defaultThreadCount, defaultThreadFactory, type ComputeThread, type ThreadFactory } from "../../platform/threads.ts";
 import type {
   AttentionParams,
+  AttentionSegment,
   ComputeBackend,
-  KvCache,
-  KvCacheSpec,
+  KvPool,
+  KvPoolSpec,
   MatrixHandle,
   MatrixUsage,
   RopeParams,
@@ -31,7 +34,10 @@ import type {
 } from "../../compute/backend.ts";
 import type { TensorData } from "../../format/gguf-reader.ts";
 import { ReferenceBackend } from "../reference.ts";
-import { CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, adaptSpin, controlInts, jobOffset, runJobs, type Matmul } from "./protocol.ts";
+import {
+  ATTENTION_KERNEL, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN,
+  adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
+} from "./protocol.ts";
 
 /** How a weight type runs on the kernels: activation format, placement and kernel names. */
 export interface MatmulFamily {
@@ -59,6 +65,11 @@ const families: readonly MatmulFamily[] = [...LEGACY_FAMILIES, ...KQUANT_FAMILIE
 
 const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];
+/** The kernels jobs run (a job's first int indexes this list): the matmuls, then attention. */
+const kernelNames = [...functionNames, ATTENTION_KERNEL];
+const ATTENTION_FN = functionNames.length;
+/** Matrices per fused matmul (each has an output slot per thread). */
+const MAX_MATMULS = 8;
 const activationKinds = [...new Set(families.map((f) => f.activation))];
 
 /** Whether this thread may block in Atomics.wait (a browser page's main thread may not). */
@@ -124,14 +135,9 @@ class ThreadMemory {
 /** A fused matmul's fixed part, cached per list of matrices (see planFor). */
 interface MatmulPlan {
   readonly all: readonly WasmMatrix[];
-  /** Matrices with SIMD kernels, and the index of each in `all` (and in the outputs). */
-  readonly fast: readonly WasmMatrix[];
-  readonly fastOut: readonly number[];
-  /** Indices of matrices computed by the scalar fallback. */
-  readonly slow: readonly number[];
   readonly k: number;
   readonly kinds: readonly ActivationKind[];
-  /** Per fast matrix: index into kinds, and into functionNames. */
+  /** Per matrix: index into kinds, and into functionNames. */
   readonly jobKind: readonly number[];
   readonly fn: readonly number[];
   readonly maxShardRows: number;
@@ -145,21 +151,47 @@ interface Shard {
 }
 
 interface WasmMatrix extends MatrixHandle {
+  /** Undefined for a matrix loaded for embedding rows only. */
   readonly family: MatmulFamily | undefined;
   readonly shards: readonly Shard[];
-  /** Original bytes, kept for embedding lookups and for types without SIMD kernels. */
+  /** Original bytes, kept for embedding lookups. */
   readonly raw: Uint8Array | undefined;
   /** Reads one original row from the file (embedding lookups without a resident copy). */
   readonly rowReader: ((row: number) => Uint8Array) | undefined;
   readonly rowBytes: number;
 }
 
-interface WasmKvCache extends KvCache {
-  /** Per layer: f16 bits (2 bytes per value), [position][kvHead][headDim]. */
-  readonly k: number[];
-  /** Per layer: f16 bits, [position][kvHead][headDimV]. */
-  readonly v: number[];
-  readonly scratch: number;
+/**
+ * One thread's part of the KV pool: KV heads kv0..kv0+nkv-1 of the slots of one replica (slots
+ * s with s % replicas == replica, local index s / replicas), every layer. f16 bits (2 bytes per
+ * value), per layer and local slot [position][local KV head][head size]: attentionF16's cache
+ * layout for those heads.
+ */
+interface KvShard {
+  readonly thread: number;
+  readonly kv0: number;
+  readonly nkv: number;
+  readonly replica: number;
+  readonly localSlots: number;
+  /** Keys of layer l, local slot ls at k + (l * localSlots + ls) * kSlotBytes; values likewise. */
+  readonly k: number;
+  readonly v: number;
+  readonly kSlotBytes: number;
+  readonly vSlotBytes: number;
+}
+
+/**
+ * The KV pool, sharded by KV head across the threads: headShards contiguous runs of KV heads
+ * (balanced), each on its own thread. With fewer KV heads than threads (MQA, or many threads) the
+ * threads left over hold replicas of that split for other slots: `replicas` groups of
+ * headShards threads, slot s in group s % replicas (thread (s % replicas) * headShards + run).
+ * A segment's attention runs on the headShards threads of its slot's group.
+ */
+interface WasmKvPool extends KvPool {
+  readonly headShards: number;
+  readonly replicas: number;
+  /** shards[replica * headShards + run] (the thread of the same index). */
+  readonly shards: readonly KvShard[];
 }
 
 /** Per-thread activation (one per format) and output buffers, regrown when a larger matmul comes. */
@@ -188,7 +220,7 @@ export class WasmBackend implements ComputeBackend {
   private readonly mem: ThreadMemory[];
   private readonly workers: ComputeThread[];
   private readonly ctl: Int32Array;
-  private readonly fns: Matmul[];
+  private readonly fns: JobRunner[];
   private readonly io: IoBuffers[];
   private readonly spin: number;
   private readonly fallback = new ReferenceBackend();
@@ -211,9 +243,11 @@ export class WasmBackend implements ComputeBackend {
     this.spin = spin;
     this.spinLimit = spin;
     this.name = `wasm-${path} x${mem.length}`;
-    const ex0 = mem[0]!.ex as unknown as Record<string, Matmul>;
-    this.fns = functionNames.map((n) => ex0[n]!);
+    this.fns = jobRunners(mem[0]!.ex, kernelNames);
     this.io = mem.map(() => ({ act: new Map(), out: 0, outSlotBytes: 0 }));
+    this.buffers = mem.map(() => new Map());
+    this.jobCount = mem.map(() => 0);
+    this.outBase = mem.map(() => -1);
     const ex0fns = mem[0]!.ex as unknown as Record<string, (x: number, y: number, k: number, n: number) => void>;
     this.converters = new Map(activationKinds.flatMap((kind) => {
       const c = ACTIVATIONS[kind].convert;
@@ -241,7 +275,7 @@ export class WasmBackend implements ComputeBackend {
         for (let t = 1; t < n; t++) {
           const th = factory(script);
           workers.push(th);
-          th.postMessage({ module: kernels.module, memory: mem[t]!.memory, control, thread: t, functions: functionNames, spin });
+          th.postMessage({ module: kernels.module, memory: mem[t]!.memory, control, thread: t, functions: kernelNames, spin });
           await th.firstMessage();
         }
       } catch (e) {
@@ -260,10 +294,12 @@ export class WasmBackend implements ComputeBackend {
     getWeightTraits(info.type, info.name); // unsupported types fail here, naming the tensor
     const rowBytes = rowByteSize(info.type, cols);
     const family = usage === "rows" ? undefined : familyByType.get(info.type);
+    // Every weight type with traits has a SIMD family; a new type must come with its kernels.
+    if (usage !== "rows" && !family) throw new RangeError(`tensor "${info.name}": the WebAssembly kernels have no matmul for type ${info.type}`);
     // Embedding rows are read from the file when it allows synchronous reads (no resident copy);
-    // otherwise, and for types without SIMD kernels, the original bytes stay in the JS heap.
-    const rowsFromFile = usage !== "matmul" && data.readSync !== undefined && (family !== undefined || usage === "rows");
-    const keepRaw = !rowsFromFile && (usage !== "matmul" || !family);
+    // otherwise the original bytes stay in the JS heap.
+    const rowsFromFile = usage !== "matmul" && data.readSync !== undefined;
+    const keepRaw = !rowsFromFile && usage !== "matmul";
     const raw = keepRaw ? await data.read(0, data.byteSize) : undefined;
     const readRows = (start: number, count: number) =>
       raw ? Promise.resolve(raw.subarray(start * rowBytes, (start + count) * rowBytes)) : data.read(start * rowBytes, count * rowBytes);
@@ -348,12 +384,7 @@ export class WasmBackend implements ComputeBackend {
   }
 
   matmulMulti(ws: readonly MatrixHandle[], x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
-    const plan = this.planFor(ws as readonly WasmMatrix[]);
-    if (plan.fast.length > 0) this.runFast(plan, x, nTokens, outs);
-    for (const i of plan.slow) {
-      const w = ws[i] as WasmMatrix;
-      this.fallback.matmulRaw(w.info, w.raw!, w.rows, w.cols, x, nTokens, outs[i]!);
-    }
+    this.runMatmul(this.planFor(ws as readonly WasmMatrix[]), x, nTokens, outs);
   }
 
   /**
@@ -364,30 +395,24 @@ export class WasmBackend implements ComputeBackend {
   private planFor(ws: readonly WasmMatrix[]): MatmulPlan {
     const cached = this.plans.get(ws[0]!);
     if (cached) for (const p of cached) if (p.all.length === ws.length && p.all.every((w, i) => w === ws[i])) return p;
-    const fastIdx: number[] = [];
-    const slow: number[] = [];
-    ws.forEach((w, i) => (w.family ? fastIdx : slow).push(i));
-    if (fastIdx.length > MAX_JOBS) throw new RangeError(`at most ${MAX_JOBS} matrices per fused matmul`);
-    const fast = fastIdx.map((i) => ws[i]!);
-    const kinds = [...new Set(fast.map((w) => w.family!.activation))];
+    for (const w of ws) if (!w.family) throw new RangeError(`matrix "${w.info.name}" was loaded for embedding rows only, not for matmul`);
+    if (ws.length > MAX_MATMULS) throw new RangeError(`at most ${MAX_MATMULS} matrices per fused matmul`);
+    const kinds = [...new Set(ws.map((w) => w.family!.activation))];
     const plan: MatmulPlan = {
       all: [...ws],
-      fast,
-      fastOut: fastIdx,
-      slow,
-      k: fast[0]?.cols ?? 0,
+      k: ws[0]!.cols,
       kinds,
-      jobKind: fast.map((w) => kinds.indexOf(w.family!.activation)),
-      fn: fast.map((w) => functionNames.indexOf(w.family!.matmul)),
-      maxShardRows: Math.max(0, ...fast.flatMap((w) => w.shards.map((sh) => sh.rows))),
+      jobKind: ws.map((w) => kinds.indexOf(w.family!.activation)),
+      fn: ws.map((w) => functionNames.indexOf(w.family!.matmul)),
+      maxShardRows: Math.max(0, ...ws.flatMap((w) => w.shards.map((sh) => sh.rows))),
     };
     if (cached) cached.push(plan);
     else this.plans.set(ws[0]!, [plan]);
     return plan;
   }
 
-  private runFast(plan: MatmulPlan, x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
-    const { fast, k } = plan;
+  private runMatmul(plan: MatmulPlan, x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
+    const { all: ws, k } = plan;
     const nThreads = this.threads;
     for (let t = 0; t < nThreads; t++) this.ensureOut(t, plan.maxShardRows * nTokens * 4);
     // Convert the input once per activation format, then copy it into every thread's memory.
@@ -409,11 +434,11 @@ export class WasmBackend implements ComputeBackend {
     // Thread 0 writes straight into the output when its rows are contiguous there (one token, or
     // all rows on one thread) and the output lives in its memory; other shards are gathered.
     const ctl = this.ctl;
-    ctl[CTL_NJOBS] = fast.length;
+    ctl[CTL_NJOBS] = ws.length;
     const direct = this.directScratch;
-    for (let j = 0; j < fast.length; j++) {
-      const w = fast[j]!;
-      const out = outs[plan.fastOut[j]!]!;
+    for (let j = 0; j < ws.length; j++) {
+      const w = ws[j]!;
+      const out = outs[j]!;
       direct[j] = (nTokens === 1 || nThreads === 1) && this.ownsView(out);
       for (let t = 0; t < nThreads; t++) {
         const s = w.shards[t]!;
@@ -436,9 +461,9 @@ export class WasmBackend implements ComputeBackend {
     }
     this.dispatch();
     // Gather the other threads' rows into the full outputs.
-    for (let j = 0; j < fast.length; j++) {
-      const w = fast[j]!;
-      const out = outs[plan.fastOut[j]!]!;
+    for (let j = 0; j < ws.length; j++) {
+      const w = ws[j]!;
+      const out = outs[j]!;
       for (let t = direct[j] ? 1 : 0; t < nThreads; t++) {
         const s = w.shards[t]!;
         if (s.rows === 0) continue;
@@ -469,14 +494,14 @@ export class WasmBackend implements ComputeBackend {
     const io = this.io[t]!;
     if (io.outSlotBytes >= slotBytes) return;
     const slot = Math.ceil(slotBytes / 64) * 64;
-    io.out = this.mem[t]!.alloc(slot * MAX_JOBS);
+    io.out = this.mem[t]!.alloc(slot * MAX_MATMULS);
     io.outSlotBytes = slot;
   }
 
-  /** Runs the posted jobs on every thread: the workers in parallel with this one. */
-  private dispatch(): void {
+  /** Runs the posted jobs on every thread: the workers in parallel with this one (or only this one's, when the workers have none). */
+  private dispatch(workers = true, what = "a matmul"): void {
     const ctl = this.ctl;
-    const nWorkers = this.threads - 1;
+    const nWorkers = workers ? this.threads - 1 : 0;
     if (nWorkers > 0) {
       Atomics.store(ctl, CTL_DONE, 0);
       Atomics.store(ctl, CTL_OP, OP_RUN);
@@ -496,14 +521,14 @@ export class WasmBackend implements ComputeBackend {
           if (this.canBlock) Atomics.wait(ctl, CTL_DONE, done, 100);
           else if ((i & 0xffff) !== 0) continue;
           // A worker that died (out of memory, killed) never reports: fail instead of hanging.
-          if (performance.now() - start > 60_000) throw new Error(`compute thread did not finish a matmul within 60 s (${done} of ${nWorkers} done)`);
+          if (performance.now() - start > 60_000) throw new Error(`compute thread did not finish ${what} within 60 s (${done} of ${nWorkers} done)`);
         }
         if (this.canBlock) this.spinLimit = adaptSpin(this.spinLimit, performance.now() - start, this.spin);
       }
       const failed = Atomics.load(ctl, CTL_ERROR);
       if (failed !== 0) {
         Atomics.store(ctl, CTL_ERROR, 0);
-        throw new Error(`compute thread ${failed - 1} failed while running a matmul`);
+        throw new Error(`compute thread ${failed - 1} failed while running ${what}`);
       }
     }
   }
@@ -566,42 +591,230 @@ export class WasmBackend implements ComputeBackend {
     return c.ptr;
   }
 
-  createKvCache(spec: KvCacheSpec): KvCache {
+  // ---- the KV pool and attention, sharded by KV head across the threads ----
+
+  createKvPool(spec: KvPoolSpec): KvPool {
     if (spec.type !== "f16") throw new RangeError(`the wasm backend keeps an f16 KV cache; kvCacheType "${spec.type}" needs the reference backend`);
-    if (spec.headDim % 4 !== 0 || spec.headDimV % 4 !== 0) throw new RangeError(`head size ${spec.headDim} is not a multiple of 4`);
-    const m = this.mem[0]!;
-    const k: number[] = [];
-    const v: number[] = [];
-    for (let l = 0; l < spec.nLayers; l++) {
-      // f16 bits, 2 bytes per value, as llama.cpp's F16 cache (attention converts them in tiles).
-      k.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDim * 2));
-      v.push(m.alloc(spec.contextSize * spec.nKvHeads * spec.headDimV * 2));
+    if (spec.headDim % 4 !== 0 || spec.headDimV % 4 !== 0) throw new RangeError(`head size ${spec.headDim}/${spec.headDimV} is not a multiple of 4`);
+    for (const key of ["nLayers", "slots", "slotSize", "nKvHeads"] as const) {
+      const n = spec[key];
+      if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`KV pool ${key} must be a positive integer, got ${n}`);
     }
-    // attentionF16 takes up to 16 heads per pass over the cache and needs min(nHeads, 16) *
-    // (head size + positions + 3) + 4 * max(1024, head sizes) f32 of scratch (nHeads is not part
-    // of the cache spec).
-    const hdMax = Math.max(spec.headDim, spec.headDimV);
-    const scratch = m.alloc((16 * (hdMax + spec.contextSize + 8) + 4 * Math.max(1024, hdMax)) * 4, 64);
-    const cache: WasmKvCache = { spec, k, v, scratch };
-    return cache;
+    const { nLayers, slots, slotSize, nKvHeads, headDim, headDimV } = spec;
+    const headShards = Math.min(nKvHeads, this.threads);
+    const replicas = Math.max(1, Math.floor(this.threads / headShards));
+    const shards: KvShard[] = [];
+    for (let r = 0; r < replicas; r++) {
+      const localSlots = Math.ceil((slots - r) / replicas); // slots r, r + replicas, ...
+      for (let g = 0; g < headShards; g++) {
+        const thread = r * headShards + g;
+        const kv0 = Math.floor((nKvHeads * g) / headShards);
+        const nkv = Math.floor((nKvHeads * (g + 1)) / headShards) - kv0;
+        const kSlotBytes = slotSize * nkv * headDim * 2;
+        const vSlotBytes = slotSize * nkv * headDimV * 2;
+        const m = this.mem[thread]!;
+        const bytes = (n: number) => (localSlots > 0 ? nLayers * localSlots * n : 0);
+        const k = bytes(kSlotBytes) > 0 ? m.alloc(bytes(kSlotBytes)) : 0;
+        const v = bytes(vSlotBytes) > 0 ? m.alloc(bytes(vSlotBytes)) : 0;
+        shards.push({ thread, kv0, nkv, replica: r, localSlots, k, v, kSlotBytes, vSlotBytes });
+        // attentionF16 takes up to 16 heads per pass over the cache and needs min(nHeads, 16) *
+        // (head size + positions + 3) + 4 * max(1024, head sizes) f32 of scratch (nHeads is not
+        // part of the pool spec).
+        const hdMax = Math.max(headDim, headDimV);
+        this.buffer(thread, "attnScratch", (16 * (hdMax + slotSize + 8) + 4 * Math.max(1024, hdMax)) * 4);
+      }
+    }
+    const pool: WasmKvPool = { spec, headShards, replicas, shards };
+    return pool;
   }
 
-  storeKv(cache: KvCache, layer: number, k: Float32Array, v: Float32Array, startPos: number, nTokens: number): void {
-    const c = cache as WasmKvCache;
+  /** The thread memory addresses of (layer, slot) in a shard: its keys and values at position 0. */
+  private slotAddress(sh: KvShard, replicas: number, layer: number, slot: number): { k: number; v: number } {
+    const i = layer * sh.localSlots + Math.floor(slot / replicas);
+    return { k: sh.k + i * sh.kSlotBytes, v: sh.v + i * sh.vSlotBytes };
+  }
+
+  private checkSlot(c: WasmKvPool, slot: number): void {
+    if (!(Number.isInteger(slot) && slot >= 0 && slot < c.spec.slots)) {
+      throw new RangeError(`KV slot ${slot} is outside the pool (slots 0..${c.spec.slots - 1})`);
+    }
+  }
+
+  copyKv(pool: KvPool, src: number, dst: number, n: number): void {
+    const c = pool as WasmKvPool;
     const s = c.spec;
-    if (startPos + nTokens > s.contextSize) {
-      throw new RangeError(`context is full: ${startPos + nTokens} positions needed, the cache holds ${s.contextSize}`);
+    this.checkSlot(c, src);
+    this.checkSlot(c, dst);
+    if (!(Number.isInteger(n) && n >= 0 && n <= s.slotSize)) {
+      throw new RangeError(`cannot copy ${n} positions: a sequence holds ${s.slotSize}`);
     }
-    const kw = s.nKvHeads * s.headDim;
-    const vw = s.nKvHeads * s.headDimV;
-    const ex = this.mem[0]!.ex;
-    ex.f32ToF16Row(this.ptr(k), c.k[layer]! + startPos * kw * 2, nTokens * kw);
-    ex.f32ToF16Row(this.ptr(v), c.v[layer]! + startPos * vw * 2, nTokens * vw);
+    if (src === dst || n === 0) return;
+    const R = c.replicas;
+    for (let g = 0; g < c.headShards; g++) {
+      const from = c.shards[(src % R) * c.headShards + g]!;
+      const to = c.shards[(dst % R) * c.headShards + g]!;
+      const kBytes = n * from.nkv * s.headDim * 2;
+      const vBytes = n * from.nkv * s.headDimV * 2;
+      const mFrom = this.mem[from.thread]!.u8();
+      const mTo = this.mem[to.thread]!.u8();
+      for (let l = 0; l < s.nLayers; l++) {
+        const a = this.slotAddress(from, R, l, src);
+        const b = this.slotAddress(to, R, l, dst);
+        if (mFrom === mTo) {
+          mTo.copyWithin(b.k, a.k, a.k + kBytes);
+          mTo.copyWithin(b.v, a.v, a.v + vBytes);
+        } else {
+          mTo.set(mFrom.subarray(a.k, a.k + kBytes), b.k);
+          mTo.set(mFrom.subarray(a.v, a.v + vBytes), b.v);
+        }
+      }
+    }
   }
 
-  attention(cache: KvCache, layer: number, q: Float32Array, startPos: number, nTokens: number, p: AttentionParams, out: Float32Array): void {
-    const c = cache as WasmKvCache;
-    this.mem[0]!.ex.attentionF16(this.ptr(q), c.k[layer]!, c.v[layer]!, this.ptr(out), c.scratch, startPos, nTokens, p.nHeads, p.nKvHeads, p.headDim, p.headDimV, p.scale);
+  /**
+   * One dispatch for the whole batch: a job per (segment, thread holding KV heads of its slot).
+   * Each job stores the segment's keys and values of its heads in its thread's pool shard, then
+   * runs attentionF16 for the query heads of those KV heads (whole GQA groups: the outputs are
+   * bit for bit those of one call over all heads). Workers get copies of the batch's q/k/v rows
+   * and their outputs are gathered; thread 0 reads and writes the caller's buffers in place when
+   * they are in its memory.
+   */
+  attention(pool: KvPool, layer: number, segments: readonly AttentionSegment[], q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams, out: Float32Array): void {
+    const c = pool as WasmKvPool;
+    const s = c.spec;
+    if (!(Number.isInteger(layer) && layer >= 0 && layer < s.nLayers)) throw new RangeError(`layer ${layer} is outside the KV pool (0..${s.nLayers - 1})`);
+    if (p.nKvHeads !== s.nKvHeads || p.headDim !== s.headDim || p.headDimV !== s.headDimV) {
+      throw new RangeError(`attention of ${p.nKvHeads} KV heads of ${p.headDim}/${p.headDimV} on a pool of ${s.nKvHeads} KV heads of ${s.headDim}/${s.headDimV}`);
+    }
+    if (!(p.nHeads >= p.nKvHeads && p.nHeads % p.nKvHeads === 0)) throw new RangeError(`${p.nHeads} heads do not form groups of ${p.nKvHeads} KV heads`);
+    for (const seg of segments) {
+      this.checkSlot(c, seg.slot);
+      if (!(Number.isInteger(seg.startPos) && seg.startPos >= 0 && Number.isInteger(seg.nTokens) && seg.nTokens >= 0)) {
+        throw new RangeError(`segment at position ${seg.startPos} of ${seg.nTokens} tokens`);
+      }
+      if (seg.startPos + seg.nTokens > s.slotSize) {
+        throw new RangeError(`context is full: ${seg.startPos + seg.nTokens} positions needed, a sequence holds ${s.slotSize}`);
+      }
+    }
+    // Each thread takes at most MAX_JOBS jobs per dispatch; segments are independent, so a
+    // larger batch is a few dispatches.
+    for (let i = 0; i < segments.length; i += MAX_JOBS) {
+      this.attentionJobs(c, layer, i === 0 && segments.length <= MAX_JOBS ? segments : segments.slice(i, i + MAX_JOBS), q, k, v, p, out);
+    }
+  }
+
+  private attentionJobs(c: WasmKvPool, layer: number, segments: readonly AttentionSegment[], q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams, out: Float32Array): void {
+    const { nHeads, nKvHeads, headDim: hd, headDimV: hdV } = p;
+    const group = nHeads / nKvHeads;
+    const R = c.replicas;
+    const G = c.headShards;
+    const qW = nHeads * hd, kW = nKvHeads * hd, vW = nKvHeads * hdV, oW = nHeads * hdV;
+    const ctl = this.ctl;
+    const scaleBits = f32ToBitsInt(p.scale);
+    // Per thread: rows to stage (runs of contiguous segment rows), and its job count.
+    const nJobs = this.jobCount;
+    nJobs.fill(0);
+    let maxJobs = 0;
+    let workerJobs = false;
+    for (let r = 0; r < R; r++) {
+      const runs = this.rowRuns(segments, R, r);
+      if (runs.length === 0) continue;
+      for (let g = 0; g < G; g++) {
+        const sh = c.shards[r * G + g]!;
+        const t = sh.thread;
+        const m = this.mem[t]!;
+        // Thread 0 works in place on buffers in its memory; everything else is staged.
+        const stage = (name: string, src: Float32Array, width: number): number => {
+          if (t === 0 && m.owns(src.buffer)) return src.byteOffset;
+          const last = runs[runs.length - 1]!;
+          const ptr = this.buffer(t, name, last.end * width * 4);
+          const f = m.f32();
+          for (const run of runs) f.set(src.subarray(run.start * width, run.end * width), (ptr >> 2) + run.start * width);
+          return ptr;
+        };
+        const qb = stage("attnQ", q, qW), kb = stage("attnK", k, kW), vb = stage("attnV", v, vW);
+        const direct = t === 0 && m.owns(out.buffer);
+        const ob = direct ? out.byteOffset : this.buffer(t, "attnOut", runs[runs.length - 1]!.end * oW * 4);
+        this.outBase[t] = direct ? -1 : ob;
+        const scratch = this.buffers[t]!.get("attnScratch")!.ptr;
+        const h0 = sh.kv0 * group;
+        for (const seg of segments) {
+          if (seg.slot % R !== r || seg.nTokens === 0) continue;
+          const slot = this.slotAddress(sh, R, layer, seg.slot);
+          const o = jobOffset(t, nJobs[t]!++);
+          ctl[o] = ATTENTION_FN;
+          ctl[o + 1] = qb + (seg.row * qW + h0 * hd) * 4;
+          ctl[o + 2] = slot.k;
+          ctl[o + 3] = slot.v;
+          ctl[o + 4] = ob + (seg.row * oW + h0 * hdV) * 4;
+          ctl[o + 5] = scratch;
+          ctl[o + 6] = seg.startPos;
+          ctl[o + 7] = seg.nTokens;
+          ctl[o + 8] = sh.nkv * group;
+          ctl[o + 9] = sh.nkv;
+          ctl[o + 10] = hd;
+          ctl[o + 11] = hdV;
+          ctl[o + 12] = scaleBits;
+          ctl[o + 13] = nKvHeads;
+          ctl[o + 14] = kb + (seg.row * kW + sh.kv0 * hd) * 4;
+          ctl[o + 15] = vb + (seg.row * vW + sh.kv0 * hdV) * 4;
+        }
+        maxJobs = Math.max(maxJobs, nJobs[t]!);
+        if (t > 0 && nJobs[t]! > 0) workerJobs = true;
+      }
+    }
+    if (maxJobs === 0) return;
+    for (let t = 0; t < this.threads; t++) for (let j = nJobs[t]!; j < maxJobs; j++) ctl[jobOffset(t, j)] = -1;
+    ctl[CTL_NJOBS] = maxJobs;
+    this.dispatch(workerJobs, "attention");
+    // Gather: each thread's heads are a contiguous run within every row of out.
+    for (let r = 0; r < R; r++) {
+      for (let g = 0; g < G; g++) {
+        const sh = c.shards[r * G + g]!;
+        const t = sh.thread;
+        if (nJobs[t] === 0 || this.outBase[t] === -1) continue;
+        const local = this.mem[t]!.f32();
+        const base = this.outBase[t]! >> 2;
+        const a = sh.kv0 * group * hdV;
+        const w = sh.nkv * group * hdV;
+        for (const seg of segments) {
+          if (seg.slot % R !== r) continue;
+          if (w === oW) {
+            out.set(local.subarray(base + seg.row * oW, base + (seg.row + seg.nTokens) * oW), seg.row * oW);
+          } else {
+            for (let row = seg.row; row < seg.row + seg.nTokens; row++) out.set(local.subarray(base + row * oW + a, base + row * oW + a + w), row * oW + a);
+          }
+        }
+      }
+    }
+  }
+
+  private readonly jobCount: number[];
+  /** Per thread: where its attention outputs were staged, or -1 (written in place). */
+  private readonly outBase: number[];
+
+  /** The rows of the segments of replica r, as runs of contiguous rows (adjacent segments merged). */
+  private rowRuns(segments: readonly AttentionSegment[], R: number, r: number): { start: number; end: number }[] {
+    const runs: { start: number; end: number }[] = [];
+    for (const seg of segments) {
+      if (seg.slot % R !== r || seg.nTokens === 0) continue;
+      const last = runs[runs.length - 1];
+      if (last && last.end === seg.row) last.end = seg.row + seg.nTokens;
+      else runs.push({ start: seg.row, end: seg.row + seg.nTokens });
+    }
+    runs.sort((a, b) => a.start - b.start);
+    return runs;
+  }
+
+  /** Per thread: named buffers in its memory, regrown when a larger one is needed. */
+  private readonly buffers: Map<string, { ptr: number; bytes: number }>[];
+  private buffer(t: number, name: string, bytes: number): number {
+    const m = this.buffers[t]!;
+    const cur = m.get(name);
+    if (cur && cur.bytes >= bytes) return cur.ptr;
+    const ptr = this.mem[t]!.alloc(bytes);
+    m.set(name, { ptr, bytes });
+    return ptr;
   }
 
   swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void {

@@ -2,15 +2,10 @@
 // It waits for commands on the control buffer, runs its jobs, and reports done. Runs as a Node
 // worker_thread or a browser module Worker.
 import { instantiateKernels } from "../../kernels/kernels.ts";
-import { CTL_DONE, CTL_ERROR, CTL_OP, CTL_SEQ, OP_EXIT, adaptSpin, runJobs, type Matmul, type WorkerInit } from "./protocol.ts";
+import { CTL_DONE, CTL_ERROR, CTL_OP, CTL_SEQ, OP_EXIT, adaptSpin, jobRunners, runJobs, type WorkerInit } from "./protocol.ts";
 
 function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
-  const ex = instantiateKernels(init.module, init.memory) as unknown as Record<string, Matmul>;
-  const fns = init.functions.map((name) => {
-    const f = ex[name];
-    if (typeof f !== "function") throw new Error(`kernels have no export "${name}"`);
-    return f;
-  });
+  const fns = jobRunners(instantiateKernels(init.module, init.memory), init.functions);
   const ctl = new Int32Array(init.control);
   // Read the sequence number before saying ready: a command posted right after must be seen as new.
   let seen = Atomics.load(ctl, CTL_SEQ);

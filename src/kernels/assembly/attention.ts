@@ -111,6 +111,11 @@ function f16Bits(x: v128, cAbs: v128, cSign: v128, cRBias: v128, cOneI: v128, cR
 // equal x (each 8-byte write lands on bytes already read): what the KV cache stores.
 export function f32ToF16Row(x: usize, y: usize, n: i32): void {
   writeConstants();
+  toF16Row(x, y, n);
+}
+
+// f32ToF16Row once the constants are written.
+function toF16Row(x: usize, y: usize, n: i32): void {
   const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
   const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
   const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cRebias = v128.load(AC + A_REBIAS);
@@ -366,12 +371,41 @@ const TILE = 4096;
  * bits, as f32ToF16Row writes them); out: f32 [nTok][nHeads][hdV]; scratch: room for
  * min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * max(1024, hd, hdV) f32. hd and hdV are
  * multiples of 4. Query t sees positions 0..startPos+t.
+ *
+ * The last three arguments (0 when absent, as a JavaScript call without them passes) serve a
+ * shard of the heads (the WebAssembly backend's KV pool, sharded by KV head across threads):
+ * - rowKvHeads: the KV heads of a whole row of q, out and kIn/vIn, of which these nKvHeads are a
+ *   contiguous run (q and out then point at the run's first head of the first row): rows of q
+ *   and out are rowKvHeads * group heads apart. 0: nKvHeads.
+ * - kIn, vIn: if kIn != 0, first stores the nTok rows of keys and values there (f32, rows of
+ *   rowKvHeads heads, pointing at the run's first head) as f16 at positions startPos.. of kc, vc,
+ *   as f32ToF16Row does.
+ * Every head is computed as with the whole row (a KV group always stays in one call): a shard's
+ * outputs are bit for bit those of the whole.
  */
 export function attentionF16(
   q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
   startPos: i32, nTok: i32, nHeads: i32, nKvHeads: i32, hd: i32, hdV: i32, scale: f32,
+  rowKvHeads: i32, kIn: usize, vIn: usize,
 ): void {
   writeConstants();
+  if (rowKvHeads == 0) rowKvHeads = nKvHeads;
+  if (kIn != 0) {
+    const kw = nKvHeads * hd, vw = nKvHeads * hdV;
+    const kInStride = <usize>(rowKvHeads * hd) << 2, vInStride = <usize>(rowKvHeads * hdV) << 2;
+    for (let t = 0; t < nTok; t++) {
+      toF16Row(kIn + <usize>t * kInStride, kc + (<usize>(startPos + t) * kw << 1), kw);
+      toF16Row(vIn + <usize>t * vInStride, vc + (<usize>(startPos + t) * vw << 1), vw);
+    }
+  }
+  attend(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, rowKvHeads * (nHeads / nKvHeads), hd, hdV, scale);
+}
+
+// attentionF16 after the store: rows of q and out are rowHeads heads long.
+function attend(
+  q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
+  startPos: i32, nTok: i32, nHeads: i32, nKvHeads: i32, rowHeads: i32, hd: i32, hdV: i32, scale: f32,
+): void {
   const group = nHeads / nKvHeads;
   const nChunks = (group + MAX_HEADS - 1) / MAX_HEADS;
   const chunk = (group + nChunks - 1) / nChunks; // heads of one group in a pass
@@ -380,6 +414,8 @@ export function attentionF16(
   const vStride = <usize>(nKvHeads * hdV) << 1;
   const qBytes = <usize>hd << 2;
   const oBytes = <usize>hdV << 2;
+  const qRow = <usize>rowHeads * qBytes; // bytes from one token's queries to the next's
+  const oRow = <usize>rowHeads * oBytes;
   const rowBytes = <usize>((startPos + nTok + 3) & ~3) << 2; // one head's scores, then weights
   // After the query and score rows of the most heads a pass can have: the f32 tile.
   const tile = scratch + <usize>min(nHeads, MAX_HEADS) * (qBytes + rowBytes);
@@ -406,7 +442,7 @@ export function attentionF16(
           const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
           const cQNaN = v128.load(AC + A_QNAN), c112 = v128.load(AC + A_TWO112);
           for (let kv = 0; kv < nkv; kv++) {
-            const src = q + <usize>(t * nHeads + (kv0 + kv) * group + c0) * qBytes;
+            const src = q + <usize>t * qRow + <usize>((kv0 + kv) * group + c0) * qBytes;
             const dst = qr + <usize>(kv * g) * qBytes;
             for (let o: usize = 0; o < <usize>g * qBytes; o += 16) {
               const r = roundF16(v128.load(src + o), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN);
@@ -446,14 +482,14 @@ export function attentionF16(
         // Values, a tile of positions at a time for all heads of the pass; each output sums its
         // positions in order, so the tiling does not change it.
         for (let kv = 0; kv < nkv; kv++) {
-          const op = out + <usize>(t * nHeads + (kv0 + kv) * group + c0) * oBytes;
+          const op = out + <usize>t * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
           for (let o: usize = 0; o < <usize>g * oBytes; o += 16) v128.store(op + o, i32x4.splat(0));
         }
         for (let jb = 0; jb < visible; jb += vBlock) {
           const n = min(vBlock, visible - jb);
           for (let kv = 0; kv < nkv; kv++) {
             loadTile(vc + <usize>jb * vStride + (<usize>(kv0 + kv) * hdV << 1), vStride, n, hdV, tile);
-            let oa = out + <usize>(t * nHeads + (kv0 + kv) * group + c0) * oBytes;
+            let oa = out + <usize>t * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
             let wa = srows + <usize>(kv * g) * rowBytes + (<usize>jb << 2);
             let i = 0;
             for (; i + 2 <= g; i += 2) {
