@@ -1,4 +1,4 @@
-// The GGUF files llama-quantize made from stories260K.gguf (testdata stories260K/derived/):
+// The GGUF files llama-quantize made from stories260K.gguf (test/data/stories260K/derived/):
 // dequantizing their tensors gives back the F32 weights to within each type's precision, and
 // quantizing the F32 weights with mimo's quantizers gives exactly the bytes llama.cpp wrote
 // (including the IQ4_NL tensors llama.cpp falls back to in the Q2_K file, whose quantizer
@@ -15,7 +15,7 @@ import { STORIES_F32, TESTDATA } from "./quant-test-data.ts";
 const DERIVED = `${TESTDATA}/derived`;
 
 /**
- * Largest |dequantized - f32| allowed, as a fraction of the tensor's largest |x| (the testdata
+ * Largest |dequantized - f32| allowed, as a fraction of the tensor's largest |x| (test/data's
  * README saw F16 4e-4, Q8_0 4e-3, Q5_1 3e-2, Q5_0 5e-2, IQ4_NL 8e-2). The limits are the formats'
  * worst cases: half a step of the block scale, plus the fp16 rounding of the scales; Q5_0 can clip
  * by a whole step (levels -16..15 with the block's extreme at -16). IQ4_NL's non-uniform levels
