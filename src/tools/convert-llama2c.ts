@@ -4,6 +4,7 @@
 import { ModelFileError } from "../format/errors.ts";
 import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import type { GGUFTensorToWrite } from "../format/gguf-writer.ts";
+import { tensorName, tensorShape, type TensorDims, type TensorKey } from "../model/tensors.ts";
 import { GGMLType } from "../quant/ggml-type.ts";
 
 export interface Llama2cConversion {
@@ -101,25 +102,25 @@ export function convertLlama2c(checkpoint: Uint8Array, tokenizer: Uint8Array, na
   const classifier = shared ? undefined : take(vocab * dim, "wcls");
 
   const tok = parseLlama2cTokenizer(tokenizer, vocab, names.tokenizer);
-  const F32 = GGMLType.F32;
-  const tensors: GGUFTensorToWrite[] = [
-    { name: "token_embd.weight", type: F32, shape: [dim, vocab], data: embedding },
-    { name: "output_norm.weight", type: F32, shape: [dim], data: finalNorm },
-  ];
-  if (classifier) tensors.push({ name: "output.weight", type: F32, shape: [dim, vocab], data: classifier });
+  // llama2.c's weights, by the table's roles, in the order this converter has always written them.
+  const dims: TensorDims = { dim, ffnDim: hidden, nHeads, nKvHeads, headDim: headSize, headDimV: headSize, vocabSize: vocab, ropeDim: headSize };
+  const tensors: GGUFTensorToWrite[] = [];
+  const put = (key: TensorKey, data: Uint8Array, layer?: number): void => {
+    tensors.push({ name: tensorName(key, layer), type: GGMLType.F32, shape: tensorShape(key, dims), data });
+  };
+  put("tokenEmbd", embedding);
+  put("outputNorm", finalNorm);
+  if (classifier) put("output", classifier);
   for (let l = 0; l < nLayers; l++) {
-    const p = `blk.${l}.`;
-    tensors.push(
-      { name: p + "attn_norm.weight", type: F32, shape: [dim], data: attnNorm[l]! },
-      { name: p + "attn_q.weight", type: F32, shape: [dim, dim], data: wq[l]! },
-      { name: p + "attn_k.weight", type: F32, shape: [dim, kvDim], data: wk[l]! },
-      { name: p + "attn_v.weight", type: F32, shape: [dim, kvDim], data: wv[l]! },
-      { name: p + "attn_output.weight", type: F32, shape: [dim, dim], data: wo[l]! },
-      { name: p + "ffn_norm.weight", type: F32, shape: [dim], data: ffnNorm[l]! },
-      { name: p + "ffn_gate.weight", type: F32, shape: [dim, hidden], data: w1[l]! },
-      { name: p + "ffn_down.weight", type: F32, shape: [hidden, dim], data: w2[l]! },
-      { name: p + "ffn_up.weight", type: F32, shape: [dim, hidden], data: w3[l]! },
-    );
+    put("attnNorm", attnNorm[l]!, l);
+    put("wq", wq[l]!, l);
+    put("wk", wk[l]!, l);
+    put("wv", wv[l]!, l);
+    put("wo", wo[l]!, l);
+    put("ffnNorm", ffnNorm[l]!, l);
+    put("gate", w1[l]!, l);
+    put("down", w2[l]!, l);
+    put("up", w3[l]!, l);
   }
   const metadata: [string, GGUFTypedValue][] = [
     ["general.architecture", gguf.str("llama")],

@@ -3,6 +3,8 @@
 // weights is read, multiplied and cached exactly like the real model (speed does not depend on
 // the values). Sources are recorded per preset.
 
+import { findArchitecture } from "../model/architectures.ts";
+import { hasMtpLayers } from "../model/tensors.ts";
 import { ggmlTypeName } from "../quant/ggml-type.ts";
 import type { SyntheticArch, SyntheticModelSpec } from "./synthetic-model.ts";
 
@@ -25,7 +27,7 @@ export interface ModelPreset {
   readonly rope_theta: number;
   readonly rms_norm_eps: number;
   readonly max_position_embeddings: number;
-  /** Llama 3 RoPE scaling (written as llama.cpp does: a `rope_freqs.weight` tensor). */
+  /** Llama 3 RoPE scaling (written as llama.cpp does: a rope_freqs tensor). */
   readonly rope_scaling?: {
     readonly factor: number;
     readonly low_freq_factor: number;
@@ -185,7 +187,7 @@ export interface PresetSpecOptions {
   readonly seed?: number;
   /** Override the number of decoder layers (small files for quick tests). */
   readonly layers?: number;
-  /** MiMo: write the main path as plain "qwen2" without the MTP layers (llama.cpp has no "mimo"). */
+  /** MiMo: write the main path as its own architecture (plain qwen2) without the MTP layers (llama.cpp has no "mimo"). */
   readonly noMtp?: boolean;
   /** Random quant payload with sane scales instead of quantizing random values (default true). */
   readonly fast?: boolean;
@@ -199,7 +201,7 @@ export function presetSpec(name: string, o: PresetSpecOptions): SyntheticModelSp
   if (!p) throw new RangeError(`unknown preset "${name}" (presets: ${presetNames.join(", ")})`);
   const nLayers = o.layers ?? p.num_hidden_layers;
   if (!(Number.isInteger(nLayers) && nLayers >= 1)) throw new RangeError(`layers must be a positive integer, got ${o.layers}`);
-  const arch: SyntheticArch = p.arch === "mimo" && o.noMtp ? "qwen2" : p.arch;
+  const arch: SyntheticArch = (o.noMtp && findArchitecture(p.arch)!.mainPathAs) || p.arch;
   return {
     arch,
     name: `synthetic ${p.hfId} shape${o.layers !== undefined ? ` (${nLayers} layers)` : ""}, ${ggmlTypeName(o.type)}`,
@@ -216,7 +218,7 @@ export function presetSpec(name: string, o: PresetSpecOptions): SyntheticModelSp
     ropeFreqFactors: llama3RopeFactors(p),
     weightType: o.type,
     tiedOutput: p.tie_word_embeddings,
-    nMtpLayers: arch === "mimo" ? (p.num_nextn_predict_layers ?? 0) : 0,
+    nMtpLayers: hasMtpLayers(arch) ? (p.num_nextn_predict_layers ?? 0) : 0,
     seed: o.seed ?? 1,
     fastRandomBlocks: o.fast ?? true,
     tokenizer: o.tokenizer,

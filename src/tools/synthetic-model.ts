@@ -6,8 +6,11 @@ import type { GGUFTensorToWrite, GGUFWriteSpec } from "../format/gguf-writer.ts"
 import { GGMLType, ggmlTypeLayout, ggmlTypeName } from "../quant/ggml-type.ts";
 import { f32ToF16 as f16Bits, getQuantTraits, rowByteSize } from "../quant/traits.ts";
 import { SeededRandom } from "../sampling/rng.ts";
+import type { ArchitectureName } from "../model/architectures.ts";
+import { architectureTensors, hasMtpLayers, presenceIn, tensorName, type TensorDims, type TensorRole, type TensorScope } from "../model/tensors.ts";
 
-export type SyntheticArch = "llama" | "qwen2" | "qwen3" | "mimo";
+/** Any architecture mimo loads: its tensors are the table's (model/tensors.ts). */
+export type SyntheticArch = ArchitectureName;
 
 export interface SyntheticModelSpec {
   readonly arch: SyntheticArch;
@@ -24,18 +27,18 @@ export interface SyntheticModelSpec {
   readonly ropeBase?: number;
   /** RMS norm epsilon; default 1e-6. */
   readonly normEps?: number;
-  /** Llama 3 RoPE frequency factors (headDim / 2 of them), written as `rope_freqs.weight`. */
+  /** Llama 3 RoPE frequency factors (headDim / 2 of them), written as the table's ropeFreqs tensor. */
   readonly ropeFreqFactors?: Float32Array;
   /**
    * GGML type of the 2-D weight matrices (norms and biases stay F32, as llama.cpp's quantizer keeps
    * them). A matrix whose rows are not whole blocks of it gets llama.cpp's fallback (typeForRow).
    */
   readonly weightType: number;
-  /** Type of token_embd / output; default weightType. */
+  /** Type of the token embedding and output matrices; default weightType. */
   readonly embeddingType?: number;
-  /** Share token_embd as the output matrix (no output.weight). */
+  /** Share the token embedding as the output matrix (no output tensor). */
   readonly tiedOutput?: boolean;
-  /** MiMo multi-token-prediction layers (arch "mimo"). */
+  /** Multi-token-prediction layers, for an architecture that has them (default 1). */
   readonly nMtpLayers?: number;
   readonly seed: number;
   /**
@@ -131,15 +134,17 @@ function quantizeMatrix(values: Float32Array, type: number, cols: number, rows: 
 export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
   const s = spec;
   const headDim = s.headDim ?? s.dim / s.nHeads;
-  const qDim = s.nHeads * headDim;
-  const kvDim = s.nKvHeads * headDim;
-  const nMtp = s.arch === "mimo" ? (s.nMtpLayers ?? 1) : 0;
+  const dims: TensorDims = {
+    dim: s.dim, ffnDim: s.ffnDim, nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim, headDimV: headDim, vocabSize: s.vocabSize, ropeDim: headDim,
+  };
+  const nMtp = hasMtpLayers(s.arch) ? (s.nMtpLayers ?? 1) : 0;
   const embType = s.embeddingType ?? s.weightType;
   const matrixGain = s.matrixGain ?? 1;
-  const outputGain = s.outputGain ?? 4;
+  const qkNormGain = s.qkNormGain ?? 1;
   const tensors: GGUFTensorToWrite[] = [];
 
-  const matrix = (name: string, cols: number, rows: number, requested: number, gain: number): void => {
+  const matrix = (name: string, shape: readonly number[], requested: number, gain: number): void => {
+    const [cols, rows] = shape as readonly [number, number];
     const type = typeForRow(requested, cols);
     tensors.push({
       name,
@@ -161,47 +166,47 @@ export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
     });
   };
 
-  // Embeddings of unit scale so the residual stream is not dominated by the layers' noise.
-  matrix("token_embd.weight", s.dim, s.vocabSize, embType, Math.sqrt(s.dim));
-  vector("output_norm.weight", s.dim, 0.1, 1);
-  if (s.ropeFreqFactors) {
-    const factors = s.ropeFreqFactors;
-    if (factors.length !== headDim / 2) throw new RangeError(`ropeFreqFactors needs ${headDim / 2} values, got ${factors.length}`);
-    tensors.push({ name: "rope_freqs.weight", type: GGMLType.F32, shape: [factors.length], data: () => new Uint8Array(Float32Array.from(factors).buffer) });
-  }
-  if (!s.tiedOutput) matrix("output.weight", s.dim, s.vocabSize, embType, outputGain);
-
-  const layer = (i: number): void => {
-    const p = `blk.${i}.`;
-    vector(p + "attn_norm.weight", s.dim, 0.1, 1);
-    matrix(p + "attn_q.weight", s.dim, qDim, s.weightType, matrixGain);
-    matrix(p + "attn_k.weight", s.dim, kvDim, s.weightType, matrixGain);
-    matrix(p + "attn_v.weight", s.dim, kvDim, s.weightType, matrixGain);
-    if (s.arch === "qwen2" || s.arch === "mimo") {
-      vector(p + "attn_q.bias", qDim, 0.1, 0);
-      vector(p + "attn_k.bias", kvDim, 0.1, 0);
-      vector(p + "attn_v.bias", kvDim, 0.1, 0);
-    }
-    if (s.arch === "qwen3") {
-      const g = s.qkNormGain ?? 1;
-      vector(p + "attn_q_norm.weight", headDim, 0.1 * g, g);
-      vector(p + "attn_k_norm.weight", headDim, 0.1 * g, g);
-    }
-    matrix(p + "attn_output.weight", qDim, s.dim, s.weightType, matrixGain);
-    vector(p + "ffn_norm.weight", s.dim, 0.1, 1);
-    matrix(p + "ffn_gate.weight", s.dim, s.ffnDim, s.weightType, matrixGain);
-    matrix(p + "ffn_up.weight", s.dim, s.ffnDim, s.weightType, matrixGain);
-    matrix(p + "ffn_down.weight", s.ffnDim, s.dim, s.weightType, matrixGain);
+  // Required tensors always; of the optional ones, output unless tied and rope_freqs when given.
+  const writes = (role: TensorRole): boolean => {
+    const presence = presenceIn(role, s.arch);
+    if (presence === "required") return true;
+    if (role.key === "output") return !s.tiedOutput;
+    if (role.key === "ropeFreqs") return s.ropeFreqFactors !== undefined;
+    return false;
   };
-  for (let i = 0; i < s.nLayers; i++) layer(i);
+  const write = (scope: TensorScope, layer?: number): void => {
+    for (const role of architectureTensors(s.arch, scope)) {
+      if (!writes(role)) continue;
+      const name = tensorName(role, layer);
+      const shape = role.shape(dims);
+      switch (role.kind) {
+        case "matrix":
+          // Embeddings of unit scale so the residual stream is not dominated by the layers' noise.
+          if (role.key === "tokenEmbd") matrix(name, shape, embType, Math.sqrt(s.dim));
+          else if (role.key === "output") matrix(name, shape, embType, s.outputGain ?? 4);
+          else matrix(name, shape, s.weightType, matrixGain);
+          break;
+        case "norm":
+          if (role.key === "qNorm" || role.key === "kNorm") vector(name, shape[0]!, 0.1 * qkNormGain, qkNormGain);
+          else vector(name, shape[0]!, 0.1, 1);
+          break;
+        case "bias":
+          vector(name, shape[0]!, 0.1, 0);
+          break;
+        case "factors": {
+          const factors = s.ropeFreqFactors!;
+          if (factors.length !== shape[0]) throw new RangeError(`ropeFreqFactors needs ${shape[0]} values, got ${factors.length}`);
+          tensors.push({ name, type: GGMLType.F32, shape: [factors.length], data: () => new Uint8Array(Float32Array.from(factors).buffer) });
+          break;
+        }
+      }
+    }
+  };
+  write("model");
+  for (let i = 0; i < s.nLayers; i++) write("layer", i);
   for (let j = 0; j < nMtp; j++) {
-    const i = s.nLayers + j;
-    layer(i);
-    const p = `blk.${i}.nextn.`;
-    vector(p + "enorm.weight", s.dim, 0.1, 1);
-    vector(p + "hnorm.weight", s.dim, 0.1, 1);
-    matrix(p + "eh_proj.weight", 2 * s.dim, s.dim, s.weightType, matrixGain);
-    vector(p + "shared_head_norm.weight", s.dim, 0.1, 1);
+    write("layer", s.nLayers + j);
+    write("mtp", s.nLayers + j);
   }
 
   const a = s.arch;

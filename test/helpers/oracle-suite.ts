@@ -21,12 +21,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
-import { GGMLType } from "../../src/quant/ggml-type.ts";
+import { WASM_TYPES } from "../../src/kernels/types.ts";
+import { findArchitecture } from "../../src/model/architectures.ts";
+import { hasMtpLayers } from "../../src/model/tensors.ts";
+import { ggmlTypeFromName } from "../../src/quant/ggml-type.ts";
 import { syntheticModel, type SyntheticArch, type SyntheticModelSpec } from "../../src/tools/synthetic-model.ts";
 import { llamaCppGreedyTrace } from "./llama-cpp-oracle.ts";
 
-export const oracleTypes = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] as const;
+/** Every weight type the kernels multiply (ORACLE_TYPES=IQ4_NL,Q4_0 runs only those). */
+const only = process.env.ORACLE_TYPES?.split(",");
+export const oracleTypes: readonly string[] = WASM_TYPES.map((t) => t.name).filter((n) => !only || only.includes(n));
 
+/** The backend mimo runs on (default: loadModel's); ORACLE_BACKEND=reference checks the reference arithmetic. */
+const ORACLE_BACKEND = process.env.ORACLE_BACKEND as "reference" | "wasm" | undefined;
 const STEPS = 32;
 const PROMPT = [1, 300, 301, 302, 303];
 const MAX_LOGPROB_DIFF = 0.15;
@@ -65,19 +72,20 @@ export function defineOracleTests(arch: SyntheticArch): void {
   const dir = mkdtempSync(join(tmpdir(), `mimo-oracle-${arch}-`));
   for (const typeName of oracleTypes) {
     test(`${arch} ${typeName}: same greedy tokens and next-token distributions as llama.cpp`, async (t) => {
-      const type = GGMLType[typeName];
+      const type = ggmlTypeFromName(typeName)!;
       const path = join(dir, `${arch}-${typeName}.gguf`);
       await writeGGUFFile(path, syntheticModel(specFor(arch, type)));
       // llama.cpp knows no "mimo": it runs the same weights as qwen2 (MiMo's main path is exactly Qwen2).
       let oraclePath = path;
-      if (arch === "mimo") {
-        oraclePath = join(dir, `mimo-as-qwen2-${typeName}.gguf`);
-        await writeGGUFFile(oraclePath, syntheticModel(specFor("qwen2", type)));
+      const mainPathAs = findArchitecture(arch)!.mainPathAs;
+      if (mainPathAs) {
+        oraclePath = join(dir, `${arch}-as-${mainPathAs}-${typeName}.gguf`);
+        await writeGGUFFile(oraclePath, syntheticModel(specFor(mainPathAs, type)));
       }
       const trace = await llamaCppGreedyTrace(oraclePath, PROMPT, STEPS);
-      const model = await loadModel(path);
+      const model = await loadModel(path, ORACLE_BACKEND ? { backend: ORACLE_BACKEND } : {});
       try {
-        if (arch === "mimo") assert.equal(model.config.nMtpLayers, 1);
+        if (hasMtpLayers(arch)) assert.equal(model.config.nMtpLayers, 1);
         // Teacher-forced on llama.cpp's path: our distribution at every step.
         const forced = [...PROMPT, ...trace.slice(0, -1).map((s) => s.token)];
         const all = model.evaluate(forced, { allLogits: true });

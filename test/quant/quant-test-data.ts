@@ -7,7 +7,8 @@
 
 import { createHash } from "node:crypto";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
-import { GGMLType } from "../../src/quant/ggml-type.ts";
+import { GGMLType, ggmlTypeName } from "../../src/quant/ggml-type.ts";
+import { supportedTypes, supportedWeightTypes } from "../../src/quant/traits.ts";
 
 export const SYNTHETIC_ROW_LENGTH = 256;
 
@@ -15,10 +16,10 @@ import { STORIES_DIR } from "../helpers/testdata.ts";
 export const TESTDATA = STORIES_DIR;
 export const STORIES_F32 = `${TESTDATA}/stories260K.gguf`;
 
-/** Types whose quantizers the golden file covers. */
-export const QUANT_TYPES = ["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL"];
-/** Weight types whose vec_dot the golden file covers. */
-export const DOT_TYPES = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL"];
+/** Types whose quantizers the golden file covers: every type of the traits table but F32 (it stores the values themselves). */
+export const QUANT_TYPES: string[] = supportedTypes.filter((t) => t !== GGMLType.F32).map(ggmlTypeName);
+/** Weight types whose vec_dot the golden file covers: every weight type of the traits table. */
+export const DOT_TYPES: string[] = supportedWeightTypes.map(ggmlTypeName);
 /** Row lengths of the vec_dot goldens: one K super-block (8 legacy blocks), and 8 super-blocks. */
 export const DOT_LENGTHS = [256, 2048];
 

@@ -17,8 +17,7 @@ import {
   type KernelPath,
   type LoadKernelsOptions,
 } from "../../kernels/kernels.ts";
-import { ACTIVATIONS as LEGACY_ACTIVATIONS, LEGACY_FAMILIES } from "../../kernels/families-legacy.ts";
-import { KQUANT_FAMILIES, Q8_K_ACTIVATION } from "../../kernels/families-kquants.ts";
+import { WASM_ACTIVATIONS, WASM_TYPES } from "../../kernels/types.ts";
 import { getQuantTraits, getWeightTraits, rowByteSize } from "../../quant/traits.ts";
 import { defaultThreadCount, defaultThreadFactory, type ComputeThread, type ThreadFactory } from "../../platform/threads.ts";
 import type {
@@ -56,12 +55,9 @@ export interface MatmulFamily {
 type ActivationKind = "q8_0" | "q8_1" | "q8_k" | "f16" | "bf16" | "f32";
 
 /** Each activation format: the export converting f32 rows into it (null: the f32 rows as they are) and its size. */
-const ACTIVATIONS: Record<ActivationKind, { readonly convert: string | null; bytes(k: number, n: number): number }> = {
-  ...LEGACY_ACTIVATIONS,
-  q8_k: Q8_K_ACTIVATION,
-};
+const ACTIVATIONS: Record<ActivationKind, { readonly convert: string | null; bytes(k: number, n: number): number }> = WASM_ACTIVATIONS;
 
-const families: readonly MatmulFamily[] = [...LEGACY_FAMILIES, ...KQUANT_FAMILIES];
+const families: readonly MatmulFamily[] = WASM_TYPES;
 
 const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];

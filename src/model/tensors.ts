@@ -1,0 +1,139 @@
+// Every tensor a model file holds, one row per role: its GGUF name, its shape as a function of the
+// hyper-parameters, and in which architectures it appears, required or optional. The loader
+// (weights.ts), `mimo synth` (tools/synthetic-model.ts) and the llama2.c converter read this
+// table; nothing else spells a tensor name or shape. Names are llama.cpp's (llama-arch.cpp).
+
+import type { ArchitectureName } from "./architectures.ts";
+
+/** The hyper-parameters tensor shapes depend on (a ModelConfig has them all). */
+export interface TensorDims {
+  readonly dim: number;
+  readonly ffnDim: number;
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  readonly headDimV: number;
+  readonly vocabSize: number;
+  readonly ropeDim: number;
+}
+
+/**
+ * model: one per file; layer: one per decoder layer (the MTP layers are decoder layers too);
+ * mtp: one more per multi-token-prediction layer, on top of its decoder-layer tensors.
+ */
+export type TensorScope = "model" | "layer" | "mtp";
+
+/**
+ * matrix: a 2-D weight a matmul (or an embedding lookup) reads, stored in any quant type; norm: RMS
+ * norm weights (values around 1); bias: added vectors (around 0); factors: RoPE frequency factors.
+ * Only matrices are quantized: the 1-D kinds stay F32, as llama.cpp's quantizer keeps them.
+ */
+export type TensorKind = "matrix" | "norm" | "bias" | "factors";
+
+export type Presence = "required" | "optional";
+
+/** Roles by scope, named as the fields of TransformerWeights / LayerWeights / MtpLayerWeights they load into. */
+export type ModelTensorKey = "tokenEmbd" | "outputNorm" | "output" | "ropeFreqs";
+export type LayerTensorKey =
+  | "attnNorm" | "wq" | "wk" | "wv" | "bq" | "bk" | "bv" | "qNorm" | "kNorm" | "wo" | "bo"
+  | "ffnNorm" | "gate" | "up" | "down";
+export type MtpTensorKey = "tokenNorm" | "hiddenNorm" | "inputProj" | "finalNorm";
+export type TensorKey = ModelTensorKey | LayerTensorKey | MtpTensorKey;
+
+export interface TensorRole {
+  readonly key: TensorKey;
+  readonly scope: TensorScope;
+  /** GGUF name; "{i}" stands for the layer index (MTP layers are numbered after the main layers). */
+  readonly pattern: string;
+  readonly kind: TensorKind;
+  /** GGUF shape, ne0 first: [columns, rows] for a matrix. */
+  shape(d: TensorDims): readonly number[];
+  /** The same in every architecture, or per architecture (an architecture not named has no such tensor). */
+  readonly presence: Presence | Readonly<Partial<Record<ArchitectureName, Presence>>>;
+}
+
+const qDim = (d: TensorDims) => d.nHeads * d.headDim;
+const kDim = (d: TensorDims) => d.nKvHeads * d.headDim;
+const vDim = (d: TensorDims) => d.nKvHeads * d.headDimV;
+
+// Qwen2 (and MiMo, a Qwen2) must have q/k/v biases; llama.cpp's Llama loads them when present.
+const qkvBias = { llama: "optional", qwen2: "required", qwen3: "optional", mimo: "required" } as const;
+
+/** The table, in the order files list their tensors. */
+export const TENSORS: readonly TensorRole[] = [
+  { key: "tokenEmbd", scope: "model", pattern: "token_embd.weight", kind: "matrix", shape: (d) => [d.dim, d.vocabSize], presence: "required" },
+  { key: "outputNorm", scope: "model", pattern: "output_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
+  // Llama 3 RoPE scaling: one factor per rotated pair dividing its frequency.
+  { key: "ropeFreqs", scope: "model", pattern: "rope_freqs.weight", kind: "factors", shape: (d) => [d.ropeDim / 2], presence: "optional" },
+  // Absent: the output projection is the token embedding (tied).
+  { key: "output", scope: "model", pattern: "output.weight", kind: "matrix", shape: (d) => [d.dim, d.vocabSize], presence: "optional" },
+
+  { key: "attnNorm", scope: "layer", pattern: "blk.{i}.attn_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
+  { key: "wq", scope: "layer", pattern: "blk.{i}.attn_q.weight", kind: "matrix", shape: (d) => [d.dim, qDim(d)], presence: "required" },
+  { key: "wk", scope: "layer", pattern: "blk.{i}.attn_k.weight", kind: "matrix", shape: (d) => [d.dim, kDim(d)], presence: "required" },
+  { key: "wv", scope: "layer", pattern: "blk.{i}.attn_v.weight", kind: "matrix", shape: (d) => [d.dim, vDim(d)], presence: "required" },
+  { key: "bq", scope: "layer", pattern: "blk.{i}.attn_q.bias", kind: "bias", shape: (d) => [qDim(d)], presence: qkvBias },
+  { key: "bk", scope: "layer", pattern: "blk.{i}.attn_k.bias", kind: "bias", shape: (d) => [kDim(d)], presence: qkvBias },
+  { key: "bv", scope: "layer", pattern: "blk.{i}.attn_v.bias", kind: "bias", shape: (d) => [vDim(d)], presence: qkvBias },
+  // Qwen3: RMS norm of each query and key head before RoPE.
+  { key: "qNorm", scope: "layer", pattern: "blk.{i}.attn_q_norm.weight", kind: "norm", shape: (d) => [d.headDim], presence: { qwen3: "required" } },
+  { key: "kNorm", scope: "layer", pattern: "blk.{i}.attn_k_norm.weight", kind: "norm", shape: (d) => [d.headDim], presence: { qwen3: "required" } },
+  { key: "wo", scope: "layer", pattern: "blk.{i}.attn_output.weight", kind: "matrix", shape: (d) => [d.nHeads * d.headDimV, d.dim], presence: "required" },
+  { key: "bo", scope: "layer", pattern: "blk.{i}.attn_output.bias", kind: "bias", shape: (d) => [d.dim], presence: "optional" },
+  { key: "ffnNorm", scope: "layer", pattern: "blk.{i}.ffn_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
+  { key: "gate", scope: "layer", pattern: "blk.{i}.ffn_gate.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
+  { key: "up", scope: "layer", pattern: "blk.{i}.ffn_up.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
+  { key: "down", scope: "layer", pattern: "blk.{i}.ffn_down.weight", kind: "matrix", shape: (d) => [d.ffnDim, d.dim], presence: "required" },
+
+  // MiMo's multi-token-prediction layer: concat(hnorm(hidden), enorm(embedding of the next token))
+  // -> eh_proj -> a decoder layer -> shared_head_norm -> the shared output projection.
+  { key: "tokenNorm", scope: "mtp", pattern: "blk.{i}.nextn.enorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
+  { key: "hiddenNorm", scope: "mtp", pattern: "blk.{i}.nextn.hnorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
+  { key: "inputProj", scope: "mtp", pattern: "blk.{i}.nextn.eh_proj.weight", kind: "matrix", shape: (d) => [2 * d.dim, d.dim], presence: { mimo: "required" } },
+  { key: "finalNorm", scope: "mtp", pattern: "blk.{i}.nextn.shared_head_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
+];
+
+const byKey = new Map<TensorKey, TensorRole>(TENSORS.map((r) => [r.key, r]));
+
+export function tensorRole(key: TensorKey): TensorRole {
+  return byKey.get(key)!;
+}
+
+/** Whether the architecture has the tensor, and if so whether a file must. */
+export function presenceIn(role: TensorRole, arch: ArchitectureName): Presence | undefined {
+  return typeof role.presence === "string" ? role.presence : role.presence[arch];
+}
+
+/** The roles of one scope an architecture has, in table order. */
+export function architectureTensors(arch: ArchitectureName, scope: TensorScope): readonly TensorRole[] {
+  return TENSORS.filter((r) => r.scope === scope && presenceIn(r, arch) !== undefined);
+}
+
+/** Whether the architecture has multi-token-prediction layers after its main layers. */
+export function hasMtpLayers(arch: ArchitectureName): boolean {
+  return architectureTensors(arch, "mtp").length > 0;
+}
+
+/** The GGUF name of a role's tensor (of layer `layer` for per-layer roles). */
+export function tensorName(role: TensorRole | TensorKey, layer?: number): string {
+  const r = typeof role === "string" ? tensorRole(role) : role;
+  if (r.scope === "model") return r.pattern;
+  if (layer === undefined || !Number.isInteger(layer) || layer < 0) throw new RangeError(`tensor ${r.key} needs a layer index, got ${layer}`);
+  return r.pattern.replace("{i}", String(layer));
+}
+
+/** The GGUF shape of a role's tensor. */
+export function tensorShape(role: TensorRole | TensorKey, d: TensorDims): readonly number[] {
+  return (typeof role === "string" ? tensorRole(role) : role).shape(d);
+}
+
+const patterns = TENSORS.map((r) => ({ role: r, re: new RegExp("^" + r.pattern.replaceAll(".", "\\.").replace("{i}", "(\\d+)") + "$") }));
+
+/** The role (and layer) of a GGUF tensor name; undefined for a name no role has. */
+export function parseTensorName(name: string): { readonly role: TensorRole; readonly layer?: number } | undefined {
+  for (const { role, re } of patterns) {
+    const m = re.exec(name);
+    if (m) return m[1] === undefined ? { role } : { role, layer: Number(m[1]) };
+  }
+  return undefined;
+}
