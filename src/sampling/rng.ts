@@ -31,6 +31,15 @@ export class SeededRandom {
     this.s3 = rotl(this.s3, 11);
     return result;
   }
+  /** An independent generator in the same state: both give the same numbers from here on. */
+  clone(): SeededRandom {
+    const r = new SeededRandom(0);
+    r.s0 = this.s0;
+    r.s1 = this.s1;
+    r.s2 = this.s2;
+    r.s3 = this.s3;
+    return r;
+  }
   /** Uniform in [0, 1). */
   next(): number {
     return this.nextU32() / 4294967296;
