@@ -12,7 +12,8 @@ export type {
   GenerationStats,
   LoadOptions,
 } from "./runtime/model.ts";
-export type { SamplingOptions } from "./sampling/sampler.ts";
+export type { SamplingOptions } from "./sampling/options.ts";
+export { createSampler, SamplerChain, LogitMaskStage, type SamplerStage, type TokenMask, type TokenMaskFn } from "./sampling/chain.ts";
 export type { Tokenizer } from "./tokenizer/index.ts";
 export type { ModelConfig } from "./model/config.ts";
 export type { LoadProgress } from "./model/weights.ts";

@@ -6,13 +6,7 @@ import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
 import { now } from "../platform/yield.ts";
-import { Sampler, type SamplingOptions } from "../sampling/sampler.ts";
-// TEMPORARY adapter until the sampler chain lands.
-function createSampler(o: SamplingOptions): TokenSampler {
-  const s = new Sampler(o);
-  const history: number[] = [];
-  return { sample: (l) => s.sample(l, history), accept: (t) => void history.push(t) };
-}
+import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts";
 import { StopStringMatcher } from "./stop-strings.ts";

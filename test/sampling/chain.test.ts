@@ -19,7 +19,6 @@ import {
   type TokenMask,
   type TokenMaskProvider,
 } from "../../src/sampling/chain.ts";
-import { Sampler } from "../../src/sampling/sampler.ts";
 import { makeLogits, makePrompt, mulberry32, type GoldenCase } from "./fixtures/golden-cases.ts";
 
 const golden = JSON.parse(readFileSync(new URL("./fixtures/sampler-golden.json", import.meta.url), "utf8")) as {
@@ -64,18 +63,6 @@ test("the chain reproduces every token the pre-chain Sampler (a897d4e) recorded"
     draws += got.length;
   }
   assert.ok(draws >= 20 * golden.cases.length);
-});
-
-test("the deprecated Sampler shim reproduces the recorded tokens too (history passed on every call)", () => {
-  for (const c of golden.cases) {
-    const s = new Sampler(c.options);
-    const history = makePrompt(c.vocab, c.logitsSeed, c.promptLength);
-    for (let step = 0; step < c.steps; step++) {
-      const t = s.sample(makeLogits(c.vocab, c.shape, c.logitsSeed, step), history);
-      assert.equal(t, c.tokens[step], `${c.name} step ${step}`);
-      history.push(t);
-    }
-  }
 });
 
 test("partial sorting gives exactly a full sort's prefix, with ids, logits and probs moving together", () => {

@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSampler, argmax, type SamplerChain, type SamplingOptions } from "../../src/sampling/chain.ts";
-import { Sampler } from "../../src/sampling/sampler.ts";
 import { StopStringMatcher } from "../../src/runtime/stop-strings.ts";
 
 const logits = Float32Array.from([1, 5, 3, 4.9, -2, 0]);
@@ -99,15 +98,6 @@ test("out-of-range options are clear errors", () => {
   assert.throws(() => createSampler({ topK: -1 }), /topK must be between 0 and 9007199254740991, got -1/);
   assert.throws(() => createSampler({ temperature: 101 }), /temperature must be between -Infinity and 100, got 101/);
   assert.throws(() => createSampler({ repeatPenalty: Number.NaN }), /repeatPenalty must be between 0 and 100, got NaN/);
-  assert.throws(() => new Sampler({ topP: 1.5 }), /topP must be between 0 and 1, got 1.5/);
-});
-
-test("the deprecated Sampler shim takes the whole history on every call", () => {
-  const s = new Sampler({ temperature: 0, presencePenalty: 0.2, penaltyLastN: 1 });
-  assert.equal(s.sample(logits, [1]), 3);
-  assert.equal(s.sample(logits, [1, 2]), 1, "the window is rebuilt from this call's history");
-  assert.equal(s.sample(logits), 1);
-  assert.equal(s.greedy, true);
 });
 
 test("stop strings are held back across pieces and cut where they start", () => {
