@@ -14,7 +14,7 @@
 // as many sequences as the largest S (so the other figures, peak RSS included, are those of a
 // one-sequence load); verification cost (--verify) runs with the other tests. wllama has neither.
 import { fork, type ChildProcess } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -166,6 +166,17 @@ for (const t of threadList) {
   bandwidth.set(t, await measureBandwidth(t));
   process.stderr.write(`bench:peers: read bandwidth, ${t} thread(s): ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s\n`);
 }
+
+/** The CPU's SIMD extensions that matter to the contestants' kernels (Linux; empty elsewhere). */
+function simdFlags(): string[] {
+  try {
+    const flags = /^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim().split(/\s+/) ?? [];
+    return flags.filter((f) => /^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx_vnni|avx512_bf16|amx\w*)$/.test(f));
+  } catch {
+    return [];
+  }
+}
+const machine = { cpu: cpus()[0]?.model ?? "?", cpus: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), simd: simdFlags(), node: process.versions.node, loadAverageAtStart: loadAtStart };
 
 const SETTLE_MS = 300;
 const results: ConfigResult[] = [];
@@ -354,7 +365,7 @@ const errors = new Set<string>();
 for (const c of results) for (const r of c.runs) if (r.error) errors.add(`${r.engine} (${c.file}, ${c.threads} threads): ${r.error}`);
 const notes = [
   "",
-  `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.versions.node}; ` +
+  `Machine: ${machine.cpu}, ${machine.cpus} CPUs, ${machine.memGiB} GiB, SIMD ${machine.simd.join(" ") || "?"}; Node ${machine.node}; ` +
     `load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (above ~1 means other work shared the CPUs).`,
   `Read bandwidth (streamSum, WebAssembly 128-bit loads): ${[...bandwidth].map(([t, b]) => `${t} thread(s) ${(b / 1e9).toFixed(1)} GB/s`).join(", ")}.`,
   `Bandwidth ceiling = bandwidth / weight bytes read per token (${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(0)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}).`,
@@ -373,7 +384,7 @@ if (!a["no-save"]) {
   const d = new Date();
   const stamp = `${d.toISOString().slice(0, 10)}-${d.toISOString().slice(11, 16).replace(":", "")}`;
   writeFileSync(join(dir, `${stamp}.md`), `# bench:peers ${d.toISOString()}\n\n${md}`);
-  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date: d.toISOString(), params: { fileSpecs, threadList, prompt, gen, reps, engines, layers, parallel, parallelPrompt, parallelGen, verify, verifyDepth }, units: Object.fromEntries(units), bandwidth: Object.fromEntries(bandwidth), results }, null, 2) + "\n");
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date: d.toISOString(), machine: { ...machine, loadAverageAtEnd: loadavg()[0] }, params: { fileSpecs, threadList, prompt, gen, reps, engines, layers, parallel, parallelPrompt, parallelGen, verify, verifyDepth }, units: Object.fromEntries(units), bandwidth: Object.fromEntries(bandwidth), results }, null, 2) + "\n");
   process.stderr.write(`bench:peers: saved bench/results/${stamp}.md and .json\n`);
 }
 process.exit(0);
