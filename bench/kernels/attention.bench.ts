@@ -187,24 +187,32 @@ async function poolBench(): Promise<void> {
       x[i] = ((rs >>> 0) / 4294967296 - 0.5) * amp;
     }
   };
-  // Times fn (µs per call, median of runs), with enough calls per run for ~20 ms.
-  const time = (fn: () => void): number => {
-    fn();
-    const t0 = performance.now();
-    fn();
-    const reps = Math.max(1, Math.round(20 / Math.max(performance.now() - t0, 0.001)));
-    const ts: number[] = [];
+  // Times the functions interleaved (each run times each once: drift and other processes' load
+  // fall on all alike), µs per call: [median, min] over runs of ~20 ms each, after ~200 ms of
+  // warm-up each (the optimizing compiler's tier-up of the kernels, in every thread).
+  const timeAll = (fns: Array<() => void>): Array<[number, number]> => {
+    const reps = fns.map((fn) => {
+      const w0 = performance.now();
+      let n = 0;
+      while (performance.now() - w0 < 200 || n < 2) { fn(); n++; }
+      const t0 = performance.now();
+      fn();
+      return Math.max(1, Math.round(20 / Math.max(performance.now() - t0, 0.001)));
+    });
+    const ts = fns.map(() => [] as number[]);
     for (let r = 0; r < runs; r++) {
-      const t = performance.now();
-      for (let i = 0; i < reps; i++) fn();
-      ts.push(((performance.now() - t) * 1000) / reps);
+      fns.forEach((fn, i) => {
+        const t = performance.now();
+        for (let j = 0; j < reps[i]!; j++) fn();
+        ts[i]!.push(((performance.now() - t) * 1000) / reps[i]!);
+      });
     }
-    return med(ts);
+    return ts.map((x) => [med(x), Math.min(...x)]);
   };
   const K = await loadKernels({ path });
   const backends = await Promise.all(threadCounts.map((threads) => WasmBackend.create({ threads, kernels: { path } })));
-  console.log(`one layer's attention step, ${path}, median of ${runs}, µs per call (old: the kernel on thread 0 alone; new: the KV pool on N threads)`);
-  console.log(`${"shape".padEnd(14)}${"case".padEnd(22)}${"old".padStart(10)}${threadCounts.map((t) => `new x${t}`.padStart(10)).join("")}${threadCounts.map((t) => `old/new x${t}`.padStart(14)).join("")}`);
+  console.log(`one layer's attention step, ${path}, µs per call: median (min) of ${runs} interleaved runs (old: the kernel on thread 0 alone; new: the KV pool on N threads)`);
+  console.log(`${"shape".padEnd(14)}${"case".padEnd(22)}${"old".padStart(22)}${threadCounts.map((t) => `new x${t}`.padStart(22)).join("")}${threadCounts.map((t) => `old/new x${t}`.padStart(14)).join("")}`);
   for (const sh of shapes) {
     const p: AttentionParams = { nHeads: sh.nHeads, nKvHeads: sh.nKvHeads, headDim: sh.hd, headDimV: sh.hd, scale: 1 / Math.sqrt(sh.hd) };
     const qw = sh.nHeads * sh.hd, kw = sh.nKvHeads * sh.hd;
@@ -234,17 +242,19 @@ async function poolBench(): Promise<void> {
         }
         return { kc, vc };
       });
-      const old = time(() => {
+      const oldFn = () => {
         for (const [i, s] of segs.entries()) {
           const { kc, vc } = caches[i]!;
           ex.f32ToF16Row(pk + s.row * kw * 4, kc + s.startPos * kw * 2, s.nTokens * kw);
           ex.f32ToF16Row(pv + s.row * kw * 4, vc + s.startPos * kw * 2, s.nTokens * kw);
           ex.attentionF16(pq + s.row * qw * 4, kc, vc, pOut + s.row * qw * 4, scratch, s.startPos, s.nTokens, sh.nHeads, sh.nKvHeads, sh.hd, sh.hd, p.scale);
         }
-      });
+      };
+      oldFn();
       const oldOut = arena.f32(pOut, rows * qw).slice();
       // New: the backend's pool, on buffers of the backend (as the forward pass's).
-      const news = backends.map((b) => {
+      const outs: Float32Array[] = [];
+      const newFns = backends.map((b) => {
         const pool = b.createKvPool({ nLayers: 1, slots: c.nSeg, slotSize: c.startPos + c.nTok, nKvHeads: sh.nKvHeads, headDim: sh.hd, headDimV: sh.hd, type: "f16" });
         if (c.startPos > 0) {
           const hq = b.allocate(c.startPos * qw), ho = b.allocate(c.startPos * qw);
@@ -255,13 +265,15 @@ async function poolBench(): Promise<void> {
           y.set(x);
           return y;
         });
-        const us = time(() => b.attention(pool, 0, segs, bq!, bk!, bv!, p, bo!));
-        const same = bo!.every((x, i) => Object.is(x, oldOut[i]));
-        return { us, same };
+        outs.push(bo!);
+        return () => b.attention(pool, 0, segs, bq!, bk!, bv!, p, bo!);
       });
-      const cols = news.map((n) => `${n.us.toFixed(1)}${n.same ? "" : "!"}`.padStart(10)).join("");
-      const ratios = news.map((n) => `${(old / n.us).toFixed(2)}`.padStart(14)).join("");
-      console.log(`${sh.name.padEnd(14)}${c.label.padEnd(22)}${old.toFixed(1).padStart(10)}${cols}${ratios}`);
+      const [old, ...news] = timeAll([oldFn, ...newFns]);
+      const same = outs.map((o) => o.every((x, i) => Object.is(x, oldOut[i])));
+      const fmt = ([m, lo]: [number, number]) => `${m.toFixed(1)} (${lo.toFixed(1)})`;
+      const cols = news.map((n, i) => `${fmt(n)}${same[i] ? "" : "!"}`.padStart(22)).join("");
+      const ratios = news.map((n) => `${(old![0] / n[0]).toFixed(2)}`.padStart(14)).join("");
+      console.log(`${sh.name.padEnd(14)}${c.label.padEnd(22)}${fmt(old!).padStart(22)}${cols}${ratios}`);
     }
   }
   console.log("(! after a time: outputs differ in bits from the old path's)");

@@ -465,7 +465,7 @@ export class WasmBackend implements ComputeBackend {
         if (s.rows === 0) continue;
         const io = this.io[t]!;
         const local = this.mem[t]!.f32();
-        const base = (io.out + j * io.outSlotBytes) >> 2;
+        const base = (io.out + j * io.outSlotBytes) >>> 2; // >>>: addresses reach 4 GiB
         if (nTokens === 1) out.set(local.subarray(base, base + s.rows), s.rowStart);
         else for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
       }
@@ -725,7 +725,7 @@ export class WasmBackend implements ComputeBackend {
           const last = runs[runs.length - 1]!;
           const ptr = this.buffer(t, name, last.end * width * 4);
           const f = m.f32();
-          for (const run of runs) f.set(src.subarray(run.start * width, run.end * width), (ptr >> 2) + run.start * width);
+          for (const run of runs) f.set(src.subarray(run.start * width, run.end * width), (ptr >>> 2) + run.start * width);
           return ptr;
         };
         const qb = stage("attnQ", q, qW), kb = stage("attnK", k, kW), vb = stage("attnV", v, vW);
@@ -770,7 +770,7 @@ export class WasmBackend implements ComputeBackend {
         const t = sh.thread;
         if (nJobs[t] === 0 || this.outBase[t] === -1) continue;
         const local = this.mem[t]!.f32();
-        const base = this.outBase[t]! >> 2;
+        const base = this.outBase[t]! >>> 2;
         const a = sh.kv0 * group * hdV;
         const w = sh.nkv * group * hdV;
         for (const seg of segments) {

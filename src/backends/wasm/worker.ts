@@ -1,4 +1,5 @@
-// A compute thread: its own kernels instance on its own memory (its shard of every weight).
+// A compute thread: its own kernels instance on its own memory (its shard of every weight and of
+// the KV pool).
 // It waits for commands on the control buffer, runs its jobs, and reports done. Runs as a Node
 // worker_thread or a browser module Worker.
 import { instantiateKernels } from "../../kernels/kernels.ts";
