@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Compiles the AssemblyScript kernels twice: with relaxed SIMD (int8 dot = one vpdpbusd) and with
-// plain SIMD128 (fallback). Both import one shared memory (up to 4 GiB) so that several instances,
+// Compiles the AssemblyScript kernels three times: with relaxed SIMD (i16 int8 dots for x64 without
+// VNNI), relaxed SIMD with i32 dot-adds for VNNI machines, and plain SIMD128 (fallback). Both import one shared memory (up to 4 GiB) so that several instances,
 // one per thread, run on the same weights. Usage: node scripts/build-kernels.mjs [--wat]
 import asc from "assemblyscript/asc";
 import { mkdir, readFile } from "node:fs/promises";
@@ -25,9 +25,12 @@ const common = [
   "--use", "abort=",
 ];
 
+// KERNEL_VNNI=1: the Q4_0/Q8_0 kernels accumulate int8 dots in i32 (one vpdpbusd on x64 with
+// AVX-VNNI) instead of i16 pmaddubsw sums; the loader times both relaxed builds and keeps the faster.
 const variants = [
-  { name: "kernels-relaxed", flags: ["--enable", "relaxed-simd"] },
-  { name: "kernels-simd128", flags: [] },
+  { name: "kernels-relaxed", flags: ["--enable", "relaxed-simd", "--use", "KERNEL_VNNI=0"] },
+  { name: "kernels-relaxed-vnni", flags: ["--enable", "relaxed-simd", "--use", "KERNEL_VNNI=1"] },
+  { name: "kernels-simd128", flags: ["--use", "KERNEL_VNNI=0"] },
 ];
 
 await mkdir(new URL(`../${outDir}/`, import.meta.url), { recursive: true });

@@ -1,9 +1,15 @@
-// Loader for the WebAssembly SIMD kernels: picks the relaxed-SIMD build when it computes correctly
-// here, else the plain SIMD128 build, on one shared memory that several instances (one per
+// Loader for the WebAssembly SIMD kernels: picks a relaxed-SIMD build when it computes correctly
+// here (of the two, i16 dots for x64 without VNNI or i32 dot-adds for VNNI, the faster one measured
+// at start-up), else the plain SIMD128 build, on one shared memory that several instances (one per
 // thread) can use at once. Runs in Node and in browsers (no static Node-only imports).
 
-/** Which build of the kernels runs. */
-export type KernelPath = "relaxed-simd" | "simd128";
+/**
+ * Which build of the kernels runs: relaxed SIMD with the Q4_0/Q8_0 int8 dots summed in i16
+ * (pmaddubsw, fastest on x64 without VNNI), relaxed SIMD with i32 dot-adds (one vpdpbusd on x64
+ * with AVX-VNNI), or plain SIMD128. All three give bit-identical results for the quantized types.
+ */
+export type KernelPath = "relaxed-simd" | "relaxed-simd-vnni" | "simd128";
+export const KERNEL_PATHS: readonly KernelPath[] = ["relaxed-simd", "relaxed-simd-vnni", "simd128"];
 
 /** Raw exports of a kernels instance. Every pointer is a byte address in the shared memory. */
 export interface KernelExports {
@@ -61,15 +67,31 @@ export interface LoadKernelsOptions {
   /** Defaults to 4 GiB (the memory32 limit). */
   maximumBytes?: number;
   /** Builds to use instead of the files in build/kernels/ (browsers, bundlers). */
-  binaries?: { relaxed?: WasmSource; simd128?: WasmSource };
-  /** Skip the relaxed-SIMD attempt ("simd128") or require it ("relaxed-simd"). */
+  binaries?: { relaxed?: WasmSource; relaxedVnni?: WasmSource; simd128?: WasmSource };
+  /**
+   * Force one build: "simd128" skips relaxed SIMD; "relaxed-simd" / "relaxed-simd-vnni" require
+   * that build (an error if it fails) and skip the start-up timing. Absent: the environment
+   * variable MIMO_KERNELS (same values) when set, else automatic.
+   */
   path?: KernelPath;
+}
+
+/** Start-up timing of the two relaxed builds (microseconds per call of a small in-cache Q4_0 tile). */
+export interface KernelTiming {
+  relaxedUs: number;
+  vnniUs: number;
+  /** Wall time of the whole comparison (instantiation, warm-up, timing). */
+  ms: number;
 }
 
 export interface Kernels {
   readonly path: KernelPath;
-  /** Why the relaxed build was not chosen (undefined when it was). */
+  /** Why no relaxed build was chosen (undefined when one was). */
   readonly fallbackReason: string | undefined;
+  /** How the relaxed build was chosen, when both relaxed builds passed the self test and were timed. */
+  readonly timing?: KernelTiming;
+  /** Why the VNNI build was not a candidate (self test or loading failed), if it was tried. */
+  readonly vnniReason?: string;
   /** Compiled module, to post to workers (each makes its own instance with instantiateKernels). */
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
@@ -84,6 +106,7 @@ export const WASM_PAGE = 65536;
 
 export const defaultKernelUrls = {
   relaxed: new URL("../../build/kernels/kernels-relaxed.wasm", import.meta.url),
+  relaxedVnni: new URL("../../build/kernels/kernels-relaxed-vnni.wasm", import.meta.url),
   simd128: new URL("../../build/kernels/kernels-simd128.wasm", import.meta.url),
 };
 
@@ -201,25 +224,45 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
 }
 
 /**
- * Loads the kernels: tries the relaxed-SIMD build (compile, instantiate, exact self test) and falls
- * back to the SIMD128 build if any step fails. Validation alone is not trusted: some runtimes
- * accept relaxed SIMD but compute wrong dot products.
+ * Loads the kernels: tries the relaxed-SIMD builds (compile, instantiate, exact self test), and
+ * when both pass times them on a small in-cache Q4_0 tile (a few ms, on a private scratch memory)
+ * and keeps the faster; falls back to the SIMD128 build if no relaxed build works. Validation alone
+ * is not trusted: some runtimes accept relaxed SIMD but compute wrong dot products.
  */
 export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernels> {
   const memory = opts.memory ?? createSharedMemory(opts.initialBytes ?? 16 * WASM_PAGE, opts.maximumBytes);
   if (memory.buffer.byteLength < KERNEL_RESERVED_BYTES) throw new Error("kernels: memory too small");
+  const path = opts.path ?? envPath();
   let fallbackReason: string | undefined;
-  if (opts.path !== "simd128") {
-    try {
-      const module = await readSource(opts.binaries?.relaxed ?? defaultKernelUrls.relaxed);
-      const ex = instantiateKernels(module, memory);
-      const err = ex.relaxed() === 1 ? selfTest(ex, memory) : "not a relaxed-SIMD build";
-      if (!err) return { path: "relaxed-simd", fallbackReason: undefined, module, memory, exports: ex };
-      fallbackReason = `relaxed-SIMD self test failed: ${err}`;
-    } catch (e) {
-      fallbackReason = `relaxed-SIMD build unavailable: ${(e as Error).message}`;
+  if (path !== "simd128") {
+    const tryBuild = async (src: WasmSource, name: string): Promise<{ module: WebAssembly.Module; ex: KernelExports } | string> => {
+      try {
+        const module = await readSource(src);
+        const ex = instantiateKernels(module, memory);
+        const err = ex.relaxed() === 1 ? selfTest(ex, memory) : "not a relaxed-SIMD build";
+        return err ? `${name} self test failed: ${err}` : { module, ex };
+      } catch (e) {
+        return `${name} build unavailable: ${(e as Error).message}`;
+      }
+    };
+    if (path === "relaxed-simd-vnni") {
+      const v = await tryBuild(opts.binaries?.relaxedVnni ?? defaultKernelUrls.relaxedVnni, "relaxed-SIMD VNNI");
+      if (typeof v === "string") throw new Error(`kernels: ${v}`);
+      return { path: "relaxed-simd-vnni", fallbackReason: undefined, module: v.module, memory, exports: v.ex };
     }
-    if (opts.path === "relaxed-simd") throw new Error(`kernels: ${fallbackReason}`);
+    const r = await tryBuild(opts.binaries?.relaxed ?? defaultKernelUrls.relaxed, "relaxed-SIMD");
+    if (typeof r !== "string") {
+      if (path === "relaxed-simd") return { path: "relaxed-simd", fallbackReason: undefined, module: r.module, memory, exports: r.ex };
+      const v = await tryBuild(opts.binaries?.relaxedVnni ?? defaultKernelUrls.relaxedVnni, "relaxed-SIMD VNNI");
+      if (typeof v === "string") {
+        return { path: "relaxed-simd", fallbackReason: undefined, vnniReason: v, module: r.module, memory, exports: r.ex };
+      }
+      const timing = timeRelaxedBuilds(r.module, v.module);
+      const fast = timing.vnniUs < timing.relaxedUs ? { path: "relaxed-simd-vnni" as const, ...v } : { path: "relaxed-simd" as const, ...r };
+      return { path: fast.path, fallbackReason: undefined, timing, module: fast.module, memory, exports: fast.ex };
+    }
+    fallbackReason = r;
+    if (path === "relaxed-simd") throw new Error(`kernels: ${fallbackReason}`);
   } else {
     fallbackReason = "simd128 requested";
   }
@@ -228,6 +271,73 @@ export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernel
   const err = selfTest(ex, memory);
   if (err) throw new Error(`kernels: SIMD128 self test failed: ${err}`);
   return { path: "simd128", fallbackReason, module, memory, exports: ex };
+}
+
+/** MIMO_KERNELS=relaxed-simd|relaxed-simd-vnni|simd128 forces a build (Node; ignored elsewhere). */
+function envPath(): KernelPath | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MIMO_KERNELS;
+  if (!v) return undefined;
+  if (!(KERNEL_PATHS as readonly string[]).includes(v)) throw new Error(`kernels: MIMO_KERNELS must be one of ${KERNEL_PATHS.join(", ")}, got "${v}"`);
+  return v as KernelPath;
+}
+
+/**
+ * Times the two relaxed builds on a Q4_0 tile in cache (32 rows x 512 columns x 4 tokens, the
+ * batched-decode kernel), each on its own instance over a private 2-page memory so that the
+ * caller's memory is untouched. Alternates short slices and keeps each build's fastest call, after
+ * a warm-up long enough for V8 to tier the function up.
+ */
+export function timeRelaxedBuilds(relaxed: WebAssembly.Module, vnni: WebAssembly.Module, sliceMs = 0.3, rounds = 6): KernelTiming {
+  const t0 = performance.now();
+  const mem = createSharedMemory(2 * WASM_PAGE, 2 * WASM_PAGE);
+  const a = instantiateKernels(relaxed, mem);
+  const b = instantiateKernels(vnni, mem);
+  const rows = 32, k = 512, ntok = 4, nb = k / 32;
+  const W = KERNEL_RESERVED_BYTES, X = W + q4_0R8Bytes(rows, k), Y = X + actBytes(k, ntok);
+  const dv = new DataView(mem.buffer);
+  let seed = 0x2545f491;
+  for (let p = W; p < X; p += 4) {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    dv.setUint32(p, seed >>> 0, true);
+  }
+  for (let g = 0; g < rows / 8; g++) {
+    for (let blk = 0; blk < nb; blk++) {
+      const sp = W + (g * nb + blk) * 144;
+      for (let i = 0; i < 8; i++) dv.setUint16(sp + 2 * i, 0x2e66, true); // f16 0.1
+    }
+  }
+  for (let blk = 0; blk < nb * ntok; blk++) {
+    const p = X + blk * ACT_BLOCK_BYTES;
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      const q = ((j * 37 + blk * 11) % 255) - 127;
+      dv.setInt8(p + j, q);
+      sum += q;
+    }
+    dv.setFloat32(p + 32, 0.01, true);
+    dv.setInt32(p + 36, sum, true);
+    dv.setFloat32(p + 40, 0, true);
+    dv.setFloat32(p + 44, 0.01 * 2 ** 112, true);
+  }
+  const groups = rows / 8;
+  const run = (ex: KernelExports, ms: number): number => {
+    let best = Infinity;
+    const end = performance.now() + ms;
+    do {
+      const s = performance.now();
+      for (let i = 0; i < 4; i++) ex.matmulQ4_0R8(W, X, Y, k, 0, groups, rows, ntok);
+      const t = (performance.now() - s) / 4;
+      if (t < best) best = t;
+    } while (performance.now() < end);
+    return best;
+  };
+  run(a, 1); run(b, 1); // warm-up: tier-up to optimized code
+  let ra = Infinity, rb = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    ra = Math.min(ra, run(a, sliceMs));
+    rb = Math.min(rb, run(b, sliceMs));
+  }
+  return { relaxedUs: ra * 1000, vnniUs: rb * 1000, ms: performance.now() - t0 };
 }
 
 /**

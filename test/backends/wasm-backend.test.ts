@@ -67,6 +67,17 @@ for (const type of ["Q4_0", "Q8_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "F16", "BF
       assert.deepEqual(plain, relaxed); // integer dot products, the same float steps
     }
   });
+
+  test(`${type}: the relaxed-SIMD VNNI build gives the same logits as the relaxed-SIMD build (1 and 3 threads)`, async () => {
+    const path = await synthetic(type);
+    const relaxed = await logitsWith(path, { backend: await WasmBackend.create({ threads: 1, kernels: { path: "relaxed-simd" } }) });
+    for (const threads of [1, 3]) {
+      const backend = await WasmBackend.create({ threads, kernels: { path: "relaxed-simd-vnni" } });
+      assert.match(backend.name, /relaxed-simd-vnni/);
+      // same sources apart from how the Q4_0/Q8_0 int8 dots are summed (exact in both): identical
+      assert.deepEqual(await logitsWith(path, { backend }), relaxed);
+    }
+  });
 }
 
 test("the bundled model's golden story also comes out of the fast backend", async () => {

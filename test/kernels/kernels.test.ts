@@ -8,15 +8,96 @@ import { refQ4_0, refQ8_0, randomFloats, quantizeMatrix } from "./ref.ts";
 import type { WeightQuantTraits } from "../../src/quant/quant-traits.ts";
 import { f16ToF32 } from "../../src/quant/half.ts";
 
-const paths: KernelPath[] = ["relaxed-simd", "simd128"];
+const paths: KernelPath[] = ["relaxed-simd", "relaxed-simd-vnni", "simd128"];
 const shapes: Array<[number, number]> = [[1, 32], [7, 64], [8, 96], [13, 256], [37, 160], [64, 896]];
 
 test("loadKernels picks relaxed SIMD on this runtime and reports it", async () => {
   const k = await loadKernels();
-  assert.equal(k.path, "relaxed-simd");
+  assert.ok(k.path === "relaxed-simd" || k.path === "relaxed-simd-vnni", k.path);
   assert.equal(k.fallbackReason, undefined);
+  assert.equal(k.vnniReason, undefined);
+  // both relaxed builds passed the self test and were timed; the faster one was kept
+  assert.ok(k.timing && k.timing.relaxedUs > 0 && k.timing.vnniUs > 0, JSON.stringify(k.timing));
+  assert.equal(k.path, k.timing.vnniUs < k.timing.relaxedUs ? "relaxed-simd-vnni" : "relaxed-simd");
   const p = await loadKernels({ path: "simd128" });
   assert.equal(p.path, "simd128");
+});
+
+test("a build can be forced by option or by MIMO_KERNELS (no timing then)", async () => {
+  for (const path of ["relaxed-simd", "relaxed-simd-vnni", "simd128"] as const) {
+    const k = await loadKernels({ path });
+    assert.equal(k.path, path);
+    assert.equal(k.timing, undefined);
+  }
+  const old = process.env.MIMO_KERNELS;
+  try {
+    process.env.MIMO_KERNELS = "relaxed-simd-vnni";
+    assert.equal((await loadKernels()).path, "relaxed-simd-vnni");
+    assert.equal((await loadKernels({ path: "relaxed-simd" })).path, "relaxed-simd"); // the option wins
+    process.env.MIMO_KERNELS = "relaxed-simd";
+    assert.equal((await loadKernels()).path, "relaxed-simd");
+    process.env.MIMO_KERNELS = "avx9000";
+    await assert.rejects(loadKernels(), /MIMO_KERNELS must be one of/);
+  } finally {
+    if (old === undefined) delete process.env.MIMO_KERNELS;
+    else process.env.MIMO_KERNELS = old;
+  }
+});
+
+test("loadKernels keeps the plain relaxed build when the VNNI build cannot load", async () => {
+  const k = await loadKernels({ binaries: { relaxedVnni: new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1]) } });
+  assert.equal(k.path, "relaxed-simd");
+  assert.match(k.vnniReason ?? "", /VNNI build unavailable/);
+  await assert.rejects(loadKernels({ path: "relaxed-simd-vnni", binaries: { relaxedVnni: new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1]) } }), /VNNI build unavailable/);
+});
+
+test("Q4_0 and Q8_0 kernels give bit-identical results in all three builds (odd shapes, uneven splits)", async () => {
+  const builds = await Promise.all(paths.map((path) => loadKernels({ path })));
+  const run = (K: Kernels, c: "Q4_0" | "Q8_0", w: Uint8Array, nrows: number, k: number, x: Float32Array, ntok: number, splits: number[]): Float32Array => {
+    const ex = K.exports, arena = new KernelArena(K.memory);
+    const rb = c === "Q4_0" ? q4_0R8Bytes(nrows, k) : q8_0R8Bytes(nrows, k);
+    const pw = arena.alloc(w.length), pr = arena.alloc(rb), px = arena.alloc(k * ntok * 4), pa = arena.alloc(actBytes(k, ntok));
+    const py = arena.alloc(nrows * ntok * 4 * 3);
+    arena.u8(pw, w.length).set(w);
+    arena.f32(px, k * ntok).set(x);
+    ex.quantizeAct(px, pa, k, ntok);
+    if (c === "Q4_0") ex.repackQ4_0(pw, pr, nrows, k);
+    else ex.repackQ8_0(pw, pr, nrows, k);
+    const y = arena.f32(py, nrows * ntok * 3).fill(NaN);
+    const out = new Float32Array(nrows * ntok * 3);
+    // matmul split over row groups at the given boundaries (uneven thread shards)
+    for (let i = 0; i + 1 < splits.length; i++) {
+      if (c === "Q4_0") ex.matmulQ4_0R8(pr, pa, py, k, splits[i], splits[i + 1], nrows, ntok);
+      else ex.matmulQ8_0R8(pr, pa, py, k, splits[i], splits[i + 1], nrows, ntok);
+    }
+    // every token through the matvec too, and through the original layout
+    for (let t = 0; t < ntok; t++) {
+      const yt = py + (nrows * ntok + t * nrows) * 4, ap = pa + t * actBytes(k);
+      for (let i = 0; i + 1 < splits.length; i++) {
+        if (c === "Q4_0") ex.matvecQ4_0R8(pr, ap, yt, k, splits[i], splits[i + 1], nrows);
+        else ex.matvecQ8_0R8(pr, ap, yt, k, splits[i], splits[i + 1], nrows);
+      }
+      const yo = py + (2 * nrows * ntok + t * nrows) * 4;
+      if (c === "Q4_0") ex.matvecQ4_0(pw, ap, yo, k, 0, nrows);
+      else ex.matvecQ8_0(pw, ap, yo, k, 0, nrows);
+    }
+    out.set(y);
+    assert.ok(out.every((v) => !Number.isNaN(v)), "every output written");
+    return out;
+  };
+  const t = { Q4_0: refQ4_0, Q8_0: refQ8_0 };
+  for (const c of ["Q4_0", "Q8_0"] as const) {
+    for (const [nrows, k, ntok] of [[13, 96, 5], [37, 160, 7], [61, 896, 9], [203, 256, 4], [8, 4864, 3]] as Array<[number, number, number]>) {
+      const w = quantizeMatrix(t[c], randomFloats(nrows * k, nrows * 7 + k), nrows, k);
+      const x = randomFloats(k * ntok, ntok * 13 + k);
+      const g = rowGroups(nrows);
+      const splits = g >= 3 ? [0, 1, Math.max(2, g - 2), g] : [0, g];
+      const outs = builds.map((K) => run(K, c, w, nrows, k, x, ntok, splits));
+      for (let b = 1; b < builds.length; b++) {
+        assert.deepEqual(new Uint32Array(outs[b].buffer), new Uint32Array(outs[0].buffer), `${c} ${nrows}x${k} ntok ${ntok}: ${builds[b].path} vs ${builds[0].path}`);
+      }
+    }
+  }
 });
 
 test("loadKernels falls back to SIMD128 when the relaxed build cannot load", async () => {

@@ -6,6 +6,15 @@
 // 3584..4095 attention), and a scratch area for the start-up self test at PROBE (4096..6143).
 // The TS side allocates from 8192 up.
 export const CONST: usize = 1024;
+
+// 1 in the "relaxed-vnni" build (scripts/build-kernels.mjs passes --use KERNEL_VNNI=0|1): the Q4_0
+// and Q8_0 kernels then accumulate int8 dots straight into i32 with
+// i32x4.relaxed_dot_i8x16_i7x16_add_s (one vpdpbusd with AVX-VNNI) instead of the i16 pmaddubsw
+// sums that suit x64 without VNNI. Integer sums are exact either way, and the float accumulation
+// per block is the same, so the builds give bit-identical results. Only read under
+// ASC_FEATURE_RELAXED_SIMD.
+// @ts-ignore: defined on the asc command line
+export const VNNI: bool = KERNEL_VNNI != 0;
 export const PROBE: usize = 4096;
 
 // Offsets of the constant vectors (written by init(), loaded into locals by the kernels: a constant
@@ -87,6 +96,15 @@ export function dotS(w: v128, a: v128, acc: v128, ones16: v128): v128 {
     const ao = i16x8.shr_s(a, 8);
     return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(we, ae), i32x4.dot_i16x8_s(wo, ao)));
   }
+}
+
+// VNNI build only: both operands signed int8 (-127..127), w's sign moved onto a, summed in i32 by
+// one vpdpbusd.
+@inline
+export function dotS32(w: v128, a: v128, acc: v128): v128 {
+  const neg = i8x16.lt_s(w, i8x16.splat(0));
+  const as = i8x16.sub(v128.xor(a, neg), neg);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(as, i8x16.abs(w), acc);
 }
 
 // f16 scales of rows 4h..4h+3 from the 16-byte scale vector of an R8 group block (32-bit lane k:

@@ -12,7 +12,7 @@
 // its high half, so two shifts and an AND per 4 rows (scale4) turn them into f32 values 2^-112
 // times the scale; the activation block carries d * 2^112 (quantize.ts), so their product is
 // exactly the f32 product of the two scales, as llama.cpp computes it.
-import { CONST, C_NIB, C_LO16, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, dotU, dot16, hsum, scale4, storeRows4, storeRows8 } from "./common";
+import { CONST, C_NIB, C_LO16, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, VNNI, dotU, dot16, hsum, scale4, storeRows4, storeRows8 } from "./common";
 
 const GROUP_BLOCK: usize = 144;
 const QS: usize = 16; // offset of P(0, 0) in a group block
@@ -62,7 +62,36 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     let ap = x;
     for (let b = 0; b < nb; b++) {
       let i0: v128, i1: v128;
-      if (ASC_FEATURE_RELAXED_SIMD) {
+      if (ASC_FEATURE_RELAXED_SIMD && VNNI) {
+        // i32 dot-adds (one vpdpbusd each), low and high nibbles in separate accumulators
+        const z = i32x4.splat(0);
+        let v0 = v128.load(wp, 16), v1 = v128.load(wp, 32);
+        let al = v128.load32_splat(ap), ah = v128.load32_splat(ap, 16);
+        i0 = dotU(v128.and(v0, m), al, z, lo16);
+        i1 = dotU(v128.and(v1, m), al, z, lo16);
+        let j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, z, lo16);
+        let j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, z, lo16);
+        v0 = v128.load(wp, 48); v1 = v128.load(wp, 64);
+        al = v128.load32_splat(ap, 4); ah = v128.load32_splat(ap, 20);
+        i0 = dotU(v128.and(v0, m), al, i0, lo16);
+        i1 = dotU(v128.and(v1, m), al, i1, lo16);
+        j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
+        j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
+        v0 = v128.load(wp, 80); v1 = v128.load(wp, 96);
+        al = v128.load32_splat(ap, 8); ah = v128.load32_splat(ap, 24);
+        i0 = dotU(v128.and(v0, m), al, i0, lo16);
+        i1 = dotU(v128.and(v1, m), al, i1, lo16);
+        j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
+        j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
+        v0 = v128.load(wp, 112); v1 = v128.load(wp, 128);
+        al = v128.load32_splat(ap, 12); ah = v128.load32_splat(ap, 28);
+        i0 = dotU(v128.and(v0, m), al, i0, lo16);
+        i1 = dotU(v128.and(v1, m), al, i1, lo16);
+        j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
+        j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
+        i0 = i32x4.add(i0, j0);
+        i1 = i32x4.add(i1, j1);
+      } else if (ASC_FEATURE_RELAXED_SIMD) {
         // i16 pair sums (pmaddubsw without VNNI) summed over the block, widened once per block
         let v0 = v128.load(wp, 16), v1 = v128.load(wp, 32);
         let al = v128.load32_splat(ap), ah = v128.load32_splat(ap, 16);
@@ -125,12 +154,13 @@ function q4Tile4(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize
       const lo = v128.and(v, m);
       const hi = v128.and(i16x8.shr_u(v, 4), m);
       const aq = ap + (<usize>g << 2);
-      if (ASC_FEATURE_RELAXED_SIMD) { // i16 sums (see matvecQ4_0R8), widened after the block
+      if (ASC_FEATURE_RELAXED_SIMD && !VNNI) { // i16 sums (see matvecQ4_0R8), widened after the block
         i0 = i16x8.add(i0, i16x8.add(dot16(lo, v128.load32_splat(aq)), dot16(hi, v128.load32_splat(aq, 16))));
         i1 = i16x8.add(i1, i16x8.add(dot16(lo, v128.load32_splat(aq + a1p)), dot16(hi, v128.load32_splat(aq + a1p, 16))));
         i2 = i16x8.add(i2, i16x8.add(dot16(lo, v128.load32_splat(aq + a2p)), dot16(hi, v128.load32_splat(aq + a2p, 16))));
         i3 = i16x8.add(i3, i16x8.add(dot16(lo, v128.load32_splat(aq + a3p)), dot16(hi, v128.load32_splat(aq + a3p, 16))));
-      } else {
+      } else { // plain SIMD128, or the VNNI build: i32 dot-adds (one vpdpbusd each; 4 accumulators
+        // beat 8, which spill)
         i0 = dotU(lo, v128.load32_splat(aq), i0, lo16);
         i1 = dotU(lo, v128.load32_splat(aq + a1p), i1, lo16);
         i2 = dotU(lo, v128.load32_splat(aq + a2p), i2, lo16);
@@ -141,7 +171,7 @@ function q4Tile4(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize
         i3 = dotU(hi, v128.load32_splat(aq + a3p, 16), i3, lo16);
       }
     }
-    if (ASC_FEATURE_RELAXED_SIMD) {
+    if (ASC_FEATURE_RELAXED_SIMD && !VNNI) {
       i0 = i32x4.dot_i16x8_s(i0, ones16);
       i1 = i32x4.dot_i16x8_s(i1, ones16);
       i2 = i32x4.dot_i16x8_s(i2, ones16);

@@ -4,9 +4,16 @@
 // 32 columns, 272 bytes: the 8 f16 scales (laid out and read as Q4_0R8's, see scale4 in
 // common.ts), then 16 vectors T(g, h) at 16 + 32g + 16h, g = 0..7, h = 0..1, where byte 4k+i of
 // T(g, h) is quant 4g+i of row 4h+k.
-import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, dotS, hsum, scale4, storeRows4, storeRows8 } from "./common";
+import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, VNNI, dotS, dotS32, hsum, scale4, storeRows4, storeRows8 } from "./common";
 
 const GROUP_BLOCK: usize = 272;
+
+// dotS, or in the VNNI build the i32 dot-add (same exact integer sum).
+@inline
+function dot8(w: v128, a: v128, acc: v128, ones16: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD && VNNI) return dotS32(w, a, acc);
+  return dotS(w, a, acc, ones16);
+}
 const QS: usize = 16; // offset of T(0, 0) in a group block
 
 export function repackQ8_0(src: usize, dst: usize, nrows: i32, k: i32): void {
@@ -47,29 +54,29 @@ export function matvecQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     for (let b = 0; b < nb; b++) {
       let i0 = i32x4.splat(0), i1 = i32x4.splat(0), j0 = i32x4.splat(0), j1 = i32x4.splat(0);
       let a = v128.load32_splat(ap);
-      i0 = dotS(v128.load(wp, 16), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 32), a, i1, ones16);
+      i0 = dot8(v128.load(wp, 16), a, i0, ones16);
+      i1 = dot8(v128.load(wp, 32), a, i1, ones16);
       a = v128.load32_splat(ap, 4);
-      j0 = dotS(v128.load(wp, 48), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 64), a, j1, ones16);
+      j0 = dot8(v128.load(wp, 48), a, j0, ones16);
+      j1 = dot8(v128.load(wp, 64), a, j1, ones16);
       a = v128.load32_splat(ap, 8);
-      i0 = dotS(v128.load(wp, 80), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 96), a, i1, ones16);
+      i0 = dot8(v128.load(wp, 80), a, i0, ones16);
+      i1 = dot8(v128.load(wp, 96), a, i1, ones16);
       a = v128.load32_splat(ap, 12);
-      j0 = dotS(v128.load(wp, 112), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 128), a, j1, ones16);
+      j0 = dot8(v128.load(wp, 112), a, j0, ones16);
+      j1 = dot8(v128.load(wp, 128), a, j1, ones16);
       a = v128.load32_splat(ap, 16);
-      i0 = dotS(v128.load(wp, 144), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 160), a, i1, ones16);
+      i0 = dot8(v128.load(wp, 144), a, i0, ones16);
+      i1 = dot8(v128.load(wp, 160), a, i1, ones16);
       a = v128.load32_splat(ap, 20);
-      j0 = dotS(v128.load(wp, 176), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 192), a, j1, ones16);
+      j0 = dot8(v128.load(wp, 176), a, j0, ones16);
+      j1 = dot8(v128.load(wp, 192), a, j1, ones16);
       a = v128.load32_splat(ap, 24);
-      i0 = dotS(v128.load(wp, 208), a, i0, ones16);
-      i1 = dotS(v128.load(wp, 224), a, i1, ones16);
+      i0 = dot8(v128.load(wp, 208), a, i0, ones16);
+      i1 = dot8(v128.load(wp, 224), a, i1, ones16);
       a = v128.load32_splat(ap, 28);
-      j0 = dotS(v128.load(wp, 240), a, j0, ones16);
-      j1 = dotS(v128.load(wp, 256), a, j1, ones16);
+      j0 = dot8(v128.load(wp, 240), a, j0, ones16);
+      j1 = dot8(v128.load(wp, 256), a, j1, ones16);
       const da = f32x4.splat(load<f32>(ap, ACT_D112));
       const sv = v128.load(wp);
       f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i0, j0)), f32x4.mul(scale4(sv, 0, f16s), da)));
@@ -90,10 +97,10 @@ function q8Tile4(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize
     for (let g = 0; g < 8; g++) {
       const v = v128.load(wp + QS + (<usize>h << 4) + (<usize>g << 5)); // T(g, h)
       const aq = ap + (<usize>g << 2);
-      i0 = dotS(v, v128.load32_splat(aq), i0, ones16);
-      i1 = dotS(v, v128.load32_splat(aq + a1p), i1, ones16);
-      i2 = dotS(v, v128.load32_splat(aq + a2p), i2, ones16);
-      i3 = dotS(v, v128.load32_splat(aq + a3p), i3, ones16);
+      i0 = dot8(v, v128.load32_splat(aq), i0, ones16);
+      i1 = dot8(v, v128.load32_splat(aq + a1p), i1, ones16);
+      i2 = dot8(v, v128.load32_splat(aq + a2p), i2, ones16);
+      i3 = dot8(v, v128.load32_splat(aq + a3p), i3, ones16);
     }
     const sc = scale4(v128.load(wp), h, f16s);
     f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, ACT_D112)))));
