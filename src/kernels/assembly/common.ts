@@ -1,5 +1,7 @@
-// Shared helpers for the kernels. The same sources compile twice: with relaxed SIMD (the int8
-// dot is one vpdpbusd) and with plain SIMD128 (the dot is emulated with i16 pairs).
+// Shared helpers for the kernels. The same sources compile three times: with relaxed SIMD (int8
+// dots as i16 pmaddubsw sums, best on x64 without VNNI), with relaxed SIMD and KERNEL_VNNI=1 (Q4_0
+// and Q8_0 dots as i32 dot-adds, one vpdpbusd with AVX-VNNI), and with plain SIMD128 (the dot is
+// emulated with i16 pairs).
 
 // Bytes 0..8191 of the shared memory are reserved for the kernels: constants from CONST (1024) up
 // to 4095 (1024..1151 common vectors; 1536..2559 legacy/float types; 2560..3583 K-quants;
