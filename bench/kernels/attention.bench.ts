@@ -17,6 +17,7 @@
 //                  whose bits differ. Each build gets the cache layout its cache writer writes
 //                  (f16 bits, or f16-rounded f32 before), from the same values.
 import { pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadKernels, createSharedMemory, KernelArena, type KernelExports } from "../../src/kernels/kernels.ts";
 import { WasmBackend } from "../../src/backends/wasm/wasm-backend.ts";
@@ -209,10 +210,19 @@ async function poolBench(): Promise<void> {
     }
     return ts.map((x) => [med(x), Math.min(...x)]);
   };
+  // CPU time of other processes while a case ran (Linux /proc/stat): threads only scale on idle cores.
+  const busyJiffies = (): number | undefined => {
+    try {
+      const a = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+      return a[0]! + a[1]! + a[2]! + a[5]! + a[6]! + a[7]!; // user nice system irq softirq steal
+    } catch {
+      return undefined;
+    }
+  };
   const K = await loadKernels({ path });
   const backends = await Promise.all(threadCounts.map((threads) => WasmBackend.create({ threads, kernels: { path } })));
   console.log(`one layer's attention step, ${path}, µs per call: median (min) of ${runs} interleaved runs (old: the kernel on thread 0 alone; new: the KV pool on N threads)`);
-  console.log(`${"shape".padEnd(14)}${"case".padEnd(22)}${"old".padStart(22)}${threadCounts.map((t) => `new x${t}`.padStart(22)).join("")}${threadCounts.map((t) => `old/new x${t}`.padStart(14)).join("")}`);
+  console.log(`${"shape".padEnd(14)}${"case".padEnd(22)}${"old".padStart(22)}${threadCounts.map((t) => `new x${t}`.padStart(22)).join("")}${threadCounts.map((t) => `old/new x${t}`.padStart(14)).join("")}${"others".padStart(8)}`);
   for (const sh of shapes) {
     const p: AttentionParams = { nHeads: sh.nHeads, nKvHeads: sh.nKvHeads, headDim: sh.hd, headDimV: sh.hd, scale: 1 / Math.sqrt(sh.hd) };
     const qw = sh.nHeads * sh.hd, kw = sh.nKvHeads * sh.hd;
@@ -268,14 +278,17 @@ async function poolBench(): Promise<void> {
         outs.push(bo!);
         return () => b.attention(pool, 0, segs, bq!, bk!, bv!, p, bo!);
       });
+      const b0 = busyJiffies(), c0 = process.cpuUsage(), w0 = performance.now();
       const [old, ...news] = timeAll([oldFn, ...newFns]);
+      const b1 = busyJiffies(), c1 = process.cpuUsage(c0), wall = performance.now() - w0;
+      const others = b0 === undefined || b1 === undefined ? "" : `${(((b1 - b0) * 10 - (c1.user + c1.system) / 1000) / wall).toFixed(2)}`.padStart(8);
       const same = outs.map((o) => o.every((x, i) => Object.is(x, oldOut[i])));
       const fmt = ([m, lo]: [number, number]) => `${m.toFixed(1)} (${lo.toFixed(1)})`;
       const cols = news.map((n, i) => `${fmt(n)}${same[i] ? "" : "!"}`.padStart(22)).join("");
       const ratios = news.map((n) => `${(old![0] / n[0]).toFixed(2)}`.padStart(14)).join("");
-      console.log(`${sh.name.padEnd(14)}${c.label.padEnd(22)}${fmt(old!).padStart(22)}${cols}${ratios}`);
+      console.log(`${sh.name.padEnd(14)}${c.label.padEnd(22)}${fmt(old!).padStart(22)}${cols}${ratios}${others}`);
     }
   }
-  console.log("(! after a time: outputs differ in bits from the old path's)");
+  console.log("(! after a time: outputs differ in bits from the old path's; others: cores other processes kept busy meanwhile)");
   for (const b of backends) b.dispose();
 }
