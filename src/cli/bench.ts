@@ -17,6 +17,7 @@ import { readFileSync, statSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { loadModel } from "../index.ts";
 import { openGGUFFile } from "../platform/node-file.ts";
+import { parseTensorName, tensorName } from "../model/tensors.ts";
 import { SeededRandom } from "../sampling/rng.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 
@@ -176,12 +177,12 @@ export async function weightBytesPerToken(path: string): Promise<{ fileBytes: nu
     const arch = String(f.metadata.get("general.architecture"));
     const blocks = Number(f.metadata.get(`${arch}.block_count`) ?? 0);
     const mtp = Number(f.metadata.get(`${arch}.nextn_predict_layers`) ?? 0);
-    const tied = !f.tensors.some((t) => t.name === "output.weight");
+    const tied = !f.tensors.some((t) => t.name === tensorName("output"));
     let perToken = 0;
     for (const t of f.tensors) {
-      const layer = /^blk\.(\d+)\./.exec(t.name);
-      if (layer && Number(layer[1]) >= blocks - mtp) continue;
-      if (t.name === "token_embd.weight" && !tied) continue;
+      const parsed = parseTensorName(t.name);
+      if (parsed?.role.scope === "mtp" || (parsed?.layer !== undefined && parsed.layer >= blocks - mtp)) continue;
+      if (t.name === tensorName("tokenEmbd") && !tied) continue;
       perToken += t.byteSize;
     }
     return { fileBytes: statSync(path).size, perToken, arch };
@@ -194,7 +195,7 @@ export async function weightBytesPerToken(path: string): Promise<{ fileBytes: nu
 export async function ggufVocabSize(path: string): Promise<number> {
   const f = await openGGUFFile(path);
   try {
-    return f.tensor("token_embd.weight").shape[1] ?? 0;
+    return f.tensor(tensorName("tokenEmbd")).shape[1] ?? 0;
   } finally {
     await f.close();
   }

@@ -17,7 +17,7 @@ import {
   type KernelPath,
   type LoadKernelsOptions,
 } from "../../kernels/kernels.ts";
-import { WASM_ACTIVATIONS, WASM_TYPES } from "../../kernels/types.ts";
+import { WASM_ACTIVATIONS, WASM_TYPES, type WasmActivationKind, type WasmType } from "../../kernels/types.ts";
 import { getQuantTraits, getWeightTraits, rowByteSize } from "../../quant/traits.ts";
 import { defaultThreadCount, defaultThreadFactory, type ComputeThread, type ThreadFactory } from "../../platform/threads.ts";
 import type {
@@ -29,34 +29,20 @@ import type {
   MatrixHandle,
   MatrixUsage,
   RopeParams,
+  WeightBytes,
   WeightInfo,
 } from "../../compute/backend.ts";
-import type { TensorData } from "../../format/gguf-reader.ts";
 import { ReferenceBackend } from "../reference.ts";
 import {
   ATTENTION_KERNEL, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN,
   adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
 } from "./protocol.ts";
 
-/** How a weight type runs on the kernels: activation format, placement and kernel names. */
-export interface MatmulFamily {
-  readonly type: number;
-  readonly activation: ActivationKind;
-  /** Bytes of a shard of nrows rows of k columns in kernel memory. */
-  repackedBytes(nrows: number, k: number): number;
-  /** Load-time repacker export (absent: the file's rows are copied as they are). */
-  readonly repack?: string;
-  /** matmul(w, act, y, k, u0, u1, nrows, ntok) export. */
-  readonly matmul: string;
-  /** Rows per unit of work: a thread's shard is a whole number of units. */
-  readonly rowGranularity: number;
-}
+/** How a weight type runs on the kernels (activation format, placement, kernel names): a row of the type table. */
+type MatmulFamily = WasmType;
+type ActivationKind = WasmActivationKind;
 
-type ActivationKind = "q8_0" | "q8_1" | "q8_k" | "f16" | "bf16" | "f32";
-
-/** Each activation format: the export converting f32 rows into it (null: the f32 rows as they are) and its size. */
-const ACTIVATIONS: Record<ActivationKind, { readonly convert: string | null; bytes(k: number, n: number): number }> = WASM_ACTIVATIONS;
-
+const ACTIVATIONS = WASM_ACTIVATIONS;
 const families: readonly MatmulFamily[] = WASM_TYPES;
 
 const familyByType = new Map(families.map((f) => [f.type, f]));
@@ -284,7 +270,7 @@ export class WasmBackend implements ComputeBackend {
 
   // ---- placement ----
 
-  async loadMatrix(info: WeightInfo, data: TensorData, usage: MatrixUsage = "matmul"): Promise<MatrixHandle> {
+  async loadMatrix(info: WeightInfo, data: WeightBytes, usage: MatrixUsage = "matmul"): Promise<MatrixHandle> {
     const cols = info.shape[0] ?? 1;
     const rows = info.shape.slice(1).reduce((a, b) => a * b, 1);
     getWeightTraits(info.type, info.name); // unsupported types fail here, naming the tensor
