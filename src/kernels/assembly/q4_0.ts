@@ -196,8 +196,51 @@ function q4Tile4(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize
   storeRows4(y + ys * 3, r, nrows, f3);
 }
 
+// 4 rows (half h of a group) x 2 tokens: q4Tile4's arithmetic for two tokens (a batch's leftover
+// pair: two decoding sequences, or a speculative check of one draft token), each weight vector
+// decoded once for both.
+@inline
+function q4Tile2(wp: usize, h: i32, ap: usize, astride: usize, nb: i32, y: usize, r: i32, nrows: i32, m: v128, lo16: v128, ones16: v128, f16s: v128): void {
+  let f0 = f32x4.splat(0), f1 = f32x4.splat(0);
+  const a1p = astride;
+  for (let b = 0; b < nb; b++) {
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0);
+    const qp = wp + QS + (<usize>h << 4); // P(0, h)
+    for (let g = 0; g < 4; g++) {
+      const v = v128.load(qp + (<usize>g << 5));
+      const lo = v128.and(v, m);
+      const hi = v128.and(i16x8.shr_u(v, 4), m);
+      const aq = ap + (<usize>g << 2);
+      if (ASC_FEATURE_RELAXED_SIMD && !VNNI) {
+        i0 = i16x8.add(i0, i16x8.add(dot16(lo, v128.load32_splat(aq)), dot16(hi, v128.load32_splat(aq, 16))));
+        i1 = i16x8.add(i1, i16x8.add(dot16(lo, v128.load32_splat(aq + a1p)), dot16(hi, v128.load32_splat(aq + a1p, 16))));
+      } else {
+        i0 = dotU(lo, v128.load32_splat(aq), i0, lo16);
+        i1 = dotU(lo, v128.load32_splat(aq + a1p), i1, lo16);
+        i0 = dotU(hi, v128.load32_splat(aq, 16), i0, lo16);
+        i1 = dotU(hi, v128.load32_splat(aq + a1p, 16), i1, lo16);
+      }
+    }
+    if (ASC_FEATURE_RELAXED_SIMD && !VNNI) {
+      i0 = i32x4.dot_i16x8_s(i0, ones16);
+      i1 = i32x4.dot_i16x8_s(i1, ones16);
+    }
+    const sc = scale4(v128.load(wp), h, f16s);
+    i0 = i32x4.sub(i0, i32x4.splat(load<i32>(ap, 36) << 3));
+    i1 = i32x4.sub(i1, i32x4.splat(load<i32>(ap + a1p, 36) << 3));
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(sc, f32x4.splat(load<f32>(ap, ACT_D112)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(sc, f32x4.splat(load<f32>(ap + a1p, ACT_D112)))));
+    wp += GROUP_BLOCK;
+    ap += ACT_BLOCK;
+  }
+  const ys = <usize>nrows << 2;
+  storeRows4(y, r, nrows, f0);
+  storeRows4(y + ys, r, nrows, f1);
+}
+
 // Prefill: ntok activation rows (x, stride k/32 blocks) -> y[t*nrows + r]. Tokens go in tiles of
-// 4 over each group's weights (which stay in cache between tiles); leftover tokens one at a time.
+// 4 over each group's weights (which stay in cache between tiles), a leftover pair in a tile of 2,
+// a last token alone.
 export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32, ntok: i32): void {
   const nb = k >> 5;
   const m = v128.load(CONST, C_NIB);
@@ -217,7 +260,15 @@ export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
       q4Tile4(wp, 0, ap, astride, nb, yp, r, nrows, m, lo16, ones16, f16s);
       q4Tile4(wp, 1, ap, astride, nb, yp, r + 4, nrows, m, lo16, ones16, f16s);
     }
-    for (let t = ntok4; t < ntok; t++) {
+    let t = ntok4;
+    if (ntok - t >= 2) {
+      const ap = x + <usize>t * astride;
+      const yp = y + <usize>t * ystride;
+      q4Tile2(wp, 0, ap, astride, nb, yp, r, nrows, m, lo16, ones16, f16s);
+      q4Tile2(wp, 1, ap, astride, nb, yp, r + 4, nrows, m, lo16, ones16, f16s);
+      t += 2;
+    }
+    for (; t < ntok; t++) {
       matvecQ4_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows);
     }
   }
