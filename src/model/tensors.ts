@@ -4,18 +4,10 @@
 // table; nothing else spells a tensor name or shape. Names are llama.cpp's (llama-arch.cpp).
 
 import type { ArchitectureName } from "./architectures.ts";
+import type { ModelConfig } from "./config.ts";
 
-/** The hyper-parameters tensor shapes depend on (a ModelConfig has them all). */
-export interface TensorDims {
-  readonly dim: number;
-  readonly ffnDim: number;
-  readonly nHeads: number;
-  readonly nKvHeads: number;
-  readonly headDim: number;
-  readonly headDimV: number;
-  readonly vocabSize: number;
-  readonly ropeDim: number;
-}
+/** The hyper-parameters tensor shapes depend on: the ModelConfig fields, named once there. */
+export type TensorDims = Pick<ModelConfig, "dim" | "ffnDim" | "nHeads" | "nKvHeads" | "headDim" | "headDimV" | "vocabSize" | "ropeDim">;
 
 /**
  * model: one per file; layer: one per decoder layer (the MTP layers are decoder layers too);
