@@ -94,7 +94,8 @@ const generate = (opts: { threads: number; kernelPath?: string }) =>
 test("Chromium, 2 Web Worker threads, relaxed SIMD: the golden greedy story", { skip, timeout: 120_000 }, async () => {
   const r = await generate({ threads: 2 });
   assert.equal(r.isolated, true);
-  assert.equal(r.backend, "wasm-relaxed-simd x2");
+  // Either relaxed build: the start-up timing keeps whichever is faster on this CPU.
+  assert.match(r.backend, /^wasm-relaxed-simd(-vnni)? x2$/);
   assert.equal(r.text, goldenText);
 });
 
