@@ -6,7 +6,7 @@
 
 import type { ForwardSegment, Transformer } from "../model/transformer.ts";
 import type { KvPool } from "../compute/backend.ts";
-import { yieldToEventLoop } from "../platform/yield.ts";
+import { Yielder } from "../platform/yield.ts";
 import type { Sequence } from "./sequence.ts";
 
 /** What the driver needs of a sampler: pick a token from logits, then be told which was kept. */
@@ -88,11 +88,13 @@ export class Driver {
   }
 
   private async loop(): Promise<void> {
+    const yielder = new Yielder();
     try {
       while (this.requests.length > 0 && !this.disposed) {
         if (!this.step()) await new Promise<void>((resolve) => (this.wake = resolve));
-        // Consumers read their tokens, timers and aborts run, new requests join.
-        await yieldToEventLoop();
+        // Consumers read their tokens (promise continuations) after every step; every few ms a
+        // full event-loop turn lets timers, I/O, input and aborts run and new requests join.
+        await yielder.yield();
       }
     } finally {
       this.running = false;

@@ -23,6 +23,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>mimo</title>
 <script type="module">
 import { loadModel } from "/dist/browser.js";
 import { WasmBackend } from "/dist/backends/wasm/wasm-backend.js";
+import { yieldToEventLoop } from "/dist/platform/yield.js";
 window.generate = async ({ threads, kernelPath }) => {
   const backend = kernelPath ? await WasmBackend.create({ threads, kernels: { path: kernelPath } }) : undefined;
   const model = await loadModel("/models/stories260K.gguf", { threads, backend });
@@ -32,6 +33,26 @@ window.generate = async ({ threads, kernelPath }) => {
   } finally {
     await model.dispose();
   }
+};
+window.abortLatency = async () => {
+  const model = await loadModel("/models/stories260K.gguf", { threads: 1, contextSize: 4096 });
+  try {
+    const ctrl = new AbortController();
+    let tokens = 0, tAbort = 0, timerLate = 0, error = "";
+    const tSet = performance.now();
+    setTimeout(() => { tAbort = performance.now(); timerLate = tAbort - tSet - 30; ctrl.abort(new Error("stop")); }, 30);
+    try {
+      for await (const _ of model.generate("", { temperature: 0, maxTokens: 4000, ignoreEos: true, signal: ctrl.signal })) tokens++;
+    } catch (e) { error = String(e.message); }
+    return { tokens, timerLate, latency: performance.now() - tAbort, fired: tAbort > 0, error };
+  } finally {
+    await model.dispose();
+  }
+};
+window.yieldMs = async (n) => {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await yieldToEventLoop();
+  return performance.now() - t0;
 };
 window.loadError = async () => {
   try { await loadModel("/models/stories260K.gguf"); return "loaded"; } catch (e) { return String(e.message); }
@@ -103,6 +124,19 @@ test("Chromium, 1 thread, plain SIMD128 build (the Safari path): the same story"
   const r = await generate({ threads: 1, kernelPath: "simd128" });
   assert.equal(r.backend, "wasm-simd128 x1");
   assert.equal(r.text, goldenText);
+});
+
+test("Chromium: yielding between tokens is not clamped, and a timer's abort lands within a few ms", { skip, timeout: 120_000 }, async () => {
+  // setTimeout(0) nested is clamped to >= 4 ms in browsers: 200 such yields would take >= 800 ms.
+  const ms = await page.evaluate((n) => (window as unknown as { yieldMs(n: number): Promise<number> }).yieldMs(n), 200);
+  assert.ok(ms < 400, `200 yields took ${ms.toFixed(1)} ms`);
+  const r = await page.evaluate(() =>
+    (window as unknown as { abortLatency(): Promise<{ tokens: number; timerLate: number; latency: number; fired: boolean; error: string }> }).abortLatency(),
+  );
+  assert.equal(r.error, "stop");
+  assert.ok(r.fired && r.tokens > 0 && r.tokens < 4000, `the abort came mid-generation (${r.tokens} tokens)`);
+  assert.ok(r.timerLate < 100, `the timer ran ${r.timerLate.toFixed(1)} ms late`);
+  assert.ok(r.latency < 100, `the generation stopped ${r.latency.toFixed(1)} ms after the abort`);
 });
 
 test("a page without cross-origin isolation gets an error saying which headers to send", { skip, timeout: 60_000 }, async () => {
