@@ -13,6 +13,7 @@ export type {
   LoadOptions,
 } from "./runtime/model.ts";
 export type { SamplingOptions } from "./sampling/options.ts";
+export type { SpeculativeOptions, SpeculativeMethod, SpeculationStats } from "./speculative/speculation.ts";
 export { createSampler, SamplerChain, LogitMaskStage, type SamplerStage, type TokenMask, type TokenMaskFn } from "./sampling/chain.ts";
 export type { Tokenizer } from "./tokenizer/index.ts";
 export type { ModelConfig } from "./model/config.ts";

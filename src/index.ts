@@ -11,11 +11,20 @@ export { defaultModelPath } from "./platform/default-model.ts";
  * Loads a GGUF model: a file path, a Blob/File, bytes in memory, or any ByteSource.
  * Weights are read tensor by tensor; the file is never loaded whole.
  */
-export async function loadModel(model: string | Blob | Uint8Array | ByteSource, opts: LoadOptions = {}): Promise<Model> {
-  let source: ByteSource;
-  if (typeof model === "string") source = await NodeFileSource.open(model);
-  else if (model instanceof Uint8Array) source = new MemoryByteSource(model);
-  else if (typeof Blob !== "undefined" && model instanceof Blob) source = new BlobByteSource(model);
-  else source = model as ByteSource;
-  return loadModelFromSource(source, opts);
+export async function loadModel(model: ModelSource, opts: NodeLoadOptions = {}): Promise<Model> {
+  const draftModel = opts.draftModel === undefined ? undefined : await sourceOf(opts.draftModel);
+  return loadModelFromSource(await sourceOf(model), { ...opts, draftModel });
+}
+
+/** A GGUF file path, a Blob/File, bytes in memory, or any ByteSource. */
+export type ModelSource = string | Blob | Uint8Array | ByteSource;
+
+/** LoadOptions, with the draft model given like the model itself (a path too). */
+export type NodeLoadOptions = Omit<LoadOptions, "draftModel"> & { readonly draftModel?: ModelSource };
+
+async function sourceOf(model: ModelSource): Promise<ByteSource> {
+  if (typeof model === "string") return NodeFileSource.open(model);
+  if (model instanceof Uint8Array) return new MemoryByteSource(model);
+  if (typeof Blob !== "undefined" && model instanceof Blob) return new BlobByteSource(model);
+  return model as ByteSource;
 }

@@ -52,6 +52,10 @@ export function buildCli(): Command {
     .option("--ignore-eos", "keep generating past end-of-generation tokens")
     .option("--special", "parse special-token text in the prompt")
     .option("-q, --quiet", "no timings on stderr")
+    .option("--spec <method>", "speculative decoding: mtp (MiMo's MTP layer), ngram (prompt lookup) or draft:FILE (a draft model)")
+    .option("--draft-max <n>", "most draft tokens per step (default: 1 for mtp, 8 otherwise)", int("--draft-max"))
+    .option("--draft-min <n>", "fewest draft tokens worth verifying (default 1)", int("--draft-min"))
+    .option("--draft-p-min <p>", "stop a draft at a token the proposer gives less than p (mtp, draft; default 0.75)", num("--draft-p-min"))
     .action(runCommand);
 
   program

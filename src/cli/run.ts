@@ -1,4 +1,4 @@
-import { loadModel, defaultModelPath } from "../index.ts";
+import { loadModel, defaultModelPath, type SpeculativeOptions } from "../index.ts";
 
 interface RunOptions {
   model?: string;
@@ -19,6 +19,24 @@ interface RunOptions {
   ignoreEos?: boolean;
   special?: boolean;
   quiet?: boolean;
+  spec?: string;
+  draftMax?: number;
+  draftMin?: number;
+  draftPMin?: number;
+}
+
+/** `--spec mtp|ngram|draft:FILE` and its bounds -> the generate option (and the draft model file). */
+export function parseSpec(o: Pick<RunOptions, "spec" | "draftMax" | "draftMin" | "draftPMin">): { speculative?: SpeculativeOptions; draftModel?: string } {
+  if (o.spec === undefined) {
+    for (const [flag, v] of [["--draft-max", o.draftMax], ["--draft-min", o.draftMin], ["--draft-p-min", o.draftPMin]] as const) {
+      if (v !== undefined) throw new Error(`${flag} needs --spec (mtp, ngram or draft:FILE)`);
+    }
+    return {};
+  }
+  const bounds = { draftMax: o.draftMax, draftMin: o.draftMin, draftPMin: o.draftPMin };
+  if (o.spec === "mtp" || o.spec === "ngram") return { speculative: { method: o.spec, ...bounds } };
+  if (o.spec.startsWith("draft:") && o.spec.length > "draft:".length) return { speculative: { method: "draft", ...bounds }, draftModel: o.spec.slice("draft:".length) };
+  throw new Error(`--spec must be mtp, ngram or draft:FILE (a draft model with the same vocabulary), got "${o.spec}"`);
 }
 
 function fmt(ms: number): string {
@@ -27,7 +45,8 @@ function fmt(ms: number): string {
 
 export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
   if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
-  const model = await loadModel(o.model ?? defaultModelPath(), { contextSize: o.ctxSize, threads: o.threads, backend: o.backend });
+  const { speculative, draftModel } = parseSpec(o);
+  const model = await loadModel(o.model ?? defaultModelPath(), { contextSize: o.ctxSize, threads: o.threads, backend: o.backend, draftModel });
   const controller = new AbortController();
   const onSigint = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSigint);
@@ -47,6 +66,7 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
       ignoreEos: o.ignoreEos,
       parseSpecial: o.special,
       signal: controller.signal,
+      speculative,
     });
     // Echo the prompt as llama.cpp does, then stream the continuation.
     process.stdout.write(prompt);
@@ -61,6 +81,13 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
               ` | first token ${fmt(s.timeToFirstTokenMs)} ms | generated ${s.generatedTokens} tok in ${fmt(s.generationMs)} ms` +
               ` (${s.generationTokensPerSecond.toFixed(1)} tok/s) | finish: ${step.value.finishReason}\n`,
           );
+          const sp = s.speculative;
+          if (sp) {
+            process.stderr.write(
+              `speculative ${sp.method}: ${sp.proposed} draft tokens in ${sp.draftSteps} steps, ${sp.accepted} accepted (${(100 * sp.acceptanceRate).toFixed(1)}%)` +
+                ` | mean accepted length ${sp.meanAcceptedLength.toFixed(2)} | ${sp.tokensPerForward.toFixed(2)} tokens per forward pass\n`,
+            );
+          }
         }
         break;
       }

@@ -77,8 +77,17 @@ export const TENSORS: readonly TensorRole[] = [
   { key: "up", scope: "layer", pattern: "blk.{i}.ffn_up.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
   { key: "down", scope: "layer", pattern: "blk.{i}.ffn_down.weight", kind: "matrix", shape: (d) => [d.ffnDim, d.dim], presence: "required" },
 
-  // MiMo's multi-token-prediction layer: concat(hnorm(hidden), enorm(embedding of the next token))
-  // -> eh_proj -> a decoder layer -> shared_head_norm -> the shared output projection.
+  // MiMo's multi-token-prediction layer (Transformer.mtpForward): eh_proj · cat[enorm(e), hnorm(h)]
+  // -> a decoder layer -> shared_head_norm -> the shared output projection, with e the embedding of
+  // the next token and h the main model's last hidden state (before output_norm).
+  //
+  // Convention for eh_proj (fixed; every writer and reader of these files follows it): its 2*dim
+  // columns multiply cat[enorm(e), hnorm(h)], the EMBEDDING half FIRST, as in llama.cpp's NextN
+  // tensors (DeepSeek-V3, GLM-4.5), so the name means the same in every architecture. MiMo's own
+  // checkpoint names these token_layernorm (enorm), hidden_layernorm (hnorm), final_layernorm
+  // (shared_head_norm) and input_proj, and its input_proj multiplies cat[hidden_layernorm(h),
+  // token_layernorm(e)] (hidden half first): a converter from MiMo's safetensors swaps the two
+  // column halves of input_proj.weight when it writes eh_proj.
   { key: "tokenNorm", scope: "mtp", pattern: "blk.{i}.nextn.enorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
   { key: "hiddenNorm", scope: "mtp", pattern: "blk.{i}.nextn.hnorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
   { key: "inputProj", scope: "mtp", pattern: "blk.{i}.nextn.eh_proj.weight", kind: "matrix", shape: (d) => [2 * d.dim, d.dim], presence: { mimo: "required" } },

@@ -1,6 +1,6 @@
 import type { AttentionParams, AttentionSegment, ComputeBackend, KvCacheType, KvPool, RopeParams } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
-import type { LayerWeights, TransformerWeights } from "./weights.ts";
+import type { LayerWeights, MtpLayerWeights, TransformerWeights } from "./weights.ts";
 
 /** Which rows of a segment an output is wanted for. */
 export type RowSelection = "none" | "last" | "all";
@@ -43,6 +43,8 @@ class Scratch {
   up: Float32Array = new Float32Array(0);
   act: Float32Array = new Float32Array(0);
   logits: Float32Array = new Float32Array(0);
+  /** MTP input rows: [enorm(embedding) | hnorm(hidden)], 2 * dim each. */
+  cat: Float32Array = new Float32Array(0);
   ensure(n: number, c: ModelConfig, b: ComputeBackend): void {
     if (n <= this.capacity) return;
     // Grow geometrically (backends may never free: wasm memory is a bump arena).
@@ -64,6 +66,25 @@ class Scratch {
     if (this.logits.length < rows * c.vocabSize) this.logits = b.allocate(rows * c.vocabSize);
     return this.logits.subarray(0, rows * c.vocabSize);
   }
+  ensureCat(n: number, c: ModelConfig, b: ComputeBackend): Float32Array {
+    if (this.cat.length < n * 2 * c.dim) this.cat = b.allocate(Math.max(n, this.capacity) * 2 * c.dim);
+    return this.cat.subarray(0, n * 2 * c.dim);
+  }
+}
+
+/**
+ * One run of a multi-token-prediction layer over positions startPos.. of a sequence: row i fuses
+ * the target's hidden state at position startPos + i with the embedding of the token that follows
+ * it, `nextTokens[i]`, and predicts the token after that.
+ */
+export interface MtpSegment {
+  readonly slot: number;
+  readonly startPos: number;
+  /** The token at position startPos + i + 1, for each row i. */
+  readonly nextTokens: readonly number[];
+  /** One row of dim per token: the main model's hidden states (Transformer.forward's `hidden`) or an MTP output. */
+  readonly hidden: Float32Array;
+  readonly logits: RowSelection;
 }
 
 /**
@@ -192,6 +213,55 @@ export class Transformer {
     }
     flush();
     return outs;
+  }
+
+  /**
+   * MiMo's multi-token prediction (layer `index` of config.nMtpLayers), as Xiaomi's mimo_mtp.py
+   * wires it: x = eh_proj · [enorm(e) ; hnorm(h)] with e the next token's embedding (zero at
+   * position 0) and h the hidden state; one decoder block with its own KV cache layer (after the
+   * main layers) at the same positions; then shared_head_norm and the shared output projection.
+   * The half order of eh_proj's columns is the table's convention (see tensors.ts): embedding half
+   * first. Returns the selected logits rows (valid until the next forward) and every row's output
+   * after shared_head_norm, which a further MTP step takes as its hidden input.
+   */
+  mtpForward(index: number, seg: MtpSegment, pool: KvPool): { logits: Float32Array; hidden: Float32Array } {
+    const c = this.config;
+    const b = this.backend;
+    const L: MtpLayerWeights | undefined = this.weights.mtpLayers[index];
+    if (!L) throw new RangeError(`MTP layer ${index} does not exist: this model has ${c.nMtpLayers}`);
+    const n = seg.nextTokens.length;
+    if (n === 0) throw new RangeError("an MTP segment needs at least one token");
+    if (seg.hidden.length !== n * c.dim) throw new RangeError(`MTP segment: ${n} tokens need ${n * c.dim} hidden values, got ${seg.hidden.length}`);
+    if (seg.startPos + n > pool.spec.slotSize) throw new RangeError(`context is full: ${seg.startPos + n} positions needed, a sequence holds ${pool.spec.slotSize}`);
+    if (n > Math.max(1, b.maxBatch)) throw new RangeError(`MTP segment of ${n} tokens is longer than the backend's batch (${b.maxBatch})`);
+    this.scratch.ensure(n, c, b);
+    const s = this.scratch;
+    const cat = s.ensureCat(n, c, b);
+    const positions = Array.from({ length: n }, (_, i) => seg.startPos + i);
+
+    // [enorm(e) ; hnorm(h)] per row: embedding half first.
+    b.getRows(this.weights.tokenEmbd, seg.nextTokens, s.x);
+    if (seg.startPos === 0) s.x.fill(0, 0, c.dim);
+    b.rmsNorm(s.x, n, c.dim, L.tokenNorm, c.normEps, s.h);
+    s.o.set(seg.hidden);
+    b.rmsNorm(s.o, n, c.dim, L.hiddenNorm, c.normEps, s.o);
+    for (let i = 0; i < n; i++) {
+      cat.set(s.h.subarray(i * c.dim, (i + 1) * c.dim), i * 2 * c.dim);
+      cat.set(s.o.subarray(i * c.dim, (i + 1) * c.dim), i * 2 * c.dim + c.dim);
+    }
+    b.matmul(L.inputProj, cat, n, s.x);
+
+    const attn: AttentionSegment[] = [{ slot: seg.slot, startPos: seg.startPos, nTokens: n, row: 0 }];
+    this.layer(L, c.nLayers + index, pool, attn, s.x, n, positions);
+
+    b.rmsNorm(s.x, n, c.dim, L.finalNorm, c.normEps, s.x);
+    const hidden = s.x.slice(0, n * c.dim);
+    const rows = rowsOf(seg.logits, n);
+    if (rows === 0) return { logits: EMPTY, hidden };
+    s.h.set(s.x.subarray((n - rows) * c.dim, n * c.dim));
+    const logits = s.ensureLogits(rows, c, b);
+    b.matmul(this.weights.output, s.h, rows, logits);
+    return { logits, hidden };
   }
 
   /** Runs one micro-batch of segment parts (at most maxBatch tokens); logits rows in part order. */

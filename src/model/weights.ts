@@ -43,7 +43,7 @@ export type LayerWeights = AttentionWeights & FeedForwardWeights;
 export interface MtpLayerWeights extends LayerWeights {
   readonly tokenNorm: Float32Array;
   readonly hiddenNorm: Float32Array;
-  /** [2*dim -> dim], input is concat(hiddenNorm(h), tokenNorm(embedding)). */
+  /** [2*dim -> dim], input is cat[tokenNorm(embedding), hiddenNorm(h)] (embedding half first: see tensors.ts). */
   readonly inputProj: MatrixHandle;
   readonly finalNorm: Float32Array;
 }

@@ -1,12 +1,15 @@
 // The token-level driver: it prefills, steps and accepts tokens for every active sequence, one
 // batched forward pass per step (continuous batching: requests join and leave between steps).
 // It knows tokens, not text; the text layer (model.ts) turns tokens into text, stop strings and
-// stats through the DriverRequest callbacks. Plain decoding today; a speculative proposer plugs in
-// here by adding draft tokens to a step and truncating its sequence past the first rejection.
+// stats through the DriverRequest callbacks. A request with a Speculation adds draft tokens to its
+// step (1 + k tokens in the same pass), has them verified from the pass's k + 1 logits rows, and
+// its sequence is truncated past the first rejected draft.
 
 import type { ForwardSegment, Transformer } from "../model/transformer.ts";
 import type { KvPool } from "../compute/backend.ts";
-import { Yielder } from "../platform/yield.ts";
+import { now, Yielder } from "../platform/yield.ts";
+import { CostCurve } from "../speculative/policy.ts";
+import type { Speculation } from "../speculative/speculation.ts";
 import type { Sequence } from "./sequence.ts";
 
 /** What the driver needs of a sampler: pick a token from logits, then be told which was kept. */
@@ -33,6 +36,10 @@ export interface DriverRequest {
   onToken(token: number): boolean;
   /** The driver stopped this request (context full, or prompt-only done) or a step failed. */
   onEnd(reason: EndReason, error?: unknown): void;
+  /** Speculative decoding: drafts are proposed before each step and verified after it (its sampler verifies). */
+  readonly speculation?: Speculation;
+  /** Most tokens the request may still emit (a draft longer than that is wasted). Default: no limit. */
+  remaining?(): number;
 }
 
 export class Driver {
@@ -46,6 +53,8 @@ export class Driver {
   private disposed = false;
   /** Tokens one step may carry: decodes first, then prompt chunks up to this budget. */
   readonly stepBudget: number;
+  /** Milliseconds of decode passes by tokens per pass: what drafting costs (the adaptive draft length reads it). */
+  readonly costs = new CostCurve();
 
   constructor(transformer: Transformer, pool: KvPool, stepBudget: number) {
     this.transformer = transformer;
@@ -103,10 +112,10 @@ export class Driver {
 
   /** One forward pass for every request that has work; false when all were paused. */
   private step(): boolean {
-    const batch: { req: DriverRequest; seg: ForwardSegment; promptLeft: boolean }[] = [];
+    const batch: { req: DriverRequest; seg: ForwardSegment; promptLeft: boolean; decoding: boolean; draft: number[] }[] = [];
     let budget = this.stepBudget;
     const slotSize = this.pool.spec.slotSize;
-    // Decoding sequences first (one token each), then prompt chunks while the budget lasts.
+    // Decoding sequences first (one token each, plus any draft), then prompt chunks while the budget lasts.
     for (const phase of [0, 1]) {
       for (const req of [...this.requests]) {
         const decoding = this.prefilled.has(req);
@@ -117,6 +126,25 @@ export class Driver {
           continue;
         }
         if (budget <= 0 && batch.length > 0) break;
+        const spec = req.speculation;
+        const hidden = spec?.wantsHidden ? "all" : "none";
+        if (decoding && spec && req.pending.length === 1) {
+          const limit = Math.min(slotSize - req.sequence.length - 1, (req.remaining?.() ?? Infinity) - 1, Math.max(0, budget - 1));
+          let draft: number[] = [];
+          if (limit >= 1) {
+            try {
+              draft = spec.draft([...req.sequence.tokens, req.pending[0]!], limit);
+            } catch (e) {
+              this.remove(req);
+              req.onEnd("done", e);
+              continue;
+            }
+          }
+          const tokens = [req.pending[0]!, ...draft];
+          budget -= tokens.length;
+          batch.push({ req, promptLeft: false, decoding, draft, seg: { slot: req.sequence.slot, startPos: req.sequence.length, tokens, logits: draft.length > 0 ? "all" : "last", hidden } });
+          continue;
+        }
         const take = Math.min(req.pending.length, Math.max(1, budget));
         const tokens = req.pending.slice(0, take);
         const last = take === req.pending.length;
@@ -124,12 +152,15 @@ export class Driver {
         batch.push({
           req,
           promptLeft: !last,
-          seg: { slot: req.sequence.slot, startPos: req.sequence.length, tokens, logits: last && req.wantsTokens ? "last" : "none" },
+          decoding,
+          draft: [],
+          seg: { slot: req.sequence.slot, startPos: req.sequence.length, tokens, logits: last && req.wantsTokens ? "last" : "none", hidden },
         });
       }
     }
     if (batch.length === 0) return false;
     let outs;
+    const t0 = now();
     try {
       outs = this.transformer.forward(batch.map((b) => b.seg), this.pool, { borrow: true });
     } catch (e) {
@@ -139,10 +170,22 @@ export class Driver {
       }
       return true;
     }
+    if (batch.every((b) => b.decoding)) this.costs.record(batch.reduce((n, b) => n + b.seg.tokens.length, 0), now() - t0);
     for (let i = 0; i < batch.length; i++) {
-      const { req, seg, promptLeft } = batch[i]!;
+      const { req, seg, promptLeft, decoding, draft } = batch[i]!;
+      const out = outs[i]!;
       req.sequence.cells.push(...seg.tokens);
       req.pending = req.pending.slice(seg.tokens.length);
+      const spec = req.speculation;
+      if (spec) {
+        try {
+          spec.proposer.observe(seg.startPos, seg.tokens, out.hidden);
+        } catch (e) {
+          this.remove(req);
+          req.onEnd("done", e);
+          continue;
+        }
+      }
       if (promptLeft) continue;
       if (!this.prefilled.has(req)) {
         this.prefilled.add(req);
@@ -153,8 +196,25 @@ export class Driver {
         req.onEnd("done");
         continue;
       }
-      const token = req.sampler.sample(outs[i]!.logits);
+      if (spec && decoding) {
+        // Verification: the kept drafts and the target's own next token, in order.
+        let last = -1;
+        const r = spec.verify(out.logits, draft, (t) => {
+          last = t;
+          return req.onToken(t);
+        });
+        const keep = seg.startPos + 1 + r.accepted;
+        if (keep < req.sequence.length) {
+          req.sequence.truncate(keep);
+          spec.proposer.rollback(keep);
+        }
+        if (r.stopped) this.remove(req);
+        else req.pending = [last];
+        continue;
+      }
+      const token = req.sampler.sample(out.logits);
       req.sampler.accept(token);
+      spec?.countFirst();
       if (req.onToken(token)) req.pending = [token];
       else this.remove(req);
     }

@@ -12,6 +12,12 @@ import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts"
 import { StopStringMatcher } from "./stop-strings.ts";
 import { Driver, type DriverRequest, type EndReason, type TokenSampler } from "./driver.ts";
 import { Sequence, SlotTable } from "./sequence.ts";
+import { ModelFileError } from "../format/errors.ts";
+import { DraftModelProposer } from "../speculative/draft-model.ts";
+import { MtpProposer } from "../speculative/mtp.ts";
+import { NgramProposer } from "../speculative/ngram.ts";
+import type { Proposer } from "../speculative/proposer.ts";
+import { resolveSpeculativeOptions, Speculation, type SpeculationStats, type SpeculativeOptions } from "../speculative/speculation.ts";
 
 export interface LoadOptions {
   /** Positions each sequence can hold (its context); default min(model context length, 4096). */
@@ -32,6 +38,11 @@ export interface LoadOptions {
   readonly kvCacheType?: KvCacheType;
   /** Compute threads of the wasm backend, including the calling one. Default: the number of cores. */
   readonly threads?: number;
+  /**
+   * A draft model for speculative decoding (`generate(..., { speculative: { method: "draft" } })`):
+   * a smaller GGUF with the same vocabulary, loaded onto the same backend threads.
+   */
+  readonly draftModel?: ByteSource;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -46,6 +57,12 @@ export interface GenerateOptions extends SamplingOptions {
   /** Treat special-token text in the prompt (e.g. "<|im_start|>") as those tokens. Default false. */
   readonly parseSpecial?: boolean;
   readonly signal?: AbortSignal;
+  /**
+   * Speculative decoding: drafts from the model's MTP layer ("mtp"), prompt lookup ("ngram") or
+   * the draft model ("draft") are verified several tokens per forward pass. The output is the
+   * same as without it: identical tokens when greedy, the same distribution when sampling.
+   */
+  readonly speculative?: SpeculativeOptions;
 }
 
 export interface GenerationChunk {
@@ -69,6 +86,8 @@ export interface GenerationStats {
   readonly timeToFirstTokenMs: number;
   readonly promptTokensPerSecond: number;
   readonly generationTokensPerSecond: number;
+  /** Speculative decoding's figures, when it was asked for. */
+  readonly speculative?: SpeculationStats;
 }
 
 export interface GenerationResult {
@@ -117,6 +136,9 @@ export class Model {
   private readonly pool: KvPool;
   private readonly slots: SlotTable;
   private readonly driver: Driver;
+  private readonly draft: DraftModel | undefined;
+  /** Per slot: positions whose MTP-layer keys/values are valid (a cached prefix is reused for MTP only up to there). */
+  private readonly mtpValid: number[];
   private disposed = false;
 
   constructor(
@@ -128,6 +150,7 @@ export class Model {
     parallel: number,
     kvCacheType: KvCacheType,
     loadMs: number,
+    draft?: { file: GGUFFile; transformer: Transformer },
   ) {
     this.file = file;
     this.config = config;
@@ -138,7 +161,16 @@ export class Model {
     this.pool = transformer.createKvPool(parallel, contextSize, kvCacheType);
     this.slots = new SlotTable(this.pool, (src, dst, n) => transformer.backend.copyKv(this.pool, src, dst, n));
     this.driver = new Driver(transformer, this.pool, transformer.backend.maxBatch);
+    this.mtpValid = new Array<number>(parallel).fill(0);
+    if (draft) {
+      this.draft = { ...draft, pool: draft.transformer.createKvPool(parallel, contextSize, kvCacheType), cells: Array.from({ length: parallel }, () => []) };
+    }
     this.loadMs = loadMs;
+  }
+
+  /** The draft model's configuration, if one was loaded (LoadOptions.draftModel). */
+  get draftConfig(): ModelConfig | undefined {
+    return this.draft?.transformer.config;
   }
 
   /** Which kernels run: "reference" or "wasm-relaxed-simd x2" (build and thread count). */
@@ -186,7 +218,11 @@ export class Model {
       inputs.map((inp) => ({ slot: inp.sequence.slot, startPos: inp.sequence.length, tokens: inp.tokens, logits: inp.logits, hidden: inp.hidden })),
       this.pool,
     );
-    for (const inp of inputs) inp.sequence.cells.push(...inp.tokens);
+    for (const inp of inputs) {
+      // Main layers only: the slot's MTP keys/values stop matching from here.
+      this.mtpValid[inp.sequence.slot] = Math.min(this.mtpValid[inp.sequence.slot]!, inp.sequence.length);
+      inp.sequence.cells.push(...inp.tokens);
+    }
     return outs;
   }
 
@@ -242,11 +278,30 @@ export class Model {
     const maxTokens = o.maxTokens ?? Infinity;
     if (!(maxTokens >= 0)) throw new RangeError(`maxTokens must be >= 0, got ${maxTokens}`);
 
+    const spec = o.speculative === undefined ? undefined : resolveSpeculativeOptions(o.speculative);
+    if (spec?.method === "mtp" && this.config.nMtpLayers === 0) {
+      throw new Error(`speculative "mtp" needs a model with multi-token-prediction layers (MiMo); this ${this.config.arch.name} model has none: use "ngram" or a draft model`);
+    }
+    if (spec?.method === "draft" && !this.draft) throw new Error(`speculative "draft" needs a draft model: load the model with the draftModel option`);
+
     // A free sequence, preferring the one whose cache shares the longest prefix with the prompt.
     const sequence = await this.slots.acquireWhenFree(promptTokens, o.signal);
+    const slot = sequence.slot;
+    const cachedAtStart = sequence.length;
     let req: TextRequest | undefined;
+    let proposer: Proposer | undefined;
     try {
-      req = new TextRequest(this, sequence, sampler, promptTokens, o, t0);
+      let speculation: Speculation | undefined;
+      if (spec) {
+        if (spec.method === "mtp") {
+          // Reuse the cached prefix only as far as the MTP layer's keys/values match it.
+          if (sequence.length > this.mtpValid[slot]!) sequence.truncate(this.mtpValid[slot]!);
+          proposer = new MtpProposer(this.transformer, this.pool, slot, sequence.length);
+        } else if (spec.method === "ngram") proposer = new NgramProposer({ ngramMin: spec.ngramMin, ngramMax: spec.ngramMax });
+        else proposer = new DraftModelProposer(this.draft!.transformer, this.draft!.pool, slot, this.draft!.cells[slot]!);
+        speculation = new Speculation(proposer, spec, this.driver.costs, this.config.vocabSize, sampler);
+      }
+      req = new TextRequest(this, sequence, sampler, promptTokens, o, t0, speculation);
       o.signal?.throwIfAborted();
       this.driver.add(req);
       for (;;) {
@@ -260,6 +315,8 @@ export class Model {
         this.driver.remove(req);
         req.close();
       }
+      this.mtpValid[slot] = proposer instanceof MtpProposer ? Math.min(proposer.validLength, sequence.length) : Math.min(this.mtpValid[slot]!, cachedAtStart);
+      proposer?.dispose();
       sequence.release();
       this.driver.kick();
     }
@@ -290,7 +347,16 @@ export class Model {
     this.slots.close(new Error("this model has been disposed"));
     this.transformer.backend.dispose();
     await this.file.close();
+    await this.draft?.file.close();
   }
+}
+
+/** A draft model on the target's backend: its weights, its own KV pool, and what each of its slots holds. */
+interface DraftModel {
+  readonly file: GGUFFile;
+  readonly transformer: Transformer;
+  readonly pool: KvPool;
+  readonly cells: number[][];
 }
 
 /**
@@ -301,6 +367,7 @@ export class Model {
 class TextRequest implements DriverRequest {
   readonly sequence: Sequence;
   readonly sampler: TokenSampler;
+  readonly speculation: Speculation | undefined;
   pending: number[];
   readonly wantsTokens: boolean;
   private readonly model: Model;
@@ -324,9 +391,10 @@ class TextRequest implements DriverRequest {
   private tEnd = 0;
   private readonly onAbort: () => void;
 
-  constructor(model: Model, sequence: Sequence, sampler: TokenSampler, prompt: number[], o: GenerateOptions, t0: number) {
+  constructor(model: Model, sequence: Sequence, sampler: TokenSampler, prompt: number[], o: GenerateOptions, t0: number, speculation?: Speculation) {
     this.model = model;
     this.sequence = sequence;
+    this.speculation = speculation;
     this.sampler = sampler;
     this.opts = o;
     this.t0 = t0;
@@ -353,6 +421,10 @@ class TextRequest implements DriverRequest {
 
   onPromptDone(): void {
     this.tPrompt = now();
+  }
+
+  remaining(): number {
+    return this.maxTokens - this.generated.length;
   }
 
   onToken(token: number): boolean {
@@ -441,6 +513,7 @@ class TextRequest implements DriverRequest {
       timeToFirstTokenMs: tFirst - this.t0,
       promptTokensPerSecond: this.evaluated / (promptMs / 1000),
       generationTokensPerSecond: this.generated.length / (generationMs / 1000),
+      ...(this.speculation ? { speculative: this.speculation.stats() } : {}),
     };
     return { text: this.text, tokens: [...this.generated], finishReason: this.finishReason, stats };
   }
@@ -462,6 +535,7 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
   const t0 = now();
   const file = await readGGUF(source);
   let backend: ComputeBackend | undefined;
+  let draftFile: GGUFFile | undefined;
   try {
     const config = readModelConfig(file);
     const tokenizer = createTokenizer(file.metadata);
@@ -477,10 +551,32 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
     const transformer = new Transformer(config, weights, backend);
     const kvCacheType = opts.kvCacheType ?? "f16";
     if (kvCacheType !== "f16" && kvCacheType !== "f32") throw new RangeError(`kvCacheType must be "f16" or "f32", got ${String(kvCacheType)}`);
-    return new Model(file, config, tokenizer, transformer, contextSize, parallel, kvCacheType, now() - t0);
+    let draft: { file: GGUFFile; transformer: Transformer } | undefined;
+    if (opts.draftModel) {
+      draftFile = await readGGUF(opts.draftModel);
+      const draftConfig = readModelConfig(draftFile);
+      checkSameVocabulary(file.fileName, tokenizer, draftFile.fileName, createTokenizer(draftFile.metadata));
+      const draftWeights = await loadTransformerWeights(draftFile, draftConfig, backend);
+      draft = { file: draftFile, transformer: new Transformer(draftConfig, draftWeights, backend) };
+    }
+    return new Model(file, config, tokenizer, transformer, contextSize, parallel, kvCacheType, now() - t0, draft);
   } catch (e) {
     backend?.dispose();
     await file.close();
+    await draftFile?.close();
     throw e;
+  }
+}
+
+/** Draft tokens are target tokens: the two vocabularies must agree id for id (llama.cpp allows 128 extra ids at the end). */
+function checkSameVocabulary(targetName: string, target: Tokenizer, draftName: string, draft: Tokenizer): void {
+  const problem = (what: string) =>
+    new ModelFileError(draftName, `the draft model's vocabulary differs from the target's (${targetName}): ${what}; a draft model must share the target's tokenizer`);
+  if (target.model !== draft.model) throw problem(`tokenizer "${draft.model}" vs "${target.model}"`);
+  if (Math.abs(target.vocabSize - draft.vocabSize) > 128) throw problem(`${draft.vocabSize} tokens vs ${target.vocabSize}`);
+  if (target.bos !== draft.bos || target.eos !== draft.eos) throw problem(`BOS/EOS ids ${draft.bos}/${draft.eos} vs ${target.bos}/${target.eos}`);
+  const n = Math.min(target.vocabSize, draft.vocabSize);
+  for (let id = 0; id < n; id++) {
+    if (target.tokenText(id) !== draft.tokenText(id)) throw problem(`token ${id} is ${JSON.stringify(draft.tokenText(id))} vs ${JSON.stringify(target.tokenText(id))}`);
   }
 }

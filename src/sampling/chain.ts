@@ -61,6 +61,32 @@ export class SamplerChain {
     return this.current;
   }
 
+  /** How the last stage selects: "greedy", "dist" (a seeded draw), or undefined (a custom selector). */
+  get selection(): "greedy" | "dist" | undefined {
+    return this.stages[this.stages.length - 1]?.selects;
+  }
+
+  /**
+   * The distribution a "dist" chain draws from: every stage but the last run over `logits`, then
+   * softmax over the candidates left (at the chain's temperature). The candidates' ids and probs
+   * are valid until the next call. Used by speculative rejection sampling.
+   */
+  distribution(logits: Float32Array): Candidates {
+    const last = this.stages[this.stages.length - 1];
+    if (!(last instanceof DistStage)) throw new Error("distribution() needs a chain that ends with a dist stage");
+    const c = this.current.reset(logits);
+    for (let i = 0; i < this.stages.length - 1; i++) this.stages[i]!.apply(c);
+    c.softmax();
+    return c;
+  }
+
+  /** A uniform number in [0, 1) from the chain's dist stage (the same generator sample() draws with). */
+  uniform(): number {
+    const last = this.stages[this.stages.length - 1];
+    if (!(last instanceof DistStage)) throw new Error("uniform() needs a chain that ends with a dist stage");
+    return last.uniform();
+  }
+
   /** Tells every stage that `token` is now part of the sequence. */
   accept(token: number): void {
     for (const stage of this.stages) stage.accept?.(token);

@@ -15,6 +15,11 @@ export interface SamplerStage {
   reset?(): void;
   /** An independent deep copy: advancing one never changes the other. */
   clone(): SamplerStage;
+  /**
+   * Set on a stage that selects the token (the chain's last): "greedy" takes the best candidate,
+   * "dist" draws from softmax of what is left. Speculative verification reads it.
+   */
+  readonly selects?: "greedy" | "dist";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +355,7 @@ export class TemperatureStage implements SamplerStage {
 /** Selects the best candidate: one pass over the logits, the first maximum (lowest id) wins. */
 export class GreedyStage implements SamplerStage {
   readonly name = "greedy";
+  readonly selects = "greedy";
 
   apply(c: Candidates): void {
     c.selected = c.best();
@@ -368,6 +374,7 @@ export class GreedyStage implements SamplerStage {
  */
 export class DistStage implements SamplerStage {
   readonly name = "dist";
+  readonly selects = "dist";
   private rng: SeededRandom;
 
   readonly seed: number;
@@ -398,6 +405,11 @@ export class DistStage implements SamplerStage {
 
   reset(): void {
     this.rng = new SeededRandom(this.seed);
+  }
+
+  /** The next uniform number in [0, 1) of this stage's generator (speculative rejection sampling draws from it). */
+  uniform(): number {
+    return this.rng.next();
   }
 
   clone(): DistStage {

@@ -204,6 +204,9 @@ export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
   };
   write("model");
   for (let i = 0; i < s.nLayers; i++) write("layer", i);
+  // MTP layers: a decoder layer plus the table's nextn tensors. eh_proj is written in the table's
+  // half order (its first dim columns multiply enorm(embedding), the last dim hnorm(hidden); see
+  // tensors.ts), so a file from here is wired as a converted MiMo checkpoint (random values).
   for (let j = 0; j < nMtp; j++) {
     write("layer", s.nLayers + j);
     write("mtp", s.nLayers + j);

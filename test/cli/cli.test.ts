@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { STORIES_DIR } from "../helpers/testdata.ts";
+import { defaultModelPath } from "../../src/index.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "mimo-cli-"));
@@ -28,6 +29,19 @@ test('mimo run "Zoo" --temp 0 continues the prompt', () => {
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdout.startsWith("Zoo was a little girl named Lily."), r.stdout);
   assert.equal(r.stderr, "");
+});
+
+test("mimo run --spec ngram and --spec draft:FILE print the golden story and the speculation figures", () => {
+  const golden = readFileSync(`${STORIES_DIR}/golden.greedy.txt`, "utf8");
+  for (const spec of ["ngram", `draft:${defaultModelPath()}`]) {
+    const r = mimo("run", "", "--temp", "0", "-n", "256", "--spec", spec, "--draft-max", "4");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, golden);
+    assert.match(r.stderr, /speculative (ngram|draft): \d+ draft tokens in \d+ steps, \d+ accepted \([\d.]+%\) \| mean accepted length [\d.]+ \| [\d.]+ tokens per forward pass/);
+  }
+  const bad = mimo("run", "x", "--spec", "mtp", "-n", "2");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^mimo: error: speculative "mtp" needs a model with multi-token-prediction layers/);
 });
 
 test("mimo run with a seed is reproducible", () => {
