@@ -1,24 +1,12 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { int, num } from "./options.ts";
 import { runCommand } from "./run.ts";
 import { infoCommand } from "./info.ts";
 import { convertCommand } from "./convert.ts";
 import { registerSynthCommand } from "./synth.ts";
 import { registerBenchCommand } from "./bench.ts";
+import { registerPerplexityCommand } from "./perplexity.ts";
 
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
-    return n;
-  };
-}
-function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
-    return n;
-  };
-}
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
 }
@@ -77,5 +65,6 @@ export function buildCli(): Command {
 
   registerSynthCommand(program);
   registerBenchCommand(program);
+  registerPerplexityCommand(program);
   return program;
 }

@@ -1,6 +1,7 @@
 // Node-only file access for the engine: the browser build uses BlobByteSource instead.
 import { readSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { ByteSink, ByteSource } from "../format/byte-source.ts";
 import { ModelFileError } from "../format/errors.ts";
 import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
@@ -68,36 +69,87 @@ export async function openGGUFFile(path: string): Promise<GGUFFile> {
   }
 }
 
+/**
+ * A file written under a temporary name next to its destination and renamed into place by
+ * close(): a failed or interrupted write never leaves a half-written file under the final name.
+ * abort() removes the temporary file.
+ */
 export class NodeFileSink implements ByteSink {
   readonly name: string;
+  /** Where the bytes go until close(). */
+  readonly tempPath: string;
   private readonly handle: FileHandle;
+  private readonly overwrite: boolean;
   private position = 0;
-  private constructor(name: string, handle: FileHandle) {
+  private done = false;
+  private constructor(name: string, tempPath: string, handle: FileHandle, overwrite: boolean) {
     this.name = name;
+    this.tempPath = tempPath;
     this.handle = handle;
+    this.overwrite = overwrite;
   }
-  /** Creates the file; refuses to replace an existing one unless `overwrite` is set. */
+  /** Starts the file; refuses when `path` exists unless `overwrite` is set. */
   static async create(path: string, overwrite = false): Promise<NodeFileSink> {
+    if (!overwrite) await refuseExisting(path);
+    const tempPath = join(dirname(path), `.${basename(path)}.${process.pid}-${Math.random().toString(36).slice(2, 8)}.partial`);
     try {
-      return new NodeFileSink(path, await open(path, overwrite ? "w" : "wx"));
+      return new NodeFileSink(path, tempPath, await open(tempPath, "wx"), overwrite);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new ModelFileError(path, "already exists; refusing to overwrite it (pass --force / overwrite: true to replace it)");
-      }
-      throw new ModelFileError(path, (e as Error).message);
+      throw new ModelFileError(path, `cannot write here: ${describeFsError(e)}`);
     }
   }
   async write(bytes: Uint8Array): Promise<void> {
     let done = 0;
-    while (done < bytes.byteLength) {
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.byteLength - done, this.position);
-      done += bytesWritten;
-      this.position += bytesWritten;
+    try {
+      while (done < bytes.byteLength) {
+        const { bytesWritten } = await this.handle.write(bytes, done, bytes.byteLength - done, this.position);
+        done += bytesWritten;
+        this.position += bytesWritten;
+      }
+    } catch (e) {
+      throw new ModelFileError(this.name, `write failed: ${describeFsError(e)}`);
     }
   }
+  /** Finishes the file: flushes it and renames it to its final name. */
   async close(): Promise<void> {
-    await this.handle.close();
+    if (this.done) return;
+    this.done = true;
+    try {
+      await this.handle.sync();
+      await this.handle.close();
+      if (!this.overwrite) await refuseExisting(this.name);
+      await rename(this.tempPath, this.name);
+    } catch (e) {
+      await unlink(this.tempPath).catch(() => {});
+      if (e instanceof ModelFileError) throw e;
+      throw new ModelFileError(this.name, `could not finish writing: ${describeFsError(e)}`);
+    }
   }
+  /** Gives up: closes and deletes the temporary file; the final name is untouched. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.handle.close().catch(() => {});
+    await unlink(this.tempPath).catch(() => {});
+  }
+}
+
+async function refuseExisting(path: string): Promise<void> {
+  try {
+    await stat(path);
+  } catch {
+    return;
+  }
+  throw new ModelFileError(path, "already exists; refusing to overwrite it (pass --force / overwrite: true to replace it)");
+}
+
+function describeFsError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC") return "no space left on the device";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "ENOENT") return "the folder does not exist";
+  if (code === "EROFS") return "read-only file system";
+  return (e as Error).message;
 }
 
 export async function writeGGUFFile(path: string, spec: GGUFWriteSpec, opts: { overwrite?: boolean } = {}): Promise<void> {
@@ -105,7 +157,7 @@ export async function writeGGUFFile(path: string, spec: GGUFWriteSpec, opts: { o
   try {
     await writeGGUF(sink, spec);
   } catch (e) {
-    await sink.close().catch(() => {});
+    await sink.abort();
     throw e;
   }
 }

@@ -77,3 +77,36 @@ export async function llamaCppGenerate(modelPath: string, prompt: readonly numbe
     await model.dispose();
   }
 }
+
+/**
+ * llama.cpp's log-probability of each actual next token of `chunks`, scored from position `first`
+ * to the chunk's second-to-last (llama-perplexity's window), each chunk from an empty context in
+ * one batch. Returns them chunk after chunk.
+ */
+export async function llamaCppChunkLogProbs(modelPath: string, chunks: readonly (readonly number[])[], first: number): Promise<number[]> {
+  const l = await llama();
+  const model = await l.loadModel({ modelPath, gpuLayers: 0 });
+  try {
+    const n = chunks[0]!.length;
+    const ctx = await model.createContext({ contextSize: n, threads: 1, flashAttention: false, batchSize: n });
+    try {
+      const out: number[] = [];
+      const seq = ctx.getSequence();
+      for (const chunk of chunks) {
+        await seq.clearHistory();
+        const items = chunk.slice(0, -1).map((t, i) => (i >= first ? [t, fullDistribution] : t));
+        const r = await seq.controlledEvaluate(items as never);
+        for (let i = first; i < chunk.length - 1; i++) {
+          const probs = (r[i] as { next?: { probabilities?: Map<number, number> } } | undefined)?.next?.probabilities;
+          if (!probs) throw new Error(`node-llama-cpp returned no probabilities at position ${i}`);
+          out.push(Math.log(probs.get(chunk[i + 1]!) ?? 0));
+        }
+      }
+      return out;
+    } finally {
+      await ctx.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
