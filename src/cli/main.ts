@@ -55,10 +55,14 @@ export function buildCli(): Command {
 
   program
     .command("convert")
-    .description("convert a llama2.c checkpoint (.bin) and its tokenizer (.bin) to GGUF")
-    .argument("<checkpoint>", "llama2.c checkpoint, legacy v0 format")
-    .requiredOption("-t, --tokenizer <file>", "llama2.c tokenizer.bin of the model")
+    .description(
+      "convert a Hugging Face model folder (config.json, safetensors, tokenizer.json; Llama, Qwen2, Qwen3, MiMo) " +
+        "or a llama2.c checkpoint (.bin, with -t tokenizer.bin) to GGUF",
+    )
+    .argument("<input>", "Hugging Face model folder (or a file in it), or a llama2.c checkpoint")
     .requiredOption("-o, --output <file>", "GGUF file to write")
+    .option("--outtype <type>", "type of the weight matrices: auto (the checkpoint's BF16/F16, else F16), f32, f16, bf16, or a quant type (q8_0, q4_k, ...)", "auto")
+    .option("-t, --tokenizer <file>", "llama2.c tokenizer.bin (llama2.c checkpoints only)")
     .option("--name <name>", "general.name to record")
     .option("-f, --force", "overwrite the output file if it exists")
     .action(convertCommand);

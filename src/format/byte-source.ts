@@ -77,3 +77,13 @@ export class MemoryByteSink implements ByteSink {
     return out;
   }
 }
+
+/** A folder of model files (a Hugging Face checkpoint): files by their name relative to it. */
+export interface ModelDirectory {
+  /** Shown in error messages: the folder's path. */
+  readonly name: string;
+  /** A text file's contents, or undefined when the folder has no such file. */
+  readText(file: string): Promise<string | undefined>;
+  /** A file's bytes, or undefined when the folder has no such file. The caller closes it. */
+  open(file: string): Promise<ByteSource | undefined>;
+}

@@ -7,8 +7,11 @@ export interface GGUFTensorToWrite {
   readonly type: number;
   /** ggml order: shape[0] is the row length. */
   readonly shape: readonly number[];
-  /** The tensor's bytes, or a function producing them when the writer reaches this tensor (keeps memory flat). */
-  readonly data: Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
+  /**
+   * The tensor's bytes, or a function producing them when the writer reaches this tensor (keeps
+   * memory flat): all at once, or as consecutive pieces (a large tensor converted a slice at a time).
+   */
+  readonly data: Uint8Array | (() => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>);
 }
 
 export interface GGUFWriteSpec {
@@ -148,12 +151,22 @@ export async function writeGGUF(sink: ByteSink, spec: GGUFWriteSpec): Promise<vo
 
   for (let i = 0; i < spec.tensors.length; i++) {
     const t = spec.tensors[i]!;
-    const bytes = typeof t.data === "function" ? await t.data() : t.data;
-    if (bytes.byteLength !== sizes[i]) {
-      throw new TypeError(`tensor "${t.name}": got ${bytes.byteLength} bytes, expected ${sizes[i]} for ${ggmlTypeNameOf(t.type)} [${t.shape.join(", ")}]`);
+    const data = typeof t.data === "function" ? await t.data() : t.data;
+    const wrongSize = (n: number) => new TypeError(`tensor "${t.name}": got ${n} bytes, expected ${sizes[i]} for ${ggmlTypeNameOf(t.type)} [${t.shape.join(", ")}]`);
+    let written = 0;
+    if (data instanceof Uint8Array) {
+      if (data.byteLength !== sizes[i]) throw wrongSize(data.byteLength);
+      await sink.write(data);
+      written = data.byteLength;
+    } else {
+      for await (const piece of data) {
+        if (written + piece.byteLength > sizes[i]!) throw wrongSize(written + piece.byteLength);
+        await sink.write(piece);
+        written += piece.byteLength;
+      }
+      if (written !== sizes[i]) throw wrongSize(written);
     }
-    await sink.write(bytes);
-    const pad = Math.ceil(bytes.byteLength / alignment) * alignment - bytes.byteLength;
+    const pad = Math.ceil(written / alignment) * alignment - written;
     if (pad > 0 && i < spec.tensors.length - 1) await sink.write(new Uint8Array(pad));
     spec.onTensorWritten?.(i, spec.tensors.length, t.name);
   }

@@ -1,6 +1,6 @@
 // Every tensor a model file holds, one row per role: its GGUF name, its shape as a function of the
 // hyper-parameters, and in which architectures it appears, required or optional. The loader
-// (weights.ts), `mimo synth` (tools/synthetic-model.ts) and the llama2.c converter read this
+// (weights.ts), `mimo synth` (tools/synthetic-model.ts) and the converters read this
 // table; nothing else spells a tensor name or shape. Names are llama.cpp's (llama-arch.cpp).
 
 import type { ArchitectureName } from "./architectures.ts";
@@ -38,6 +38,13 @@ export interface TensorRole {
   /** GGUF name; "{i}" stands for the layer index (MTP layers are numbered after the main layers). */
   readonly pattern: string;
   readonly kind: TensorKind;
+  /**
+   * The tensor's name in a Hugging Face checkpoint (transformers' Llama/Qwen2/Qwen3/MiMo modules):
+   * the full name for model tensors; for layer and mtp tensors the part after the layer's prefix,
+   * "model.layers.{i}." (MiMo's MTP layers: "model.mtp_layers.{j}."). Absent: not stored there
+   * (rope_freqs is computed from config.json).
+   */
+  readonly hf?: string;
   /** GGUF shape, ne0 first: [columns, rows] for a matrix. */
   shape(d: TensorDims): readonly number[];
   /** The same in every architecture, or per architecture (an architecture not named has no such tensor). */
@@ -53,29 +60,29 @@ const qkvBias = { llama: "optional", qwen2: "required", qwen3: "optional", mimo:
 
 /** The table, in the order files list their tensors. */
 export const TENSORS: readonly TensorRole[] = [
-  { key: "tokenEmbd", scope: "model", pattern: "token_embd.weight", kind: "matrix", shape: (d) => [d.dim, d.vocabSize], presence: "required" },
-  { key: "outputNorm", scope: "model", pattern: "output_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
+  { key: "tokenEmbd", scope: "model", pattern: "token_embd.weight", hf: "model.embed_tokens.weight", kind: "matrix", shape: (d) => [d.dim, d.vocabSize], presence: "required" },
+  { key: "outputNorm", scope: "model", pattern: "output_norm.weight", hf: "model.norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
   // Llama 3 RoPE scaling: one factor per rotated pair dividing its frequency.
   { key: "ropeFreqs", scope: "model", pattern: "rope_freqs.weight", kind: "factors", shape: (d) => [d.ropeDim / 2], presence: "optional" },
   // Absent: the output projection is the token embedding (tied).
-  { key: "output", scope: "model", pattern: "output.weight", kind: "matrix", shape: (d) => [d.dim, d.vocabSize], presence: "optional" },
+  { key: "output", scope: "model", pattern: "output.weight", hf: "lm_head.weight", kind: "matrix", shape: (d) => [d.dim, d.vocabSize], presence: "optional" },
 
-  { key: "attnNorm", scope: "layer", pattern: "blk.{i}.attn_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
-  { key: "wq", scope: "layer", pattern: "blk.{i}.attn_q.weight", kind: "matrix", shape: (d) => [d.dim, qDim(d)], presence: "required" },
-  { key: "wk", scope: "layer", pattern: "blk.{i}.attn_k.weight", kind: "matrix", shape: (d) => [d.dim, kDim(d)], presence: "required" },
-  { key: "wv", scope: "layer", pattern: "blk.{i}.attn_v.weight", kind: "matrix", shape: (d) => [d.dim, vDim(d)], presence: "required" },
-  { key: "bq", scope: "layer", pattern: "blk.{i}.attn_q.bias", kind: "bias", shape: (d) => [qDim(d)], presence: qkvBias },
-  { key: "bk", scope: "layer", pattern: "blk.{i}.attn_k.bias", kind: "bias", shape: (d) => [kDim(d)], presence: qkvBias },
-  { key: "bv", scope: "layer", pattern: "blk.{i}.attn_v.bias", kind: "bias", shape: (d) => [vDim(d)], presence: qkvBias },
+  { key: "attnNorm", scope: "layer", pattern: "blk.{i}.attn_norm.weight", hf: "input_layernorm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
+  { key: "wq", scope: "layer", pattern: "blk.{i}.attn_q.weight", hf: "self_attn.q_proj.weight", kind: "matrix", shape: (d) => [d.dim, qDim(d)], presence: "required" },
+  { key: "wk", scope: "layer", pattern: "blk.{i}.attn_k.weight", hf: "self_attn.k_proj.weight", kind: "matrix", shape: (d) => [d.dim, kDim(d)], presence: "required" },
+  { key: "wv", scope: "layer", pattern: "blk.{i}.attn_v.weight", hf: "self_attn.v_proj.weight", kind: "matrix", shape: (d) => [d.dim, vDim(d)], presence: "required" },
+  { key: "bq", scope: "layer", pattern: "blk.{i}.attn_q.bias", hf: "self_attn.q_proj.bias", kind: "bias", shape: (d) => [qDim(d)], presence: qkvBias },
+  { key: "bk", scope: "layer", pattern: "blk.{i}.attn_k.bias", hf: "self_attn.k_proj.bias", kind: "bias", shape: (d) => [kDim(d)], presence: qkvBias },
+  { key: "bv", scope: "layer", pattern: "blk.{i}.attn_v.bias", hf: "self_attn.v_proj.bias", kind: "bias", shape: (d) => [vDim(d)], presence: qkvBias },
   // Qwen3: RMS norm of each query and key head before RoPE.
-  { key: "qNorm", scope: "layer", pattern: "blk.{i}.attn_q_norm.weight", kind: "norm", shape: (d) => [d.headDim], presence: { qwen3: "required" } },
-  { key: "kNorm", scope: "layer", pattern: "blk.{i}.attn_k_norm.weight", kind: "norm", shape: (d) => [d.headDim], presence: { qwen3: "required" } },
-  { key: "wo", scope: "layer", pattern: "blk.{i}.attn_output.weight", kind: "matrix", shape: (d) => [d.nHeads * d.headDimV, d.dim], presence: "required" },
-  { key: "bo", scope: "layer", pattern: "blk.{i}.attn_output.bias", kind: "bias", shape: (d) => [d.dim], presence: "optional" },
-  { key: "ffnNorm", scope: "layer", pattern: "blk.{i}.ffn_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
-  { key: "gate", scope: "layer", pattern: "blk.{i}.ffn_gate.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
-  { key: "up", scope: "layer", pattern: "blk.{i}.ffn_up.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
-  { key: "down", scope: "layer", pattern: "blk.{i}.ffn_down.weight", kind: "matrix", shape: (d) => [d.ffnDim, d.dim], presence: "required" },
+  { key: "qNorm", scope: "layer", pattern: "blk.{i}.attn_q_norm.weight", hf: "self_attn.q_norm.weight", kind: "norm", shape: (d) => [d.headDim], presence: { qwen3: "required" } },
+  { key: "kNorm", scope: "layer", pattern: "blk.{i}.attn_k_norm.weight", hf: "self_attn.k_norm.weight", kind: "norm", shape: (d) => [d.headDim], presence: { qwen3: "required" } },
+  { key: "wo", scope: "layer", pattern: "blk.{i}.attn_output.weight", hf: "self_attn.o_proj.weight", kind: "matrix", shape: (d) => [d.nHeads * d.headDimV, d.dim], presence: "required" },
+  { key: "bo", scope: "layer", pattern: "blk.{i}.attn_output.bias", hf: "self_attn.o_proj.bias", kind: "bias", shape: (d) => [d.dim], presence: "optional" },
+  { key: "ffnNorm", scope: "layer", pattern: "blk.{i}.ffn_norm.weight", hf: "post_attention_layernorm.weight", kind: "norm", shape: (d) => [d.dim], presence: "required" },
+  { key: "gate", scope: "layer", pattern: "blk.{i}.ffn_gate.weight", hf: "mlp.gate_proj.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
+  { key: "up", scope: "layer", pattern: "blk.{i}.ffn_up.weight", hf: "mlp.up_proj.weight", kind: "matrix", shape: (d) => [d.dim, d.ffnDim], presence: "required" },
+  { key: "down", scope: "layer", pattern: "blk.{i}.ffn_down.weight", hf: "mlp.down_proj.weight", kind: "matrix", shape: (d) => [d.ffnDim, d.dim], presence: "required" },
 
   // MiMo's multi-token-prediction layer (Transformer.mtpForward): eh_proj · cat[enorm(e), hnorm(h)]
   // -> a decoder layer -> shared_head_norm -> the shared output projection, with e the embedding of
@@ -88,10 +95,10 @@ export const TENSORS: readonly TensorRole[] = [
   // (shared_head_norm) and input_proj, and its input_proj multiplies cat[hidden_layernorm(h),
   // token_layernorm(e)] (hidden half first): a converter from MiMo's safetensors swaps the two
   // column halves of input_proj.weight when it writes eh_proj.
-  { key: "tokenNorm", scope: "mtp", pattern: "blk.{i}.nextn.enorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
-  { key: "hiddenNorm", scope: "mtp", pattern: "blk.{i}.nextn.hnorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
-  { key: "inputProj", scope: "mtp", pattern: "blk.{i}.nextn.eh_proj.weight", kind: "matrix", shape: (d) => [2 * d.dim, d.dim], presence: { mimo: "required" } },
-  { key: "finalNorm", scope: "mtp", pattern: "blk.{i}.nextn.shared_head_norm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
+  { key: "tokenNorm", scope: "mtp", pattern: "blk.{i}.nextn.enorm.weight", hf: "token_layernorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
+  { key: "hiddenNorm", scope: "mtp", pattern: "blk.{i}.nextn.hnorm.weight", hf: "hidden_layernorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
+  { key: "inputProj", scope: "mtp", pattern: "blk.{i}.nextn.eh_proj.weight", hf: "input_proj.weight", kind: "matrix", shape: (d) => [2 * d.dim, d.dim], presence: { mimo: "required" } },
+  { key: "finalNorm", scope: "mtp", pattern: "blk.{i}.nextn.shared_head_norm.weight", hf: "final_layernorm.weight", kind: "norm", shape: (d) => [d.dim], presence: { mimo: "required" } },
 ];
 
 const byKey = new Map<TensorKey, TensorRole>(TENSORS.map((r) => [r.key, r]));

@@ -1,8 +1,8 @@
 // Node-only file access for the engine: the browser build uses BlobByteSource instead.
 import { readSync } from "node:fs";
-import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { ByteSink, ByteSource } from "../format/byte-source.ts";
+import type { ByteSink, ByteSource, ModelDirectory } from "../format/byte-source.ts";
 import { ModelFileError } from "../format/errors.ts";
 import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
 import { writeGGUF, type GGUFWriteSpec } from "../format/gguf-writer.ts";
@@ -159,5 +159,33 @@ export async function writeGGUFFile(path: string, spec: GGUFWriteSpec, opts: { o
   } catch (e) {
     await sink.abort();
     throw e;
+  }
+}
+
+/** A folder on disk as a ModelDirectory (file names may not leave it). */
+export class NodeDirectory implements ModelDirectory {
+  readonly name: string;
+  constructor(path: string) {
+    this.name = path;
+  }
+  private path(file: string): string {
+    if (file.includes("..") || file.startsWith("/") || file.includes("\\")) throw new ModelFileError(this.name, `refusing to read "${file}" outside the model folder`);
+    return join(this.name, file);
+  }
+  async readText(file: string): Promise<string | undefined> {
+    try {
+      return await readFile(this.path(file), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new ModelFileError(join(this.name, file), describeFsError(e));
+    }
+  }
+  async open(file: string): Promise<ByteSource | undefined> {
+    try {
+      await stat(this.path(file));
+    } catch {
+      return undefined;
+    }
+    return NodeFileSource.open(this.path(file));
   }
 }

@@ -1,6 +1,7 @@
 // Hugging Face tokenizer.json (byte-level BPE) -> GGUF tokenizer metadata, written the way
 // llama.cpp's convert_hf_to_gguf.py (get_vocab_base + gguf-py SpecialVocab) writes it.
 
+import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import { hfPatterns, preTokenizers } from "./pre-tokenizer.ts";
 import { TokenizerError, TokenType } from "./vocab.ts";
 
@@ -128,6 +129,22 @@ export function tokenizerJsonToGGUFMetadata(json: unknown, opts: TokenizerJsonOp
     if (templateBos !== undefined) md.set("tokenizer.ggml.add_bos_token", true);
   }
   return md;
+}
+
+/** The metadata tokenizerJsonToGGUFMetadata returns as typed GGUF values (ids u32, scores f32, flags bool), in order. */
+export function typedTokenizerMetadata(md: ReadonlyMap<string, unknown>): [string, GGUFTypedValue][] {
+  return [...md].map(([key, v]) => [key, typedValue(key, v)]);
+}
+
+function typedValue(key: string, v: unknown): GGUFTypedValue {
+  if (typeof v === "string") return gguf.str(v);
+  if (typeof v === "boolean") return gguf.bool(v);
+  if (typeof v === "number") return Number.isInteger(v) && v >= 0 ? gguf.u32(v) : gguf.f32(v);
+  if (v instanceof Int32Array) return gguf.i32s(v);
+  if (v instanceof Float32Array) return gguf.f32s(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return gguf.strings(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === "number")) return gguf.f32s(v);
+  throw new TypeError(`tokenizer metadata "${key}": cannot write this value`);
 }
 
 /** convert_hf_to_gguf.py's does_token_look_special. */

@@ -59,7 +59,7 @@ function specFor(arch: SyntheticArch, type: number): SyntheticModelSpec {
   };
 }
 
-function logSoftmax(logits: Float32Array): Float64Array {
+export function logSoftmax(logits: Float32Array): Float64Array {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
   let sum = 0;

@@ -46,7 +46,7 @@ async function compareWithLlamaCpp(path: string, contextSize: number, chunks: nu
 }
 
 test("stories260K: perplexity over the evaluation text equals llama.cpp's over the same chunks", async (t) => {
-  await compareWithLlamaCpp(STORIES, 256, 12, t);
+  await compareWithLlamaCpp(STORIES, 256, 4, t);
 });
 
 test("a synthetic Qwen2 model (Q8_0): perplexity equals llama.cpp's over the same chunks", async (t) => {

@@ -1,0 +1,51 @@
+// `mimo convert` on a Hugging Face folder as a user runs it: one summary line, progress, the file
+// under its final name only when complete, an existing file kept unless --force.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openGGUFFile } from "../../src/platform/node-file.ts";
+import { GGMLType } from "../../src/quant/ggml-type.ts";
+import { writeHfModel } from "../helpers/hf-model.ts";
+
+const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
+const root = mkdtempSync(join(tmpdir(), "mimo-cli-convert-"));
+
+function mimo(...args: string[]) {
+  const r = spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("mimo convert turns a Hugging Face folder into a GGUF, keeps an existing file unless --force, and quantizes with --outtype", async () => {
+  const dir = join(root, "Qwen3-tiny");
+  writeHfModel(dir, { arch: "qwen3", dim: 64, ffnDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 32, vocabSize: 300, tied: true, dtype: "BF16", seed: 3, shards: 2 });
+  const out = join(root, "out.gguf");
+  const r = mimo("convert", dir, "-o", out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /Qwen3-tiny: qwen3, 2 layers, tied output, matrices as BF16 -> .*out\.gguf \([\d.]+ MiB\)\n/);
+  assert.match(r.stderr, /\[24\/24\] [\d.]+ MiB \/ [\d.]+ MiB blk\.1\.ffn_down\.weight\n/);
+  assert.match(r.stderr, /wrote .*out\.gguf: 24 tensors, [\d.]+ MiB in [\d.]+ s\n$/);
+  const f = await openGGUFFile(out);
+  assert.equal(f.metadata.get("general.name"), "Qwen3-tiny");
+  assert.equal(f.tensor("blk.0.attn_q.weight").type, GGMLType.BF16);
+  await f.source.close();
+
+  writeFileSync(out, "keep me");
+  const again = mimo("convert", join(dir, "config.json"), "-o", out, "--outtype", "q8_0");
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^mimo: error: .*out\.gguf: already exists; refusing to overwrite it/);
+  assert.equal(readFileSync(out, "utf8"), "keep me");
+  const forced = mimo("convert", join(dir, "config.json"), "-o", out, "--outtype", "q8_0", "--force");
+  assert.equal(forced.code, 0, forced.stderr);
+  const q = await openGGUFFile(out);
+  assert.equal(q.tensor("blk.0.ffn_up.weight").type, GGMLType.Q8_0);
+  await q.source.close();
+  assert.deepEqual(readdirSync(root).filter((n) => n.endsWith(".partial")), []);
+
+  const bad = mimo("convert", dir, "-o", join(root, "x.gguf"), "--outtype", "q9_9");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--outtype must be auto or one of f32, f16, .*q8_0.*; got "q9_9"/);
+});
