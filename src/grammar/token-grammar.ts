@@ -1,0 +1,504 @@
+// The token mask: which vocabulary tokens may come next from a grammar state.
+//
+// Computing it by walking every token's bytes through the parser costs milliseconds on a 150k
+// vocabulary. Three levels of reuse make it cost microseconds (XGrammar's adaptive token-mask
+// cache, on top of a byte trie):
+//   1. per grammar position (computed once per grammar): walk the vocabulary trie from that
+//      position alone, with the enclosing rules unknown. Tokens that stay inside the frame are
+//      accepted or rejected for good; tokens that leave it ("uncertain") are kept as trie ranges.
+//      Inside a JSON string almost every token stays inside: only those with a closing quote are
+//      uncertain.
+//   2. per stack (a position with its enclosing frames): the position's accepted set plus the
+//      uncertain ranges checked against the real stack; cached, so a stack seen before costs a lookup.
+//   3. per state (a set of stacks): the union, cached.
+// End-of-generation tokens are allowed exactly when the grammar is complete.
+
+import type { Tokenizer } from "../tokenizer/index.ts";
+import { BYTES, END, REF, TOKEN, compileGrammar, type CompiledGrammar } from "./compile.ts";
+import { ACCEPT, DEAD, GrammarEngine, POPPED, ROOT, SENTINEL } from "./matcher.ts";
+import { vocabTrieOf, type VocabTrie } from "./vocab-trie.ts";
+
+interface PositionCache {
+  /** Tokens accepted whatever encloses the frames: a bitset, or a short list of ids. */
+  readonly accepted: Uint32Array | Int32Array;
+  /** (trie parent node or -1, first node, end node) triples of tokens that leave the frames. */
+  readonly uncertain: Int32Array;
+  /** Trie nodes in the uncertain ranges (the cost of checking them against a real stack). */
+  readonly uncertainNodes: number;
+}
+
+/** A context whose uncertain tokens span more trie nodes than this gets one more enclosing frame. */
+const UNCERTAIN_LIMIT = 1500;
+/** Most enclosing frames a context cache looks at. */
+const MAX_FRAMES = 4;
+
+export interface TokenGrammarStats {
+  readonly positions: number;
+  readonly cachedPositions: number;
+  readonly stacks: number;
+  readonly states: number;
+  readonly compileMs: number;
+}
+
+/**
+ * A compiled grammar bound to a vocabulary: masks, token acceptance and forced tokens, with the
+ * caches shared by every sequence constrained by it. Per-sequence state is just a state number
+ * (see GrammarConstraint).
+ */
+export class TokenGrammar {
+  readonly engine: GrammarEngine;
+  readonly trie: VocabTrie;
+  readonly grammar: CompiledGrammar;
+  private readonly tokenizer: Tokenizer | undefined;
+  /** Level 1 caches, keyed by a stack truncated to its top frames (SENTINEL below them). */
+  private readonly contexts = new Map<number, PositionCache>();
+  private readonly ruleOfPos: Int32Array;
+  /** Per rule: the positions its frame can return to (-1: the end of the grammar). */
+  private readonly returns: number[][];
+  private readonly nodeMasks = new Map<number, Uint32Array>();
+  private readonly stateMasks = new Map<number, Uint32Array>();
+  private readonly forcedCache = new Map<number, readonly number[]>();
+  private readonly endMask: Uint32Array;
+  private readonly stateAt: Int32Array;
+  private readonly popped: Uint8Array;
+  readonly compileMs: number;
+
+  constructor(grammar: CompiledGrammar, trie: VocabTrie, tokenizer?: Tokenizer, opts: { precompute?: boolean } = {}) {
+    const t0 = performance.now();
+    this.grammar = grammar;
+    this.engine = new GrammarEngine(grammar);
+    this.trie = trie;
+    this.tokenizer = tokenizer;
+    [this.ruleOfPos, this.returns] = returnPositions(grammar);
+    this.endMask = new Uint32Array(trie.words);
+    for (const t of trie.endTokens) this.endMask[t >>> 5]! |= 1 << (t & 31);
+    this.stateAt = new Int32Array(trie.maxDepth + 2);
+    this.popped = new Uint8Array(trie.maxDepth + 2);
+    if (opts.precompute ?? true) for (const p of this.reachablePositions()) this.precompute([p]);
+    this.compileMs = performance.now() - t0;
+  }
+
+  /** GBNF text compiled for a tokenizer's vocabulary (`<text>` token items resolved by it). */
+  static fromGbnf(gbnf: string, tokenizer: Tokenizer, opts: { precompute?: boolean } = {}): TokenGrammar {
+    const g = compileGrammar(gbnf, {
+      vocabSize: tokenizer.vocabSize,
+      tokenLookup: (text) => {
+        const ids = tokenizer.encode(text, { addSpecial: false, parseSpecial: true });
+        if (ids.length !== 1) throw new Error(`GBNF: token ${text} is not a single token of this vocabulary (it encodes to ${ids.length} tokens)`);
+        return ids[0]!;
+      },
+    });
+    return new TokenGrammar(g, vocabTrieOf(tokenizer), tokenizer, opts);
+  }
+
+  get initial(): number {
+    return this.engine.initial;
+  }
+
+  get stats(): TokenGrammarStats {
+    return {
+      positions: this.grammar.kind.length,
+      cachedPositions: this.contexts.size,
+      stacks: this.nodeMasks.size,
+      states: this.stateMasks.size,
+      compileMs: this.compileMs,
+    };
+  }
+
+  /** Terminal positions in rules reachable from the root (inlining leaves some rules unused). */
+  private reachablePositions(): number[] {
+    const g = this.grammar;
+    const seen = new Uint8Array(g.alternatives.length);
+    const stack = [g.root];
+    seen[g.root] = 1;
+    const out: number[] = [];
+    while (stack.length) {
+      const r = stack.pop()!;
+      for (const a of g.alternatives[r]!) {
+        for (let p = a; g.kind[p] !== END; p++) {
+          if (g.kind[p] === REF) {
+            const callee = g.arg[p]!;
+            if (!seen[callee]) {
+              seen[callee] = 1;
+              stack.push(callee);
+            }
+          } else out.push(p);
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Level 1 for a chain of frames (top position first): computes its cache and, while the uncertain
+   * part is large, the caches of every way the bottom frame can be entered (one more frame).
+   */
+  private precompute(chain: number[]): void {
+    const c = this.context(this.chainNode(chain, false));
+    if (c.uncertainNodes <= UNCERTAIN_LIMIT || chain.length >= MAX_FRAMES || this.contexts.size > 20000) return;
+    const bottom = chain[chain.length - 1]!;
+    for (const ret of this.returns[this.ruleOfPos[bottom]!]!) {
+      if (ret < 0) this.context(this.chainNode(chain, true));
+      else this.precompute([...chain, ret]);
+    }
+  }
+
+  /** The stack node of a chain of frame positions (top first) over SENTINEL, or over ROOT. */
+  private chainNode(chain: readonly number[], rooted: boolean): number {
+    let n = rooted ? ROOT : SENTINEL;
+    for (let i = chain.length - 1; i >= 0; i--) n = this.engine.node(chain[i]!, n);
+    return n;
+  }
+
+  /** A stack cut to its top `frames` frames (the stack itself when it has no more). */
+  private truncate(node: number, frames: number): number {
+    const e = this.engine;
+    const chain: number[] = [];
+    let n = node;
+    while (n >= 0 && chain.length < frames) {
+      chain.push(e.nodePos[n]!);
+      n = e.nodeParent[n]!;
+    }
+    return n < 0 ? node : this.chainNode(chain, false);
+  }
+
+  /** Level 1: the part of the mask decided by the top frames of a stack alone. */
+  private context(node: number): PositionCache {
+    let c = this.contexts.get(node);
+    if (c) return c;
+    const trie = this.trie;
+    const g = this.grammar;
+    const pos = this.engine.nodePos[node]!;
+    const bits = new Uint32Array(trie.words);
+    const uncertain: number[] = [];
+    if (g.kind[pos] === TOKEN) {
+      const id = g.arg[pos]!;
+      if (g.negated[pos]) {
+        for (let i = 0; i < trie.size; i++) if (i !== id) trie.markNode(i, bits);
+        if (id >= 0) bits[id >>> 5]! &= ~(1 << (id & 31));
+      } else bits[id >>> 5]! |= 1 << (id & 31);
+    } else {
+      this.walk(this.engine.stateOfNode(node), bits, uncertain, 0, trie.size, 0);
+    }
+    let count = 0;
+    for (let w = 0; w < bits.length; w++) count += popcount(bits[w]!);
+    let accepted: Uint32Array | Int32Array = bits;
+    if (count <= 512) {
+      const list = new Int32Array(count);
+      let k = 0;
+      for (let w = 0; w < bits.length; w++) {
+        let x = bits[w]!;
+        while (x) {
+          const low = x & -x;
+          list[k++] = w * 32 + (31 - Math.clz32(low));
+          x ^= low;
+        }
+      }
+      accepted = list;
+    }
+    let uncertainNodes = 0;
+    for (let k = 0; k < uncertain.length; k += 3) uncertainNodes += uncertain[k + 2]! - uncertain[k + 1]!;
+    c = { accepted, uncertain: Int32Array.from(uncertain), uncertainNodes };
+    this.contexts.set(node, c);
+    return c;
+  }
+
+  /**
+   * Walks trie nodes [from, to) (whole subtrees whose parent is at depth `baseDepth`) from `start`,
+   * setting the bits of tokens the parser accepts. With `uncertain`, a token whose walk left the
+   * starting frame (POPPED) and then died is recorded there instead of being rejected.
+   */
+  private walk(start: number, bits: Uint32Array, uncertain: number[] | null, from: number, to: number, baseDepth: number): void {
+    const { byte, depth, end, parent } = this.trie;
+    const e = this.engine;
+    const flags = e.stateFlags;
+    const nodes = e.stateNodes;
+    const stateAt = this.stateAt;
+    const popped = this.popped;
+    stateAt[baseDepth] = start;
+    popped[baseDepth] = flags[start]! & POPPED ? 1 : 0;
+    let i = from;
+    while (i < to) {
+      const d = depth[i]!;
+      const s = e.advance(stateAt[d - 1]!, byte[i]!);
+      if (s === DEAD) {
+        if (uncertain && popped[d - 1]) addRange(uncertain, parent[i]!, i, end[i]!);
+        i = end[i]!;
+        continue;
+      }
+      this.trie.markNode(i, bits);
+      const pp = popped[d - 1]! | (flags[s]! & POPPED ? 1 : 0);
+      if (nodes[s]!.length === 0) {
+        if (uncertain && pp && end[i]! > i + 1) addRange(uncertain, i, i + 1, end[i]!);
+        i = end[i]!;
+        continue;
+      }
+      stateAt[d] = s;
+      popped[d] = pp;
+      i++;
+    }
+  }
+
+  /** Level 2: the exact mask of one stack (its top is a terminal). */
+  private nodeMask(node: number): Uint32Array {
+    let m = this.nodeMasks.get(node);
+    if (m) return m;
+    const e = this.engine;
+    let c: PositionCache;
+    for (let frames = 1; ; frames++) {
+      c = this.context(this.truncate(node, frames));
+      if (c.uncertainNodes <= UNCERTAIN_LIMIT || frames >= MAX_FRAMES) break;
+    }
+    m = new Uint32Array(this.trie.words);
+    if (c.accepted instanceof Uint32Array) m.set(c.accepted);
+    else for (const t of c.accepted) m[t >>> 5]! |= 1 << (t & 31);
+    const u = c.uncertain;
+    if (u.length > 0) {
+      const full = e.stateOfNode(node);
+      const at = new Map<number, number>();
+      for (let k = 0; k < u.length; k += 3) {
+        const par = u[k]!;
+        const s = par < 0 ? full : this.stateAtTrieNode(par, full, at);
+        if (s === DEAD || e.stateNodes[s]!.length === 0) continue;
+        this.walk(s, m, null, u[k + 1]!, u[k + 2]!, par < 0 ? 0 : this.trie.depth[par]!);
+      }
+    }
+    if (this.nodeMasks.size > 4096) this.nodeMasks.clear();
+    this.nodeMasks.set(node, m);
+    return m;
+  }
+
+  private stateAtTrieNode(node: number, start: number, memo: Map<number, number>): number {
+    const hit = memo.get(node);
+    if (hit !== undefined) return hit;
+    const p = this.trie.parent[node]!;
+    const before = p < 0 ? start : this.stateAtTrieNode(p, start, memo);
+    const s = before === DEAD ? DEAD : this.engine.advance(before, this.trie.byte[node]!);
+    memo.set(node, s);
+    return s;
+  }
+
+  /** Level 3: the tokens allowed in `state` (a shared buffer: do not modify). */
+  mask(state: number): Uint32Array {
+    let m = this.stateMasks.get(state);
+    if (m) return m;
+    const e = this.engine;
+    const nodes = e.stateNodes[state]!;
+    const complete = (e.stateFlags[state]! & ACCEPT) !== 0;
+    if (nodes.length === 1 && !complete) m = this.nodeMask(nodes[0]!);
+    else {
+      m = complete ? this.endMask.slice() : new Uint32Array(this.trie.words);
+      for (const n of nodes) {
+        const nm = this.nodeMask(n);
+        for (let w = 0; w < m.length; w++) m[w]! |= nm[w]!;
+      }
+    }
+    if (this.stateMasks.size > 4096) this.stateMasks.clear();
+    this.stateMasks.set(state, m);
+    return m;
+  }
+
+  isAllowed(state: number, token: number): boolean {
+    const m = this.mask(state);
+    return ((m[token >>> 5]! >>> (token & 31)) & 1) === 1;
+  }
+
+  /** The state after `token`, or DEAD if the grammar does not allow it. */
+  next(state: number, token: number): number {
+    if (this.trie.endTokens.includes(token)) return this.engine.isComplete(state) ? this.engine.finishedState() : DEAD;
+    const piece = this.trie.pieces[token];
+    if (piece === undefined) return DEAD;
+    const e = this.engine;
+    const byBytes = piece.length > 0 ? e.advanceBytes(state, piece) : DEAD;
+    return this.grammar.hasTokens ? e.union(byBytes, e.advanceTokenItem(state, token)) : byBytes;
+  }
+
+  /**
+   * Tokens the grammar forces from `state` (jump-forward): the text is forced while exactly one
+   * byte can follow; it is tokenized the way the tokenizer would, and every token but the last is
+   * forced (the last could merge with what follows), all of them when nothing can follow the text.
+   * Empty when nothing is forced or the tokenization does not give back the text's bytes.
+   */
+  forced(state: number): readonly number[] {
+    let f = this.forcedCache.get(state);
+    if (f) return f;
+    f = this.computeForced(state);
+    if (this.forcedCache.size > 65536) this.forcedCache.clear();
+    this.forcedCache.set(state, f);
+    return f;
+  }
+
+  private computeForced(state: number): readonly number[] {
+    const e = this.engine;
+    const tok = this.tokenizer;
+    if (!tok) return [];
+    const bytes: number[] = [];
+    const nb = new Uint32Array(8);
+    let s = state;
+    while (bytes.length < 128) {
+      if (e.isComplete(s) || e.isFinished(s) || this.hasTokenTop(s)) break;
+      e.nextBytes(s, nb);
+      let only = -1;
+      let count = 0;
+      for (let w = 0; w < 8 && count < 2; w++) {
+        const x = nb[w]!;
+        if (x === 0) continue;
+        count += popcount(x);
+        only = w * 32 + (31 - Math.clz32(x & -x));
+      }
+      if (count !== 1) break;
+      bytes.push(only);
+      s = e.advance(s, only);
+    }
+    // Whole characters only.
+    let n = bytes.length;
+    let i = 0;
+    while (i < n) {
+      const b = bytes[i]!;
+      const len = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      if (i + len > n) break;
+      i += len;
+    }
+    n = i;
+    if (n === 0) return [];
+    const text = new TextDecoder().decode(Uint8Array.from(bytes.slice(0, n)));
+    const ids = tok.encode(text, { addSpecial: false, parseSpecial: false });
+    // The tokens must spell exactly these bytes.
+    let k = 0;
+    for (const id of ids) {
+      const p = this.trie.pieces[id]!;
+      for (const b of p) if (bytes[k++] !== b) return [];
+    }
+    if (k !== n) return [];
+    const endState = e.advanceBytes(state, bytes.slice(0, n));
+    const all = n === bytes.length && e.isFinished(endState);
+    return all ? ids : ids.slice(0, -1);
+  }
+
+  private hasTokenTop(state: number): boolean {
+    if (!this.grammar.hasTokens) return false;
+    const e = this.engine;
+    for (const n of e.stateNodes[state]!) if (this.grammar.kind[e.nodePos[n]!] !== BYTES) return true;
+    return false;
+  }
+}
+
+/** The rule of every position, and per rule the positions its frame returns to (-1: the end). */
+function returnPositions(g: CompiledGrammar): [Int32Array, number[][]] {
+  const n = g.alternatives.length;
+  const ruleOfPos = new Int32Array(g.kind.length);
+  const returns: Set<number>[] = Array.from({ length: n }, () => new Set<number>());
+  const tailCallers: number[][] = Array.from({ length: n }, () => []);
+  for (let r = 0; r < n; r++) {
+    for (const a of g.alternatives[r]!) {
+      let p = a;
+      for (; g.kind[p] !== END; p++) {
+        ruleOfPos[p] = r;
+        if (g.kind[p] !== REF) continue;
+        const callee = g.arg[p]!;
+        if (g.kind[p + 1] === END) tailCallers[callee]!.push(r);
+        else returns[callee]!.add(p + 1);
+      }
+      ruleOfPos[p] = r;
+    }
+  }
+  returns[g.root]!.add(-1);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let r = 0; r < n; r++) {
+      for (const caller of tailCallers[r]!) {
+        for (const ret of returns[caller]!) {
+          if (!returns[r]!.has(ret)) {
+            returns[r]!.add(ret);
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+  return [ruleOfPos, returns.map((s) => [...s])];
+}
+
+function addRange(list: number[], parent: number, start: number, end: number): void {
+  const k = list.length;
+  if (k >= 3 && list[k - 3] === parent && list[k - 1] === start) list[k - 1] = end;
+  else list.push(parent, start, end);
+}
+
+function popcount(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/**
+ * One sequence's grammar state, as a stage of the sampler chain (a TokenMaskProvider): the mask
+ * of allowed tokens, told each accepted token. Prompt tokens are not grammar output: the
+ * constraint ignores accepted tokens until `begin()` is called.
+ */
+export class GrammarConstraint {
+  readonly grammar: TokenGrammar;
+  private state: number;
+  private active = false;
+  private readonly single: Uint32Array;
+  private singleToken = -1;
+
+  constructor(grammar: TokenGrammar, state = grammar.initial) {
+    this.grammar = grammar;
+    this.state = state;
+    this.single = new Uint32Array(grammar.trie.words);
+  }
+
+  /** From now on, accepted tokens are grammar output. */
+  begin(): void {
+    this.active = true;
+  }
+
+  get current(): number {
+    return this.state;
+  }
+
+  /** The grammar matched a complete text. */
+  get complete(): boolean {
+    return this.grammar.engine.isComplete(this.state);
+  }
+
+  /** Complete, and nothing may follow but the end. */
+  get finished(): boolean {
+    return this.grammar.engine.isFinished(this.state);
+  }
+
+  /** The token the grammar forces next (sampling skipped), if any. */
+  forced(): number | undefined {
+    return this.grammar.forced(this.state)[0];
+  }
+
+  allowed(): Uint32Array {
+    const f = this.forced();
+    if (f === undefined) return this.grammar.mask(this.state);
+    if (this.singleToken !== f) {
+      if (this.singleToken >= 0) this.single[this.singleToken >>> 5] = 0;
+      this.single[f >>> 5] = 1 << (f & 31);
+      this.singleToken = f;
+    }
+    return this.single;
+  }
+
+  accept(token: number): void {
+    if (!this.active) return;
+    const next = this.grammar.next(this.state, token);
+    if (next === DEAD) throw new Error(`token ${token} is not allowed by the grammar here`);
+    this.state = next;
+  }
+
+  reset(): void {
+    this.state = this.grammar.initial;
+    this.active = false;
+  }
+
+  clone(): GrammarConstraint {
+    const c = new GrammarConstraint(this.grammar, this.state);
+    c.active = this.active;
+    return c;
+  }
+}
