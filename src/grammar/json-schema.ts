@@ -123,6 +123,7 @@ class Converter {
   run(): string {
     const body = this.visit(this.root, "root", "#");
     if (body !== "root") this.rules.set("root", body);
+    if (this.ws === "flexible") this.prim("space");
     const order = ["root", ...[...this.rules.keys()].filter((k) => k !== "root").sort()];
     return order.map((k) => `${k} ::= ${this.rules.get(k)}`).join("\n") + "\n";
   }

@@ -224,6 +224,28 @@ export class GrammarEngine {
     return best;
   }
 
+  /** The bytes of a shortest text that completes `state` (empty when it is complete). */
+  shortestCompletion(state: number): number[] {
+    const out: number[] = [];
+    const nb = new Uint32Array(8);
+    let s = state;
+    let d = this.distance(s);
+    while (d > 0 && d !== Infinity) {
+      this.nextBytes(s, nb);
+      let next = -1;
+      for (let b = 0; b < 256 && next < 0; b++) {
+        if (((nb[b >>> 5]! >>> (b & 31)) & 1) === 0) continue;
+        const t = this.advance(s, b);
+        if (this.distance(t) === d - 1) next = b;
+      }
+      if (next < 0) throw new Error("shortestCompletion: no byte brings the text closer to complete");
+      out.push(next);
+      s = this.advance(s, next);
+      d--;
+    }
+    return out;
+  }
+
   /** True when the whole text matches the grammar. */
   matches(text: string | Uint8Array): boolean {
     const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;

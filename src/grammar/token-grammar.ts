@@ -58,6 +58,7 @@ export class TokenGrammar {
   private readonly nodeMasks = new Map<number, Uint32Array>();
   private readonly stateMasks = new Map<number, Uint32Array>();
   private readonly forcedCache = new Map<number, readonly number[]>();
+  private readonly closingCache = new Map<number, readonly number[]>();
   private readonly endMask: Uint32Array;
   private readonly stateAt: Int32Array;
   private readonly popped: Uint8Array;
@@ -375,6 +376,32 @@ export class TokenGrammar {
     return all ? ids : ids.slice(0, -1);
   }
 
+  /**
+   * Tokens spelling a shortest completion of `state` (closing a text that is running out of
+   * tokens): the tokenizer's own tokenization when it spells those bytes, else longest matches.
+   */
+  closing(state: number): readonly number[] {
+    let c = this.closingCache.get(state);
+    if (c) return c;
+    const bytes = this.engine.shortestCompletion(state);
+    let ids: number[] | undefined;
+    if (this.tokenizer && bytes.length > 0) {
+      try {
+        const text = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes));
+        ids = this.tokenizer.encode(text, { addSpecial: false, parseSpecial: false });
+        let k = 0;
+        for (const id of ids) for (const b of this.trie.pieces[id]!) if (bytes[k++] !== b) ids = undefined;
+        if (k !== bytes.length) ids = undefined;
+      } catch {
+        ids = undefined;
+      }
+    }
+    c = ids ?? this.trie.spell(bytes) ?? [];
+    if (this.closingCache.size > 65536) this.closingCache.clear();
+    this.closingCache.set(state, c);
+    return c;
+  }
+
   private hasTokenTop(state: number): boolean {
     if (!this.grammar.hasTokens) return false;
     const e = this.engine;
@@ -442,6 +469,14 @@ export class GrammarConstraint {
   private active = false;
   private readonly single: Uint32Array;
   private singleToken = -1;
+  /** Accepted tokens that the grammar forced. */
+  forcedCount = 0;
+  /** Grammar tokens accepted so far. */
+  produced = 0;
+  /** Most tokens the output may take (set from maxTokens); the text is closed in time. */
+  budget = Infinity;
+  /** The budget ran low: the shortest completion is being forced. */
+  closingMode = false;
 
   constructor(grammar: TokenGrammar, state = grammar.initial) {
     this.grammar = grammar;
@@ -468,9 +503,30 @@ export class GrammarConstraint {
     return this.grammar.engine.isFinished(this.state);
   }
 
-  /** The token the grammar forces next (sampling skipped), if any. */
+  /**
+   * The token the grammar forces next (sampling skipped), if any: the canonical tokenization of
+   * text only the grammar allows, or, once the budget left is no more than the shortest completion
+   * needs, the tokens of that completion (so output stays valid when it is cut short).
+   */
   forced(): number | undefined {
+    if (!this.closingMode && this.budget !== Infinity && this.budget - this.produced <= this.grammar.engine.distance(this.state)) {
+      this.closingMode = true;
+    }
+    if (this.closingMode) return this.grammar.closing(this.state)[0];
     return this.grammar.forced(this.state)[0];
+  }
+
+  /**
+   * The sampled token, or, when it would leave too few tokens of the budget to complete the text
+   * (it opens more than the rest can close), the first token of the shortest completion.
+   */
+  fit(token: number): number {
+    if (this.budget === Infinity || this.closingMode) return token;
+    const left = this.budget - this.produced - 1;
+    const next = this.grammar.next(this.state, token);
+    if (next !== DEAD && this.grammar.engine.distance(next) <= left) return token;
+    this.closingMode = true;
+    return this.grammar.closing(this.state)[0] ?? token;
   }
 
   allowed(): Uint32Array {
@@ -486,6 +542,8 @@ export class GrammarConstraint {
 
   accept(token: number): void {
     if (!this.active) return;
+    if (this.forced() === token) this.forcedCount++;
+    this.produced++;
     const next = this.grammar.next(this.state, token);
     if (next === DEAD) throw new Error(`token ${token} is not allowed by the grammar here`);
     this.state = next;
@@ -494,11 +552,18 @@ export class GrammarConstraint {
   reset(): void {
     this.state = this.grammar.initial;
     this.active = false;
+    this.forcedCount = 0;
+    this.produced = 0;
+    this.closingMode = false;
   }
 
   clone(): GrammarConstraint {
     const c = new GrammarConstraint(this.grammar, this.state);
     c.active = this.active;
+    c.forcedCount = this.forcedCount;
+    c.produced = this.produced;
+    c.budget = this.budget;
+    c.closingMode = this.closingMode;
     return c;
   }
 }

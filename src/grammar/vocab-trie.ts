@@ -88,6 +88,43 @@ export class VocabTrie {
     this.sameBytes = same;
   }
 
+  /** The child of `node` (-1: the root) with this byte, or -1. */
+  child(node: number, byte: number): number {
+    let c = node < 0 ? 0 : node + 1;
+    const end = node < 0 ? this.size : this.end[node]!;
+    while (c < end) {
+      if (this.byte[c] === byte) return c;
+      c = this.end[c]!;
+    }
+    return -1;
+  }
+
+  /**
+   * Some tokens spelling exactly `bytes`, longest match first (a valid split, not necessarily the
+   * tokenizer's own), or undefined when a byte starts no token.
+   */
+  spell(bytes: Uint8Array | readonly number[]): number[] | undefined {
+    const out: number[] = [];
+    let at = 0;
+    while (at < bytes.length) {
+      let node = -1;
+      let best = -1;
+      let bestLen = 0;
+      for (let d = 0; at + d < bytes.length; d++) {
+        node = this.child(node, bytes[at + d]!);
+        if (node < 0) break;
+        if (this.token[node]! >= 0) {
+          best = this.token[node]!;
+          bestLen = d + 1;
+        }
+      }
+      if (best < 0) return undefined;
+      out.push(best);
+      at += bestLen;
+    }
+    return out;
+  }
+
   /** Sets the bit of the token(s) ending at node i. */
   markNode(i: number, bits: Uint32Array): void {
     const t = this.token[i]!;

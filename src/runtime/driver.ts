@@ -16,6 +16,8 @@ import type { Sequence } from "./sequence.ts";
 export interface TokenSampler {
   sample(logits: Float32Array): number;
   accept(token: number): void;
+  /** A token a constraint (a grammar) forces next: taken without sampling. */
+  forced?(): number | undefined;
 }
 
 export type EndReason = "context" | "done";
@@ -28,6 +30,12 @@ export interface DriverRequest {
   pending: number[];
   /** False: evaluate the prompt only (no token is sampled). */
   readonly wantsTokens: boolean;
+  /**
+   * Jump-forward: tokens the sampler forces after a sampled one are accepted at once and go into
+   * the same next forward pass (no step of their own); their count is added to `forwardsSaved`.
+   */
+  readonly jumpForward?: boolean;
+  forwardsSaved?: number;
   /** True while its consumer lags behind: the driver skips it until it catches up (backpressure). */
   paused(): boolean;
   /** The prompt is in the cache (called once, before the first token). */
@@ -212,12 +220,36 @@ export class Driver {
         else req.pending = [last];
         continue;
       }
-      const token = req.sampler.sample(out.logits);
+      const forced = req.sampler.forced?.();
+      const token = forced ?? req.sampler.sample(out.logits);
       req.sampler.accept(token);
       spec?.countFirst();
-      if (req.onToken(token)) req.pending = [token];
-      else this.remove(req);
+      if (!req.onToken(token)) {
+        this.remove(req);
+        continue;
+      }
+      req.pending = [token];
+      if (req.jumpForward) this.jumpForward(req, slotSize);
     }
     return true;
+  }
+
+  /**
+   * Appends the tokens the sampler forces to `req.pending` (accepted and reported as they come),
+   * so they are evaluated with the last sampled token in one forward pass. The same tokens, in the
+   * same order, as taking one per step: only the forward passes in between are saved.
+   */
+  private jumpForward(req: DriverRequest, slotSize: number): void {
+    while (req.sequence.length + req.pending.length < slotSize) {
+      const f = req.sampler.forced?.();
+      if (f === undefined) return;
+      req.sampler.accept(f);
+      req.forwardsSaved = (req.forwardsSaved ?? 0) + 1;
+      if (!req.onToken(f)) {
+        this.remove(req);
+        return;
+      }
+      req.pending.push(f);
+    }
   }
 }

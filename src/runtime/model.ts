@@ -7,6 +7,7 @@ import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
 import { now } from "../platform/yield.ts";
 import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
+import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type JsonSchemaOptions } from "../grammar/index.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts";
 import { StopStringMatcher } from "./stop-strings.ts";
@@ -63,6 +64,23 @@ export interface GenerateOptions extends SamplingOptions {
    * same as without it: identical tokens when greedy, the same distribution when sampling.
    */
   readonly speculative?: SpeculativeOptions;
+  /**
+   * Constrain the output to a GBNF grammar (llama.cpp's format, `root` rule first matched).
+   * Generation stops when the grammar is complete and nothing can follow.
+   */
+  readonly grammar?: string;
+  /**
+   * Constrain the output to JSON valid under this JSON Schema (`{}` or `true`: any JSON value).
+   * Unsupported keywords are a JsonSchemaError naming them.
+   */
+  readonly jsonSchema?: unknown;
+  /** Layout of JSON Schema output (see JsonSchemaOptions.whitespace). Default "compact". */
+  readonly jsonWhitespace?: JsonSchemaOptions["whitespace"];
+  /**
+   * Tokens the grammar forces (a key name, `": "`, closing brackets) are evaluated together with
+   * the next step in one forward pass instead of one pass each. Same output either way. Default true.
+   */
+  readonly jumpForward?: boolean;
 }
 
 export interface GenerationChunk {
@@ -88,6 +106,10 @@ export interface GenerationStats {
   readonly generationTokensPerSecond: number;
   /** Speculative decoding's figures, when it was asked for. */
   readonly speculative?: SpeculationStats;
+  /** Tokens the grammar forced (taken without sampling). */
+  readonly forcedTokens: number;
+  /** Forward passes jump-forward saved (forced tokens evaluated with another step). */
+  readonly forwardPassesSaved: number;
 }
 
 export interface GenerationResult {
@@ -140,6 +162,8 @@ export class Model {
   /** Per slot: positions whose MTP-layer keys/values are valid (a cached prefix is reused for MTP only up to there). */
   private readonly mtpValid: number[];
   private disposed = false;
+  /** Compiled grammars by GBNF text (a server sees the same schema again and again). */
+  private readonly grammars = new Map<string, TokenGrammar>();
 
   constructor(
     file: GGUFFile,
@@ -266,7 +290,8 @@ export class Model {
     this.ensureUsable();
     const o = options;
     o.signal?.throwIfAborted();
-    const sampler = createSampler(o);
+    const constraint = this.constraintFor(o);
+    const sampler = createSampler(o, constraint ? { mask: constraint } : {});
     const promptTokens = typeof prompt === "string" ? this.tokenizer.encode(prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false }) : [...prompt];
     if (promptTokens.length === 0) {
       throw new Error("the prompt is empty and this model's tokenizer adds no BOS token, so there is nothing to start from");
@@ -279,6 +304,9 @@ export class Model {
     if (!(maxTokens >= 0)) throw new RangeError(`maxTokens must be >= 0, got ${maxTokens}`);
 
     const spec = o.speculative === undefined ? undefined : resolveSpeculativeOptions(o.speculative);
+    if (spec && constraint) {
+      throw new Error("speculative decoding together with grammar / jsonSchema is not supported yet: constrained output uses jump-forward for the tokens the grammar forces");
+    }
     if (spec?.method === "mtp" && this.config.nMtpLayers === 0) {
       throw new Error(`speculative "mtp" needs a model with multi-token-prediction layers (MiMo); this ${this.config.arch.name} model has none: use "ngram" or a draft model`);
     }
@@ -301,7 +329,7 @@ export class Model {
         else proposer = new DraftModelProposer(this.draft!.transformer, this.draft!.pool, slot, this.draft!.cells[slot]!);
         speculation = new Speculation(proposer, spec, this.driver.costs, this.config.vocabSize, sampler);
       }
-      req = new TextRequest(this, sequence, sampler, promptTokens, o, t0, speculation);
+      req = new TextRequest(this, sequence, sampler, promptTokens, o, t0, speculation, constraint);
       o.signal?.throwIfAborted();
       this.driver.add(req);
       for (;;) {
@@ -320,6 +348,34 @@ export class Model {
       sequence.release();
       this.driver.kick();
     }
+  }
+
+  /**
+   * The grammar (compiled for this vocabulary, cached by text) a call asks for, as a fresh
+   * per-sequence constraint; undefined without `grammar` / `jsonSchema`.
+   */
+  private constraintFor(o: GenerateOptions): GrammarConstraint | undefined {
+    if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new TypeError("give either grammar or jsonSchema, not both");
+    let gbnf: string;
+    if (o.grammar !== undefined) {
+      if (typeof o.grammar !== "string") throw new TypeError(`grammar must be GBNF text (a string), got ${typeof o.grammar}`);
+      gbnf = o.grammar;
+    } else if (o.jsonSchema !== undefined) gbnf = jsonSchemaToGbnf(o.jsonSchema, { whitespace: o.jsonWhitespace });
+    else return undefined;
+    return new GrammarConstraint(this.compileGrammar(gbnf));
+  }
+
+  /** GBNF text compiled for this model's vocabulary (cached: the last 16 grammars). */
+  compileGrammar(gbnf: string): TokenGrammar {
+    let g = this.grammars.get(gbnf);
+    if (g) {
+      this.grammars.delete(gbnf);
+    } else {
+      g = TokenGrammar.fromGbnf(gbnf, this.tokenizer);
+      if (this.grammars.size >= 16) this.grammars.delete(this.grammars.keys().next().value!);
+    }
+    this.grammars.set(gbnf, g);
+    return g;
   }
 
   /** Generates to the end and returns the text with timings. */
@@ -370,6 +426,9 @@ class TextRequest implements DriverRequest {
   readonly speculation: Speculation | undefined;
   pending: number[];
   readonly wantsTokens: boolean;
+  readonly jumpForward: boolean;
+  forwardsSaved = 0;
+  private readonly constraint: GrammarConstraint | undefined;
   private readonly model: Model;
   private readonly opts: GenerateOptions;
   private readonly promptTokens: number;
@@ -391,16 +450,33 @@ class TextRequest implements DriverRequest {
   private tEnd = 0;
   private readonly onAbort: () => void;
 
-  constructor(model: Model, sequence: Sequence, sampler: TokenSampler, prompt: number[], o: GenerateOptions, t0: number, speculation?: Speculation) {
+  constructor(
+    model: Model,
+    sequence: Sequence,
+    sampler: TokenSampler,
+    prompt: number[],
+    o: GenerateOptions,
+    t0: number,
+    speculation: Speculation | undefined,
+    constraint: GrammarConstraint | undefined,
+  ) {
     this.model = model;
     this.sequence = sequence;
     this.speculation = speculation;
-    this.sampler = sampler;
+    this.constraint = constraint;
+    this.sampler = constraint
+      ? { sample: (l) => constraint.fit(sampler.sample(l)), accept: (t) => sampler.accept(t), forced: () => constraint.forced() }
+      : sampler;
+    this.jumpForward = constraint !== undefined && (o.jumpForward ?? true);
     this.opts = o;
     this.t0 = t0;
     this.tStart = now();
-    // The penalties look at the whole prompt, cached or not.
+    // The penalties look at the whole prompt, cached or not; the grammar starts after it.
     for (const t of prompt) sampler.accept(t);
+    if (constraint) {
+      constraint.budget = o.maxTokens ?? Infinity;
+      constraint.begin();
+    }
     this.promptTokens = prompt.length;
     this.pending = prompt.slice(sequence.length);
     this.evaluated = this.pending.length;
@@ -436,6 +512,10 @@ class TextRequest implements DriverRequest {
     this.text += piece.text;
     this.push({ text: piece.text, token });
     if (piece.stopped) return this.finish("stop");
+    // A complete grammar with nothing that may follow: the end, without sampling an end token.
+    // Closed early because maxTokens ran low: complete, but cut short ("length").
+    const c = this.constraint;
+    if (c && (c.finished || (c.closingMode && c.complete))) return this.finish(c.closingMode ? "length" : "stop");
     if (this.generated.length >= this.maxTokens) return this.finish("length");
     return true;
   }
@@ -514,6 +594,8 @@ class TextRequest implements DriverRequest {
       promptTokensPerSecond: this.evaluated / (promptMs / 1000),
       generationTokensPerSecond: this.generated.length / (generationMs / 1000),
       ...(this.speculation ? { speculative: this.speculation.stats() } : {}),
+      forcedTokens: this.constraint?.forcedCount ?? 0,
+      forwardPassesSaved: this.forwardsSaved,
     };
     return { text: this.text, tokens: [...this.generated], finishReason: this.finishReason, stats };
   }
