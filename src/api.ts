@@ -16,6 +16,18 @@ export type { SamplingOptions } from "./sampling/options.ts";
 export type { SpeculativeOptions, SpeculativeMethod, SpeculationStats } from "./speculative/speculation.ts";
 export { createSampler, SamplerChain, LogitMaskStage, type SamplerStage, type TokenMask, type TokenMaskFn } from "./sampling/chain.ts";
 export type { Tokenizer } from "./tokenizer/index.ts";
+export {
+  GrammarError,
+  JsonSchemaError,
+  jsonSchemaToGbnf,
+  jsonValueGbnf,
+  compileGrammar,
+  GrammarEngine,
+  TokenGrammar,
+  GrammarConstraint,
+  type JsonSchemaOptions,
+  type CompiledGrammar,
+} from "./grammar/index.ts";
 export type { ModelConfig } from "./model/config.ts";
 export type { LoadProgress } from "./model/weights.ts";
 export { ModelFileError } from "./format/errors.ts";

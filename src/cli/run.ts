@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { loadModel, defaultModelPath, type SpeculativeOptions } from "../index.ts";
 
 interface RunOptions {
@@ -23,6 +24,9 @@ interface RunOptions {
   draftMax?: number;
   draftMin?: number;
   draftPMin?: number;
+  grammar?: string;
+  jsonSchema?: string;
+  jumpForward?: boolean;
 }
 
 /** `--spec mtp|ngram|draft:FILE` and its bounds -> the generate option (and the draft model file). */
@@ -39,12 +43,32 @@ export function parseSpec(o: Pick<RunOptions, "spec" | "draftMax" | "draftMin" |
   throw new Error(`--spec must be mtp, ngram or draft:FILE (a draft model with the same vocabulary), got "${o.spec}"`);
 }
 
+/** A file a flag names, read as text; a clear error naming the flag when it cannot be read. */
+function readFlagFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`${flag} ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+}
+
 function fmt(ms: number): string {
   return ms < 10 ? ms.toFixed(2) : ms.toFixed(0);
 }
 
 export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
   if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
+  if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new Error("give either --grammar or --json-schema, not both");
+  const grammar = o.grammar !== undefined ? readFlagFile("--grammar", o.grammar) : undefined;
+  let jsonSchema: unknown;
+  if (o.jsonSchema !== undefined) {
+    const text = readFlagFile("--json-schema", o.jsonSchema);
+    try {
+      jsonSchema = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`--json-schema ${o.jsonSchema}: not valid JSON (${(e as Error).message})`);
+    }
+  }
   const { speculative, draftModel } = parseSpec(o);
   const model = await loadModel(o.model ?? defaultModelPath(), { contextSize: o.ctxSize, threads: o.threads, backend: o.backend, draftModel });
   const controller = new AbortController();
@@ -67,6 +91,9 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
       parseSpecial: o.special,
       signal: controller.signal,
       speculative,
+      grammar,
+      jsonSchema,
+      jumpForward: o.jumpForward,
     });
     // Echo the prompt as llama.cpp does, then stream the continuation.
     process.stdout.write(prompt);
@@ -79,7 +106,9 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
           process.stderr.write(
             `load ${fmt(model.loadMs)} ms | prompt ${s.promptTokens} tok in ${fmt(s.promptMs)} ms (${s.promptTokensPerSecond.toFixed(1)} tok/s)` +
               ` | first token ${fmt(s.timeToFirstTokenMs)} ms | generated ${s.generatedTokens} tok in ${fmt(s.generationMs)} ms` +
-              ` (${s.generationTokensPerSecond.toFixed(1)} tok/s) | finish: ${step.value.finishReason}\n`,
+              ` (${s.generationTokensPerSecond.toFixed(1)} tok/s)` +
+              (grammar !== undefined || jsonSchema !== undefined ? ` | forced ${s.forcedTokens} tok, ${s.forwardPassesSaved} forward passes saved` : "") +
+              ` | finish: ${step.value.finishReason}\n`,
           );
           const sp = s.speculative;
           if (sp) {
