@@ -567,8 +567,17 @@ export async function benchCommand(o: {
   parallelGen?: number;
   verify?: number[];
   verifyDepth?: number;
+  scenario?: string;
+  peer?: boolean;
 }): Promise<void> {
   if (o.output !== "md" && o.output !== "json") throw new InvalidArgumentError(`-o must be md or json, got "${o.output}"`);
+  if (o.scenario !== undefined) {
+    if (o.scenario !== "command") throw new InvalidArgumentError(`--scenario must be "command", got "${o.scenario}"`);
+    const { runCommandScenario } = await import("./bench-command.ts");
+    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] ?? 1, peer: o.peer ?? true, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
+    process.stdout.write(table + "\n");
+    return;
+  }
   const results = await runBench(
     {
       model: o.model,
@@ -623,5 +632,7 @@ export function registerBenchCommand(program: Command): void {
     .option("--parallel-gen <n>", "batched decode: decode steps (default: the first -n, else 128)", int("--parallel-gen"))
     .option("--verify <list>", "verification cost: draft lengths k, comma-separated (a 1+k token forward pass against a 1-token one)", list("--verify"))
     .option("--verify-depth <n>", "verification cost: cached positions before the drafts", int("--verify-depth"), 128)
+    .option("--scenario <name>", 'instead of the speed tests, an application scenario: "command" (voice command to validated JSON action, vs llama.cpp)')
+    .option("--no-peer", "scenario: skip the llama.cpp (node-llama-cpp) comparison")
     .action(benchCommand);
 }

@@ -21,6 +21,8 @@ import { vocabTrieOf, type VocabTrie } from "./vocab-trie.ts";
 interface PositionCache {
   /** Tokens accepted whatever encloses the frames: a bitset, or a short list of ids. */
   readonly accepted: Uint32Array | Int32Array;
+  /** `accepted` as a bitset (made on first use when it is a list). */
+  dense?: Uint32Array;
   /** (trie parent node or -1, first node, end node) triples of tokens that leave the frames. */
   readonly uncertain: Int32Array;
   /** Trie nodes in the uncertain ranges (the cost of checking them against a real stack). */
@@ -55,7 +57,7 @@ export class TokenGrammar {
   private readonly ruleOfPos: Int32Array;
   /** Per rule: the positions its frame can return to (-1: the end of the grammar). */
   private readonly returns: number[][];
-  private readonly nodeMasks = new Map<number, Uint32Array>();
+  private readonly nodeMasks = new Map<number, Uint32Array | Int32Array>();
   private readonly stateMasks = new Map<number, Uint32Array>();
   private readonly forcedCache = new Map<number, readonly number[]>();
   private readonly closingCache = new Map<number, readonly number[]>();
@@ -240,8 +242,21 @@ export class TokenGrammar {
     }
   }
 
-  /** Level 2: the exact mask of one stack (its top is a terminal). */
-  private nodeMask(node: number): Uint32Array {
+  /** A context's accepted tokens as a bitset (shared: do not modify). */
+  private dense(c: PositionCache): Uint32Array {
+    if (c.accepted instanceof Uint32Array) return c.accepted;
+    if (!c.dense) {
+      c.dense = new Uint32Array(this.trie.words);
+      for (const t of c.accepted) c.dense[t >>> 5]! |= 1 << (t & 31);
+    }
+    return c.dense;
+  }
+
+  /**
+   * Level 2: the exact mask of one stack (its top is a terminal), as a shared bitset, or as the
+   * context's short token list when nothing in it is uncertain (cheap to merge into a union).
+   */
+  private nodeMask(node: number): Uint32Array | Int32Array {
     let m = this.nodeMasks.get(node);
     if (m) return m;
     const e = this.engine;
@@ -250,11 +265,14 @@ export class TokenGrammar {
       c = this.context(this.truncate(node, frames));
       if (c.uncertainNodes <= UNCERTAIN_LIMIT || frames >= MAX_FRAMES) break;
     }
-    m = new Uint32Array(this.trie.words);
-    if (c.accepted instanceof Uint32Array) m.set(c.accepted);
-    else for (const t of c.accepted) m[t >>> 5]! |= 1 << (t & 31);
     const u = c.uncertain;
-    if (u.length > 0) {
+    if (u.length === 0) {
+      // Decided by the top frames alone: the context's own set, no copy.
+      this.nodeMasks.set(node, c.accepted);
+      return c.accepted;
+    }
+    m = this.dense(c).slice();
+    {
       const full = e.stateOfNode(node);
       const at = new Map<number, number>();
       for (let k = 0; k < u.length; k += 3) {
@@ -286,13 +304,18 @@ export class TokenGrammar {
     const e = this.engine;
     const nodes = e.stateNodes[state]!;
     const complete = (e.stateFlags[state]! & ACCEPT) !== 0;
-    if (nodes.length === 1 && !complete) m = this.nodeMask(nodes[0]!);
+    const parts = Array.from(nodes, (n) => this.nodeMask(n));
+    const dense = parts.filter((p): p is Uint32Array => p instanceof Uint32Array);
+    if (dense.length === 1 && parts.length === 1 && !complete) m = dense[0]!;
     else {
-      m = complete ? this.endMask.slice() : new Uint32Array(this.trie.words);
-      for (const n of nodes) {
-        const nm = this.nodeMask(n);
-        for (let w = 0; w < m.length; w++) m[w]! |= nm[w]!;
+      // The union: a copy of one bitset, the others OR-ed in, short lists set bit by bit.
+      m = dense.length > 0 ? dense[0]!.slice() : new Uint32Array(this.trie.words);
+      for (let k = 1; k < dense.length; k++) {
+        const d = dense[k]!;
+        for (let w = 0; w < m.length; w++) m[w]! |= d[w]!;
       }
+      for (const p of parts) if (!(p instanceof Uint32Array)) for (const t of p) m[t >>> 5]! |= 1 << (t & 31);
+      if (complete) for (const t of this.trie.endTokens) m[t >>> 5]! |= 1 << (t & 31);
     }
     if (this.stateMasks.size > 4096) this.stateMasks.clear();
     this.stateMasks.set(state, m);
