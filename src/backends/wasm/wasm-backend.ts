@@ -248,7 +248,9 @@ export class WasmBackend implements ComputeBackend {
       const memory = createSharedMemory(1024 * 1024);
       mem.push(new ThreadMemory(memory, instantiateKernels(kernels.module, memory)));
     }
-    const control = new SharedArrayBuffer(controlInts(n) * 4);
+    // One thread posts no jobs to anyone: its control block need not be shared (a page without
+    // cross-origin isolation has no SharedArrayBuffer constructor).
+    const control = n > 1 ? new SharedArrayBuffer(controlInts(n) * 4) : new ArrayBuffer(controlInts(n) * 4);
     const workers: ComputeThread[] = [];
     if (n > 1) {
       const factory = opts.threadFactory ?? (await defaultThreadFactory());
