@@ -21,7 +21,7 @@ const skip = haveBrowser ? false : `no Chromium at ${CHROMIUM} (apt-get install 
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>mimo</title>
 <script type="module">
-import { loadModel } from "/dist/browser.js";
+import { loadModel, listCachedModels, deleteCachedModel, clearModelCache } from "/dist/browser.js";
 import { WasmBackend } from "/dist/backends/wasm/wasm-backend.js";
 import { yieldToEventLoop } from "/dist/platform/yield.js";
 window.generate = async ({ threads, kernelPath }) => {
@@ -54,15 +54,37 @@ window.yieldMs = async (n) => {
   for (let i = 0; i < n; i++) await yieldToEventLoop();
   return performance.now() - t0;
 };
-window.loadError = async () => {
-  try { await loadModel("/models/stories260K.gguf"); return "loaded"; } catch (e) { return String(e.message); }
+window.plainRun = async () => {
+  const events = [];
+  const model = await loadModel("/models/stories260K.gguf", {
+    onNotice: (m) => events.push({ kind: "notice", message: m, at: Date.now() }),
+    onProgress: (p) => { if (p.phase === "download" && events.at(-1)?.kind !== "download") events.push({ kind: "download", at: Date.now() }); },
+  });
+  try {
+    const r = await model.complete("", { temperature: 0, maxTokens: 256 });
+    return { text: r.text, backend: model.backendName, isolated: crossOriginIsolated, sab: typeof SharedArrayBuffer, events };
+  } finally {
+    await model.dispose();
+  }
 };
+window.cached = async (url) => {
+  const events = [];
+  const model = await loadModel(url, { threads: 1, onProgress: (p) => events.push(p) });
+  try {
+    const r = await model.complete("", { temperature: 0, maxTokens: 256 });
+    return { text: r.text, events, list: await listCachedModels() };
+  } finally {
+    await model.dispose();
+  }
+};
+window.cacheOp = async (op, url) => op === "list" ? listCachedModels() : op === "delete" ? deleteCachedModel(url) : clearModelCache();
 window.ready = true;
 </script>`;
 
 const types: Record<string, string> = { ".js": "text/javascript", ".wasm": "application/wasm", ".gguf": "application/octet-stream", ".map": "application/json" };
 
 let server: Server;
+const modelRequests: { path: string; at: number }[] = [];
 let base = "";
 let browser: Browser;
 let page: Page;
@@ -76,6 +98,18 @@ before(async () => {
     const headers: Record<string, string> = isolated ? { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" } : {};
     if (url.pathname === "/" || url.pathname === "/plain") {
       res.writeHead(200, { ...headers, "Content-Type": "text/html" }).end(PAGE);
+      return;
+    }
+    if (url.pathname.endsWith(".gguf")) modelRequests.push({ path: url.pathname, at: Date.now() });
+    if (url.pathname === "/slow/stories260K.gguf") {
+      // 64 KiB every 25 ms (about 0.4 s in all), so the download reports progress on the way.
+      const body = await readFile(join(ROOT, "models/stories260K.gguf"));
+      res.writeHead(200, { ...headers, "Content-Type": "application/octet-stream", "Content-Length": String(body.byteLength) });
+      for (let at = 0; at < body.byteLength; at += 65536) {
+        res.write(body.subarray(at, at + 65536));
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      res.end();
       return;
     }
     const rel = normalize(decodeURIComponent(url.pathname)).replace(/^\/+/, "");
@@ -139,14 +173,74 @@ test("Chromium: yielding between tokens is not clamped, and a timer's abort land
   assert.ok(r.latency < 100, `the generation stopped ${r.latency.toFixed(1)} ms after the abort`);
 });
 
-test("a page without cross-origin isolation gets an error saying which headers to send", { skip, timeout: 60_000 }, async () => {
+test("a page without cross-origin isolation runs on 1 thread after a one-line notice given before the download", { skip, timeout: 120_000 }, async () => {
   const plain = await browser.newPage();
   try {
     await plain.goto(`${base}/plain`);
     await plain.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
-    const msg = await plain.evaluate(() => (window as unknown as { loadError(): Promise<string> }).loadError());
-    assert.match(msg, /SharedArrayBuffer.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+    const before = modelRequests.length;
+    type Plain = Result & { sab: string; events: { kind: string; message?: string; at: number }[] };
+    const r = await plain.evaluate(() => (window as unknown as { plainRun(): Promise<Plain> }).plainRun());
+    assert.equal(r.isolated, false);
+    assert.equal(r.sab, "undefined");
+    assert.match(r.backend, / x1$/);
+    assert.equal(r.text, goldenText);
+    const notices = r.events.filter((e) => e.kind === "notice");
+    assert.equal(notices.length, 1);
+    assert.match(notices[0]!.message!, /^mimo: this page is not cross-origin isolated, so the model runs on 1 thread; serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for more$/);
+    assert.equal(r.events[0]!.kind, "notice", "the notice comes before the download");
+    const req = modelRequests.slice(before);
+    assert.equal(req.length, 1);
+    assert.ok(notices[0]!.at <= req[0]!.at, "the notice was given before the model was requested");
   } finally {
     await plain.close();
+  }
+});
+
+test("a URL downloads with progress (bytes, rate, ETA) into the OPFS cache; a reload reads it from there; list and delete", { skip, timeout: 120_000 }, async () => {
+  const p = await browser.newPage();
+  type Progress = { phase: string; bytesLoaded: number; bytesTotal?: number; bytesPerSecond?: number; etaSeconds?: number; fromCache?: boolean; done?: boolean; url?: string };
+  type Cached = { text: string; events: Progress[]; list: { url: string; bytes: number }[] };
+  const url = "/slow/stories260K.gguf";
+  const size = readFileSync(`${ROOT}/models/stories260K.gguf`).byteLength;
+  const run = () => p.evaluate((u) => (window as unknown as { cached(u: string): Promise<Cached> }).cached(u), url);
+  const op = (o: string) => p.evaluate(([o, u]) => (window as unknown as { cacheOp(o: string, u: string): Promise<unknown> }).cacheOp(o, u), [o, url] as const);
+  try {
+    await p.goto(`${base}/`);
+    await p.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    await op("clear");
+    const count = () => modelRequests.filter((m) => m.path === url).length;
+    const n0 = count();
+    const first = await run();
+    assert.equal(first.text, goldenText);
+    assert.equal(count(), n0 + 1);
+    const dl = first.events.filter((e) => e.phase === "download");
+    assert.ok(dl.length >= 2, `progress on the way, not only at the end (${dl.length} events)`);
+    for (let i = 1; i < dl.length; i++) assert.ok(dl[i]!.bytesLoaded >= dl[i - 1]!.bytesLoaded);
+    const mid = dl[0]!;
+    assert.equal(mid.bytesTotal, size);
+    assert.ok(mid.bytesLoaded > 0 && mid.bytesLoaded < size && mid.done === false);
+    assert.ok(mid.bytesPerSecond! > 0 && mid.etaSeconds! > 0, JSON.stringify(mid));
+    const last = dl.at(-1)!;
+    assert.deepEqual([last.bytesLoaded, last.bytesTotal, last.done, last.fromCache, last.etaSeconds], [size, size, true, false, 0]);
+    assert.ok(first.events.some((e) => e.phase === "load"), "weight loading progress follows");
+    assert.deepEqual(first.list.map((m) => [m.url, m.bytes]), [[`${base}${url}`, size]]);
+
+    await p.reload();
+    await p.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    const second = await run();
+    assert.equal(second.text, goldenText);
+    assert.equal(count(), n0 + 1, "no second download after a reload");
+    const cachedEvents = second.events.filter((e) => e.phase === "download");
+    assert.deepEqual(cachedEvents.map((e) => [e.fromCache, e.bytesLoaded, e.done]), [[true, size, true]]);
+
+    assert.equal(await op("delete"), true);
+    assert.deepEqual(await op("list"), []);
+    assert.equal((await run()).text, goldenText);
+    assert.equal(count(), n0 + 2, "downloaded again after the delete");
+    assert.equal(await op("clear"), 1);
+    assert.deepEqual(await op("list"), []);
+  } finally {
+    await p.close();
   }
 });
