@@ -9,19 +9,32 @@ export interface ComputeThread {
 
 export type ThreadFactory = (script: URL) => ComputeThread;
 
+/**
+ * Node built-ins are imported through a computed name so that bundlers building for browsers
+ * leave them alone (this code runs only under Node).
+ */
+function nodeModule<T>(name: string): Promise<T> {
+  return import(name) as Promise<T>;
+}
+
 /** How many threads to use by default: the number of cores this runtime reports. */
 export async function defaultThreadCount(): Promise<number> {
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
   if (typeof process !== "undefined" && process.versions?.node) {
-    const os = await import("node:os");
+    const os = await nodeModule<typeof import("node:os")>("node:os");
     return Math.max(1, os.availableParallelism());
   }
   return Math.max(1, nav?.hardwareConcurrency ?? 1);
 }
 
-export async function defaultThreadFactory(): Promise<ThreadFactory> {
+/**
+ * Node: worker_threads on the script's URL. Browsers: module Web Workers, made by `spawn` when
+ * given (a caller that writes `new Worker(new URL("./worker.js", import.meta.url), { type:
+ * "module" })` out in full lets bundlers find and bundle the worker script), else from the URL.
+ */
+export async function defaultThreadFactory(spawn?: () => Worker): Promise<ThreadFactory> {
   if (typeof process !== "undefined" && process.versions?.node) {
-    const { Worker } = await import("node:worker_threads");
+    const { Worker } = await nodeModule<typeof import("node:worker_threads")>("node:worker_threads");
     return (script) => {
       const w = new Worker(script);
       w.unref(); // idle compute threads must not keep the process alive
@@ -40,13 +53,17 @@ export async function defaultThreadFactory(): Promise<ThreadFactory> {
     };
   }
   return (script) => {
-    const w = new Worker(script, { type: "module" });
+    const w = spawn ? spawn() : new Worker(script, { type: "module" });
     return {
       postMessage: (m) => w.postMessage(m),
       firstMessage: () =>
         new Promise((resolve, reject) => {
           w.addEventListener("message", (e) => resolve(e.data), { once: true });
-          w.addEventListener("error", (e) => reject(new Error(`compute thread failed: ${e.message}`)), { once: true });
+          w.addEventListener(
+            "error",
+            (e) => reject(new Error(`compute thread failed: ${e.message || `its script did not load (${spawn ? "the bundled worker" : script.href}); check that the server sends it as JavaScript`}`)),
+            { once: true },
+          );
         }),
       terminate: async () => w.terminate(),
     };

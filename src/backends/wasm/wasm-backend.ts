@@ -54,6 +54,14 @@ const ATTENTION_FN = functionNames.length;
 const MAX_MATMULS = 8;
 const activationKinds = [...new Set(families.map((f) => f.activation))];
 
+/**
+ * A compute thread in a browser, written out in the form bundlers (Vite, webpack, Parcel)
+ * recognise, so that they bundle the worker script and point this at the result.
+ */
+function browserWorker(): Worker {
+  return new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+}
+
 /** Whether this thread may block in Atomics.wait (a browser page's main thread may not). */
 function threadCanBlock(): boolean {
   try {
@@ -253,7 +261,7 @@ export class WasmBackend implements ComputeBackend {
     const control = n > 1 ? new SharedArrayBuffer(controlInts(n) * 4) : new ArrayBuffer(controlInts(n) * 4);
     const workers: ComputeThread[] = [];
     if (n > 1) {
-      const factory = opts.threadFactory ?? (await defaultThreadFactory());
+      const factory = opts.threadFactory ?? (await defaultThreadFactory(browserWorker));
       const script = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
       try {
         for (let t = 1; t < n; t++) {

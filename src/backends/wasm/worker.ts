@@ -35,8 +35,11 @@ function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
 
 const isNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
 if (isNode) {
-  const { parentPort } = await import("node:worker_threads");
-  parentPort!.once("message", (init: WorkerInit) => serve(init, (m) => parentPort!.postMessage(m)));
+  // A computed name and no top-level await: bundlers building for browsers leave this alone.
+  const name = "node:worker_threads";
+  void (import(name) as Promise<typeof import("node:worker_threads")>).then(({ parentPort }) =>
+    parentPort!.once("message", (init: WorkerInit) => serve(init, (m) => parentPort!.postMessage(m))),
+  );
 } else {
   const scope = globalThis as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
   scope.onmessage = (e: MessageEvent) => {
