@@ -239,6 +239,9 @@ export async function convertHuggingFace(dir: ModelDirectory, opts: HfConversion
     throw new ModelFileError(`${dir.name}/tokenizer.json`, (e as Error).message.replace(/^tokenizer\.json: /, ""));
   }
 
+  const templates = await chatTemplates(dir, isObject(tokConfig) ? tokConfig.chat_template : undefined);
+  tokenizerMd.delete("tokenizer.chat_template");
+
   const { tensors: checkpoint, sources } = await openCheckpoint(dir);
   const close = () => Promise.all(sources.map((s) => s.close().catch(() => {}))).then(() => {});
   try {
@@ -387,13 +390,49 @@ export async function convertHuggingFace(dir: ModelDirectory, opts: HfConversion
     if (a === "llama") metadata.push([`${a}.vocab_size`, gguf.u32(vocabSize)], [`${a}.rope.dimension_count`, gguf.u32(headDim)]);
     if (nMtp > 0) metadata.push([`${a}.nextn_predict_layers`, gguf.u32(nMtp)]);
     metadata.push(["general.quantization_version", gguf.u32(2)]);
-    metadata.push(...typedTokenizerMetadata(tokenizerMd));
+    metadata.push(...typedTokenizerMetadata(tokenizerMd), ...templates);
 
     return { arch, metadata, tensors, outType, nLayers, nMtpLayers: nMtp, tiedEmbeddings: tied, close };
   } catch (e) {
     await close();
     throw e;
   }
+}
+
+/**
+ * The chat template(s) as gguf-py writes them: tokenizer_config.json's chat_template, else
+ * chat_template.jinja, else chat_template.json; a list of { name, template } gives the "default"
+ * one as tokenizer.chat_template and the others as tokenizer.chat_template.NAME, listed in
+ * tokenizer.chat_templates.
+ */
+async function chatTemplates(dir: ModelDirectory, fromConfig: unknown): Promise<[string, GGUFTypedValue][]> {
+  let t = fromConfig;
+  if (t === undefined || t === null) {
+    const jinja = await dir.readText("chat_template.jinja");
+    if (jinja !== undefined) t = jinja;
+    else {
+      const json = await readJson(dir, "chat_template.json");
+      if (isObject(json)) t = json.chat_template;
+    }
+  }
+  if (typeof t === "string") return [["tokenizer.chat_template", gguf.str(t)]];
+  if (!Array.isArray(t)) return [];
+  const out: [string, GGUFTypedValue][] = [];
+  const names: string[] = [];
+  let fallback: string | undefined;
+  for (const choice of t) {
+    if (!isObject(choice) || typeof choice.template !== "string") continue;
+    const name = String(choice.name ?? "").replace(/[^A-Za-z0-9]/g, "_");
+    if (!name) continue;
+    if (name === "default") fallback = choice.template;
+    else if (!names.includes(name)) {
+      names.push(name);
+      out.push([`tokenizer.chat_template.${name}`, gguf.str(choice.template)]);
+    }
+  }
+  if (names.length > 0) out.push(["tokenizer.chat_templates", gguf.strings(names)]);
+  if (fallback !== undefined) out.unshift(["tokenizer.chat_template", gguf.str(fallback)]);
+  return out;
 }
 
 type RowTransform = { kind: "none" } | { kind: "unpermute-rope"; heads: number } | { kind: "swap-halves" };

@@ -278,3 +278,24 @@ test("an output that exists is refused; a failed write or an unwritable folder l
   await assert.rejects(NodeFileSink.create(target), /model\.gguf: cannot write here: /);
   assert.deepEqual(readdirSync(locked), []);
 });
+
+test("the chat template comes from tokenizer_config.json, else chat_template.jinja; a list gives the default and named templates", async () => {
+  const spec = CASES[1]!.spec;
+  const dir = join(root, "templates");
+  writeHfModel(dir, spec);
+  const cfgPath = join(dir, "tokenizer_config.json");
+  const cfg = JSON.parse(readFileSync(cfgPath, "utf8"));
+  const metadataOf = async () => {
+    const c = await conv(dir);
+    await c.close();
+    return new Map(c.metadata.map(([k, v]) => [k, v.value]));
+  };
+  writeFileSync(cfgPath, JSON.stringify({ ...cfg, chat_template: undefined }));
+  writeFileSync(join(dir, "chat_template.jinja"), "{{ messages[0].content }}");
+  assert.equal((await metadataOf()).get("tokenizer.chat_template"), "{{ messages[0].content }}");
+  writeFileSync(cfgPath, JSON.stringify({ ...cfg, chat_template: [{ name: "default", template: "D" }, { name: "tool_use", template: "T" }] }));
+  const md = await metadataOf();
+  assert.equal(md.get("tokenizer.chat_template"), "D");
+  assert.equal(md.get("tokenizer.chat_template.tool_use"), "T");
+  assert.deepEqual(md.get("tokenizer.chat_templates"), ["tool_use"]);
+});
