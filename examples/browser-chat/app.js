@@ -1,6 +1,6 @@
 // The demo's logic: pick a model (the bundled one, a URL or a local file), load it with download
 // and load progress, then stream a completion with live tok/s and time to first token.
-import { loadModel, canUseThreads, listCachedModels, clearModelCache } from "mimo/browser";
+import { loadModel, canUseThreads, listCachedModels, clearModelCache } from "mimo-llm/browser";
 
 const $ = (id) => document.getElementById(id);
 let model;

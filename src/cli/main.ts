@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { int, num } from "./options.ts";
+import { reportUsageErrorsBriefly } from "./errors.ts";
 import { runCommand } from "./run.ts";
 import { infoCommand } from "./info.ts";
 import { convertCommand } from "./convert.ts";
@@ -11,12 +13,17 @@ function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
 }
 
+/** The package's version (package.json sits two levels above src/cli and dist/cli). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 export function buildCli(): Command {
   const program = new Command();
   program
     .name("mimo")
     .description("Speed-first on-device LLM inference: run GGUF models locally, no network round trip.")
-    .showHelpAfterError();
+    .version(packageVersion(), "-V, --version", "print mimo's version");
 
   program
     .command("run")
@@ -73,5 +80,6 @@ export function buildCli(): Command {
   registerSynthCommand(program);
   registerBenchCommand(program);
   registerPerplexityCommand(program);
+  reportUsageErrorsBriefly(program);
   return program;
 }

@@ -1,5 +1,33 @@
-import { readFileSync } from "node:fs";
-import { loadModel, defaultModelPath, type SpeculativeOptions } from "../index.ts";
+import { readFileSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { loadModel, defaultModelPath, type GenerationStats, type SpeculativeOptions } from "../index.ts";
+import { inFlagTerms, warn } from "./errors.ts";
+import { LOAD_PROGRESS_MIN_BYTES, progressBar } from "./progress.ts";
+
+/** Library option -> the flag that sets it, for errors in the user's terms. */
+const RUN_FLAGS: Readonly<Record<string, string>> = {
+  maxTokens: "-n",
+  temperature: "--temp",
+  topK: "--top-k",
+  topP: "--top-p",
+  minP: "--min-p",
+  repeatPenalty: "--repeat-penalty",
+  penaltyLastN: "--repeat-last-n",
+  presencePenalty: "--presence-penalty",
+  frequencyPenalty: "--frequency-penalty",
+  seed: "-s",
+  contextSize: "-c",
+  threads: "-t",
+  backend: "--backend",
+  draftMax: "--draft-max",
+  draftMin: "--draft-min",
+  draftPMin: "--draft-p-min",
+  grammar: "--grammar",
+  jsonSchema: "--json-schema",
+};
+
+/** Exit status after Ctrl-C, as shells report a process ended by SIGINT (128 + 2). */
+export const EXIT_INTERRUPTED = 130;
 
 interface RunOptions {
   model?: string;
@@ -56,6 +84,16 @@ function fmt(ms: number): string {
   return ms < 10 ? ms.toFixed(2) : ms.toFixed(0);
 }
 
+/** The timings line on stderr; `extra` goes before the finish reason. */
+function statsLine(loadMs: number, s: Pick<GenerationStats, "promptTokens" | "timeToFirstTokenMs" | "generatedTokens" | "generationMs" | "generationTokensPerSecond"> & Partial<GenerationStats>, finish: string, extra = ""): string {
+  const prompt = s.promptMs !== undefined && s.promptTokensPerSecond !== undefined
+    ? `prompt ${s.promptTokens} tok in ${fmt(s.promptMs)} ms (${s.promptTokensPerSecond.toFixed(1)} tok/s)`
+    : `prompt ${s.promptTokens} tok`;
+  const first = s.generatedTokens > 0 ? ` | first token ${fmt(s.timeToFirstTokenMs)} ms` : "";
+  return `load ${fmt(loadMs)} ms | ${prompt}${first} | generated ${s.generatedTokens} tok in ${fmt(s.generationMs)} ms` +
+    ` (${s.generationTokensPerSecond.toFixed(1)} tok/s)${extra} | finish: ${finish}\n`;
+}
+
 export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
   if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
   if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new Error("give either --grammar or --json-schema, not both");
@@ -70,11 +108,54 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
     }
   }
   const { speculative, draftModel } = parseSpec(o);
-  const model = await loadModel(o.model ?? defaultModelPath(), { contextSize: o.ctxSize, threads: o.threads, backend: o.backend, draftModel });
+  const path = o.model ?? defaultModelPath();
+  // Ctrl-C: before generation starts there is nothing to keep (exit at once); during generation it
+  // stops the model, prints the statistics of what was generated, and exits 130. A second Ctrl-C
+  // exits at once.
   const controller = new AbortController();
-  const onSigint = () => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", onSigint);
+  let generating = false;
+  let interrupted = false;
+  const onSigint = () => {
+    if (!generating || interrupted) {
+      process.stderr.write("\n");
+      process.exit(EXIT_INTERRUPTED);
+    }
+    interrupted = true;
+    controller.abort(new Error("interrupted"));
+  };
+  process.on("SIGINT", onSigint);
+  let size = 0;
   try {
+    size = statSync(path).size;
+  } catch {
+    // loadModel names a missing or unreadable file.
+  }
+  const bar = size >= LOAD_PROGRESS_MIN_BYTES ? progressBar(`loading ${basename(path)}`) : undefined;
+  let model;
+  try {
+    model = await loadModel(path, {
+      contextSize: o.ctxSize,
+      threads: o.threads,
+      backend: o.backend,
+      draftModel,
+      onProgress: bar && ((p) => bar.update(p.bytesLoaded, p.bytesTotal)),
+    });
+  } catch (e) {
+    process.off("SIGINT", onSigint);
+    throw inFlagTerms(e, RUN_FLAGS);
+  } finally {
+    bar?.done();
+  }
+  const trained = model.config.contextLength;
+  if (o.ctxSize !== undefined && o.ctxSize > trained) {
+    warn(`-c ${o.ctxSize} is above the context this model was trained on (${trained} tokens); text past position ${trained} is usually poor`);
+  }
+  // For the statistics of an interrupted generation (the library reports them at the end only).
+  const tCall = performance.now();
+  let tFirst = 0;
+  let generated = 0;
+  try {
+    generating = true;
     const it = model.generate(prompt, {
       maxTokens: o.nPredict,
       temperature: o.temp,
@@ -98,18 +179,33 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
     // Echo the prompt as llama.cpp does, then stream the continuation.
     process.stdout.write(prompt);
     for (;;) {
-      const step = await it.next();
+      let step;
+      try {
+        step = await it.next();
+      } catch (e) {
+        if (!interrupted) throw inFlagTerms(e, RUN_FLAGS);
+        process.stdout.write("\n");
+        if (!o.quiet) {
+          const tEnd = performance.now();
+          const generationMs = tFirst ? tEnd - tFirst : 0;
+          const promptTokens = model.tokenize(prompt, { parseSpecial: o.special }).length;
+          process.stderr.write(statsLine(model.loadMs, {
+            promptTokens,
+            timeToFirstTokenMs: tFirst - tCall,
+            generatedTokens: generated,
+            generationMs,
+            generationTokensPerSecond: generationMs > 0 ? generated / (generationMs / 1000) : 0,
+          }, "interrupted (Ctrl-C)"));
+        }
+        await model.dispose();
+        process.exit(EXIT_INTERRUPTED);
+      }
       if (step.done) {
         process.stdout.write("\n");
         if (!o.quiet) {
           const s = step.value.stats;
-          process.stderr.write(
-            `load ${fmt(model.loadMs)} ms | prompt ${s.promptTokens} tok in ${fmt(s.promptMs)} ms (${s.promptTokensPerSecond.toFixed(1)} tok/s)` +
-              ` | first token ${fmt(s.timeToFirstTokenMs)} ms | generated ${s.generatedTokens} tok in ${fmt(s.generationMs)} ms` +
-              ` (${s.generationTokensPerSecond.toFixed(1)} tok/s)` +
-              (grammar !== undefined || jsonSchema !== undefined ? ` | forced ${s.forcedTokens} tok, ${s.forwardPassesSaved} forward passes saved` : "") +
-              ` | finish: ${step.value.finishReason}\n`,
-          );
+          const forced = grammar !== undefined || jsonSchema !== undefined ? ` | forced ${s.forcedTokens} tok, ${s.forwardPassesSaved} forward passes saved` : "";
+          process.stderr.write(statsLine(model.loadMs, s, step.value.finishReason, forced));
           const sp = s.speculative;
           if (sp) {
             process.stderr.write(
@@ -119,6 +215,9 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
           }
         }
         break;
+      }
+      if (step.value.token >= 0) {
+        if (generated++ === 0) tFirst = performance.now();
       }
       if (step.value.text) process.stdout.write(step.value.text);
     }

@@ -263,6 +263,7 @@ export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernel
     }
     fallbackReason = r;
     if (path === "relaxed-simd") throw new Error(`kernels: ${fallbackReason}`);
+    if (!opts.binaries?.relaxed) noticeSlowKernels(fallbackReason);
   } else {
     fallbackReason = "simd128 requested";
   }
@@ -271,6 +272,24 @@ export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernel
   const err = selfTest(ex, memory);
   if (err) throw new Error(`kernels: SIMD128 self test failed: ${err}`);
   return { path: "simd128", fallbackReason, module, memory, exports: ex };
+}
+
+let slowNoticeGiven = false;
+
+/**
+ * Node only, once per process: says that the slower SIMD128 kernels run, and why. Node < 22 (V8
+ * before 11.4) has no relaxed SIMD, which the fast int8 dot products need. Browsers keep quiet (a
+ * page reports its kernel build itself).
+ */
+function noticeSlowKernels(reason: string): void {
+  const proc = (globalThis as { process?: { versions?: { node?: string }; emitWarning?: (msg: string, o: { code: string }) => void } }).process;
+  const node = proc?.versions?.node;
+  if (slowNoticeGiven || !node || !proc?.emitWarning) return;
+  slowNoticeGiven = true;
+  const why = Number(node.split(".")[0]) < 22
+    ? `Node ${node} has no WebAssembly relaxed SIMD (Node >= 22 has it)`
+    : `the relaxed-SIMD kernels cannot run here (${reason})`;
+  proc.emitWarning(`mimo runs on its plain SIMD128 kernels, which are slower on quantized models: ${why}.`, { code: "MIMO_SLOW_KERNELS" });
 }
 
 /** MIMO_KERNELS=relaxed-simd|relaxed-simd-vnni|simd128 forces a build (Node; ignored elsewhere). */

@@ -106,5 +106,5 @@ test("bad options are reported by name", () => {
   assert.match(r.stderr, /--n-predict must be an integer, got "many"/);
   const p = mimo("run", "x", "--top-p", "2", "-q");
   assert.equal(p.code, 1);
-  assert.match(p.stderr, /^mimo: error: topP must be between 0 and 1, got 2\n$/);
+  assert.match(p.stderr, /^mimo: error: --top-p must be between 0 and 1, got 2\n$/);
 });

@@ -595,6 +595,7 @@ export class WasmBackend implements ComputeBackend {
     const { nLayers, slots, slotSize, nKvHeads, headDim, headDimV } = spec;
     const headShards = Math.min(nKvHeads, this.threads);
     const replicas = Math.max(1, Math.floor(this.threads / headShards));
+    this.checkKvFits(spec, headShards, replicas);
     const shards: KvShard[] = [];
     for (let r = 0; r < replicas; r++) {
       const localSlots = Math.ceil((slots - r) / replicas); // slots r, r + replicas, ...
@@ -618,6 +619,40 @@ export class WasmBackend implements ComputeBackend {
     }
     const pool: WasmKvPool = { spec, headShards, replicas, shards };
     return pool;
+  }
+
+  /**
+   * A KV cache too large for the threads' memories is a clear error naming the context size that
+   * fits, before anything is allocated. More threads help only while there are KV heads to split.
+   */
+  private checkKvFits(spec: KvPoolSpec, headShards: number, replicas: number): void {
+    const { nLayers, slots, slotSize, nKvHeads, headDim, headDimV } = spec;
+    const limit = 4 * 1024 ** 3;
+    let worst: { need: number; perPosition: number; room: number } | undefined;
+    for (let r = 0; r < replicas; r++) {
+      const localSlots = Math.ceil((slots - r) / replicas);
+      for (let g = 0; g < headShards; g++) {
+        const nkv = Math.floor((nKvHeads * (g + 1)) / headShards) - Math.floor((nKvHeads * g) / headShards);
+        // keys + values of every position, plus the attention scratch's per-position f32s
+        const perPosition = nLayers * localSlots * nkv * (headDim + headDimV) * 2 + 16 * 4;
+        const need = perPosition * slotSize;
+        const room = limit - this.mem[r * headShards + g]!.top - 1024 ** 2; // headroom for the fixed scratch
+        if (need > room && (!worst || need - room > worst.need - worst.room)) worst = { need, perPosition, room };
+      }
+    }
+    if (!worst) return;
+    const fit = Math.max(0, Math.floor(worst.room / worst.perPosition));
+    const gib = (n: number) => (n / 1024 ** 3).toFixed(2);
+    // The fewest threads whose KV-head split would fit (only while there are heads left to split).
+    let enough = 0;
+    for (let t = this.threads + 1; t <= nKvHeads && !enough; t++) {
+      if (nLayers * slots * Math.ceil(nKvHeads / t) * (headDim + headDimV) * 2 * slotSize + 16 * 4 * slotSize <= worst.room) enough = t;
+    }
+    const moreThreads = enough ? ` or ${enough} threads (the cache is split by KV head across the threads)` : "";
+    throw new RangeError(
+      `a KV cache of ${slots} x ${slotSize} positions needs ${gib(worst.need)} GiB on one thread, which has ${gib(Math.max(0, worst.room))} GiB of ` +
+        `its 4 GiB WebAssembly memory left; use a smaller contextSize (at most ${fit} positions fit per sequence${slots > 1 ? ` with parallel ${slots}` : ""})${moreThreads}`,
+    );
   }
 
   /** The thread memory addresses of (layer, slot) in a shard: its keys and values at position 0. */
