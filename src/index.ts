@@ -6,6 +6,11 @@ import { loadModelFromSource, type LoadOptions, type Model } from "./runtime/mod
 export * from "./api.ts";
 export { openGGUFFile, writeGGUFFile } from "./platform/node-file.ts";
 export { defaultModelPath } from "./platform/default-model.ts";
+// The model cache and the hub (Node only): pull "hf:OWNER/REPO:QUANT" or a URL, list, remove.
+export { pullModel, resolveModel, type HubOptions, type PullResult } from "./hub/pull.ts";
+export { modelCacheDir, listCached, removeCached, type CachedModel, type PulledInfo } from "./hub/cache.ts";
+export { parseModelRef, formatModelRef, HF_SYNTAX, type ModelRef } from "./hub/model-ref.ts";
+export type { DownloadProgress } from "./hub/download.ts";
 
 /**
  * Loads a GGUF model: a file path, a Blob/File, bytes in memory, or any ByteSource.

@@ -7,7 +7,8 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // "entry" is src/index.ts, src/browser.ts and src/api.ts; the CLI is built on the public entry.
-const LAYERS = ["quant", "format", "platform", "tokenizer", "compute", "kernels", "backends", "model", "sampling", "grammar", "speculative", "runtime", "tools", "entry", "cli"];
+// "hub" (the model cache and Hugging Face downloads) is Node-only: only src/index.ts and the CLI use it.
+const LAYERS = ["quant", "format", "platform", "tokenizer", "compute", "kernels", "backends", "model", "sampling", "grammar", "speculative", "runtime", "tools", "hub", "entry", "cli"];
 const src = fileURLToPath(new URL("../src/", import.meta.url));
 
 function sourceFiles(dir: string): string[] {
@@ -29,7 +30,7 @@ test("every folder of src/ is a known layer", () => {
   assert.deepEqual(folders.filter((f) => !LAYERS.includes(f) || f === "entry"), []);
 });
 
-test("imports only go down the layers: quant, format, platform, tokenizer, compute, kernels, backends, model, sampling, grammar, speculative, runtime, tools, the entries, cli", () => {
+test("imports only go down the layers: quant, format, platform, tokenizer, compute, kernels, backends, model, sampling, grammar, speculative, runtime, tools, hub, the entries, cli", () => {
   const upward: string[] = [];
   for (const file of sourceFiles(src)) {
     const text = readFileSync(file, "utf8");

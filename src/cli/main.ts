@@ -8,6 +8,7 @@ import { convertCommand } from "./convert.ts";
 import { registerSynthCommand } from "./synth.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerPerplexityCommand } from "./perplexity.ts";
+import { registerPullCommands } from "./pull.ts";
 
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
@@ -29,7 +30,8 @@ export function buildCli(): Command {
     .command("run")
     .description("generate text from a prompt, streamed to stdout (timings on stderr)")
     .argument("[prompt]", 'the prompt ("" starts from BOS alone)', "")
-    .option("-m, --model <file>", "GGUF model file (default: the bundled stories260K)")
+    .option("-m, --model <file|ref>", "GGUF model file, or hf:OWNER/REPO[:QUANT] or a URL, pulled on first use (default: the bundled stories260K)")
+    .option("--offline", "never use the network: an hf: model must already be in the cache")
     .option("-n, --n-predict <n>", "tokens to generate", int("--n-predict"), 256)
     .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
     .option("--top-k <k>", "top-k sampling; 0 = off", int("--top-k"), 40)
@@ -80,6 +82,7 @@ export function buildCli(): Command {
   registerSynthCommand(program);
   registerBenchCommand(program);
   registerPerplexityCommand(program);
+  registerPullCommands(program);
   reportUsageErrorsBriefly(program);
   return program;
 }

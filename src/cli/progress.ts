@@ -1,15 +1,12 @@
 // A one-line progress bar on stderr for long work (loading a large model, a download). It draws
 // only on a terminal: piped or redirected stderr gets nothing, so logs stay clean.
+import { formatBytes } from "../hub/bytes.ts";
+
+export { formatBytes };
 
 /** Files at least this large get a load progress bar (smaller ones load in well under a second). */
 export const LOAD_PROGRESS_MIN_BYTES = 100e6;
 
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n} B`;
-}
 
 function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return "--:--";

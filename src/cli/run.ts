@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import { loadModel, defaultModelPath, type GenerationStats, type SpeculativeOptions } from "../index.ts";
 import { inFlagTerms, warn } from "./errors.ts";
 import { LOAD_PROGRESS_MIN_BYTES, progressBar } from "./progress.ts";
+import { modelPath } from "./pull.ts";
 
 /** Library option -> the flag that sets it, for errors in the user's terms. */
 const RUN_FLAGS: Readonly<Record<string, string>> = {
@@ -31,6 +32,7 @@ export const EXIT_INTERRUPTED = 130;
 
 interface RunOptions {
   model?: string;
+  offline?: boolean;
   nPredict: number;
   temp: number;
   topK: number;
@@ -108,7 +110,7 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
     }
   }
   const { speculative, draftModel } = parseSpec(o);
-  const path = o.model ?? defaultModelPath();
+  const path = o.model === undefined ? defaultModelPath() : await modelPath(o.model, o);
   // Ctrl-C: before generation starts there is nothing to keep (exit at once); during generation it
   // stops the model, prints the statistics of what was generated, and exits 130. A second Ctrl-C
   // exits at once.
