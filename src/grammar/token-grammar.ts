@@ -29,10 +29,16 @@ interface PositionCache {
   readonly uncertainNodes: number;
 }
 
+/** One stack's allowed tokens: a shared bitset and/or a short list of ids (either may be absent). */
+interface NodeMask {
+  readonly dense: Uint32Array | undefined;
+  readonly list: Int32Array | undefined;
+}
+
 /** A context whose uncertain tokens span more trie nodes than this gets one more enclosing frame. */
-const UNCERTAIN_LIMIT = 1500;
+const UNCERTAIN_LIMIT = 300;
 /** Most enclosing frames a context cache looks at. */
-const MAX_FRAMES = 4;
+const MAX_FRAMES = 6;
 
 export interface TokenGrammarStats {
   readonly positions: number;
@@ -57,12 +63,13 @@ export class TokenGrammar {
   private readonly ruleOfPos: Int32Array;
   /** Per rule: the positions its frame can return to (-1: the end of the grammar). */
   private readonly returns: number[][];
-  private readonly nodeMasks = new Map<number, Uint32Array | Int32Array>();
+  private readonly nodeMasks = new Map<number, NodeMask>();
   private readonly stateMasks = new Map<number, Uint32Array>();
   private readonly forcedCache = new Map<number, readonly number[]>();
   private readonly closingCache = new Map<number, readonly number[]>();
   private readonly endMask: Uint32Array;
   private readonly stateAt: Int32Array;
+  private readonly scratchBits: Uint32Array;
   private readonly popped: Uint8Array;
   readonly compileMs: number;
 
@@ -76,8 +83,10 @@ export class TokenGrammar {
     this.endMask = new Uint32Array(trie.words);
     for (const t of trie.endTokens) this.endMask[t >>> 5]! |= 1 << (t & 31);
     this.stateAt = new Int32Array(trie.maxDepth + 2);
+    this.scratchBits = new Uint32Array(trie.words);
     this.popped = new Uint8Array(trie.maxDepth + 2);
     if (opts.precompute ?? true) for (const p of this.reachablePositions()) this.precompute([p]);
+    this.work.precomputing = false;
     this.compileMs = performance.now() - t0;
   }
 
@@ -153,22 +162,35 @@ export class TokenGrammar {
     return n;
   }
 
-  /** A stack cut to its top `frames` frames (the stack itself when it has no more). */
+  /** A stack cut to its top `frames` frames, over SENTINEL (the whole stack if it has no more frames). */
   private truncate(node: number, frames: number): number {
     const e = this.engine;
     const chain: number[] = [];
-    let n = node;
-    while (n >= 0 && chain.length < frames) {
-      chain.push(e.nodePos[n]!);
-      n = e.nodeParent[n]!;
-    }
-    return n < 0 ? node : this.chainNode(chain, false);
+    for (let n = node; n >= 0 && chain.length < frames; n = e.nodeParent[n]!) chain.push(e.nodePos[n]!);
+    return this.chainNode(chain, false);
   }
+
+  private depthOf(node: number): number {
+    let d = 0;
+    for (let n = node; n >= 0; n = this.engine.nodeParent[n]!) d++;
+    return d;
+  }
+
+  /** Work counters (benchmarks): contexts walked after compilation, uncertain trie ranges checked. */
+  readonly work = { lateContexts: 0, lateContextNodes: 0, uncertainRanges: 0, uncertainNodes: 0, precomputing: true };
 
   /** Level 1: the part of the mask decided by the top frames of a stack alone. */
   private context(node: number): PositionCache {
     let c = this.contexts.get(node);
     if (c) return c;
+    if (!this.work.precomputing) {
+      this.work.lateContexts++;
+      if (process.env.MASK_DEBUG2) {
+        const chain: string[] = [];
+        for (let n = node; n >= 0; n = this.engine.nodeParent[n]!) chain.push(`${this.engine.nodePos[n]}(${this.grammar.ruleNames[this.ruleOfPos[this.engine.nodePos[n]!]!]})`);
+        console.error("late context", chain.join(" <- "), "bottom", this.engine.nodeParent[node]);
+      }
+    }
     const trie = this.trie;
     const g = this.grammar;
     const pos = this.engine.nodePos[node]!;
@@ -211,7 +233,7 @@ export class TokenGrammar {
    * setting the bits of tokens the parser accepts. With `uncertain`, a token whose walk left the
    * starting frame (POPPED) and then died is recorded there instead of being rejected.
    */
-  private walk(start: number, bits: Uint32Array, uncertain: number[] | null, from: number, to: number, baseDepth: number): void {
+  private walk(start: number, bits: Uint32Array, uncertain: number[] | null, from: number, to: number, baseDepth: number, found?: number[]): void {
     const { byte, depth, end, parent } = this.trie;
     const e = this.engine;
     const flags = e.stateFlags;
@@ -229,7 +251,8 @@ export class TokenGrammar {
         i = end[i]!;
         continue;
       }
-      this.trie.markNode(i, bits);
+      if (found) this.trie.collectNode(i, found);
+      else this.trie.markNode(i, bits);
       const pp = popped[d - 1]! | (flags[s]! & POPPED ? 1 : 0);
       if (nodes[s]!.length === 0) {
         if (uncertain && pp && end[i]! > i + 1) addRange(uncertain, i, i + 1, end[i]!);
@@ -253,36 +276,45 @@ export class TokenGrammar {
   }
 
   /**
-   * Level 2: the exact mask of one stack (its top is a terminal), as a shared bitset, or as the
-   * context's short token list when nothing in it is uncertain (cheap to merge into a union).
+   * Level 2: the exact mask of one stack (its top is a terminal): the context's accepted set
+   * (shared, never copied) plus the uncertain tokens that the real stack accepts (a short list).
    */
-  private nodeMask(node: number): Uint32Array | Int32Array {
+  private nodeMask(node: number): NodeMask {
     let m = this.nodeMasks.get(node);
     if (m) return m;
     const e = this.engine;
+    // The fewest top frames whose cache leaves little uncertain (the same walk precompute() did);
+    // when every frame is in, the stack itself (exact, nothing uncertain).
     let c: PositionCache;
+    const depth = this.depthOf(node);
     for (let frames = 1; ; frames++) {
       c = this.context(this.truncate(node, frames));
       if (c.uncertainNodes <= UNCERTAIN_LIMIT || frames >= MAX_FRAMES) break;
+      if (frames >= depth) {
+        c = this.context(node);
+        break;
+      }
     }
+    const base = c.accepted instanceof Uint32Array ? { dense: c.accepted, list: undefined } : { dense: undefined, list: c.accepted };
     const u = c.uncertain;
-    if (u.length === 0) {
-      // Decided by the top frames alone: the context's own set, no copy.
-      this.nodeMasks.set(node, c.accepted);
-      return c.accepted;
-    }
-    m = this.dense(c).slice();
-    {
+    if (u.length === 0) m = base;
+    else {
+      this.work.uncertainRanges += u.length / 3;
+      this.work.uncertainNodes += c.uncertainNodes;
+      const extra = this.scratchBits;
+      const found: number[] = [];
       const full = e.stateOfNode(node);
       const at = new Map<number, number>();
       for (let k = 0; k < u.length; k += 3) {
         const par = u[k]!;
         const s = par < 0 ? full : this.stateAtTrieNode(par, full, at);
         if (s === DEAD || e.stateNodes[s]!.length === 0) continue;
-        this.walk(s, m, null, u[k + 1]!, u[k + 2]!, par < 0 ? 0 : this.trie.depth[par]!);
+        this.walk(s, extra, null, u[k + 1]!, u[k + 2]!, par < 0 ? 0 : this.trie.depth[par]!, found);
       }
+      const list = base.list ? Int32Array.from([...base.list, ...found]) : Int32Array.from(found);
+      m = { dense: base.dense, list };
     }
-    if (this.nodeMasks.size > 4096) this.nodeMasks.clear();
+    if (this.nodeMasks.size > 65536) this.nodeMasks.clear();
     this.nodeMasks.set(node, m);
     return m;
   }
@@ -305,19 +337,28 @@ export class TokenGrammar {
     const nodes = e.stateNodes[state]!;
     const complete = (e.stateFlags[state]! & ACCEPT) !== 0;
     const parts = Array.from(nodes, (n) => this.nodeMask(n));
-    const dense = parts.filter((p): p is Uint32Array => p instanceof Uint32Array);
-    if (dense.length === 1 && parts.length === 1 && !complete) m = dense[0]!;
-    else {
-      // The union: a copy of one bitset, the others OR-ed in, short lists set bit by bit.
-      m = dense.length > 0 ? dense[0]!.slice() : new Uint32Array(this.trie.words);
-      for (let k = 1; k < dense.length; k++) {
-        const d = dense[k]!;
-        for (let w = 0; w < m.length; w++) m[w]! |= d[w]!;
+    let dense: Uint32Array | undefined;
+    let lists = 0;
+    let denseCount = 0;
+    for (const p of parts) {
+      if (p.dense && p.dense !== dense) {
+        denseCount++;
+        dense ??= p.dense;
       }
-      for (const p of parts) if (!(p instanceof Uint32Array)) for (const t of p) m[t >>> 5]! |= 1 << (t & 31);
+      if (p.list && p.list.length > 0) lists++;
+    }
+    if (denseCount === 1 && lists === 0 && !complete) m = dense!;
+    else {
+      // The union: a copy of one bitset, the other bitsets OR-ed in, lists set bit by bit.
+      m = dense ? dense.slice() : new Uint32Array(this.trie.words);
+      for (const p of parts) {
+        const d = p.dense;
+        if (d && d !== dense) for (let w = 0; w < m.length; w++) m[w]! |= d[w]!;
+        if (p.list) for (const t of p.list) m[t >>> 5]! |= 1 << (t & 31);
+      }
       if (complete) for (const t of this.trie.endTokens) m[t >>> 5]! |= 1 << (t & 31);
     }
-    if (this.stateMasks.size > 4096) this.stateMasks.clear();
+    if (this.stateMasks.size > 16384) this.stateMasks.clear();
     this.stateMasks.set(state, m);
     return m;
   }

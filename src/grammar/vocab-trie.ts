@@ -125,6 +125,14 @@ export class VocabTrie {
     return out;
   }
 
+  /** Appends the token(s) ending at node i. */
+  collectNode(i: number, out: number[]): void {
+    const t = this.token[i]!;
+    if (t >= 0) out.push(t);
+    const more = this.sameBytes.get(i);
+    if (more) out.push(...more);
+  }
+
   /** Sets the bit of the token(s) ending at node i. */
   markNode(i: number, bits: Uint32Array): void {
     const t = this.token[i]!;
