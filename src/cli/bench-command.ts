@@ -136,7 +136,7 @@ function parseValid(text: string): boolean {
   }
 }
 
-const MAX_TOKENS = 48;
+const MAX_TOKENS = 128;
 
 async function mimoScenario(path: string, threads: number): Promise<ScenarioEngine> {
   const model: Model = await loadModel(path, { threads, contextSize: 1024 });
@@ -186,10 +186,11 @@ function pct(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-export async function runCommandScenario(o: { model: string[]; threads: number; peer: boolean; log?: (s: string) => void }): Promise<string> {
+export async function runCommandScenario(o: { model: string[]; threads: number; peer: boolean; commands?: number; log?: (s: string) => void }): Promise<string> {
   const log = o.log ?? (() => {});
+  const list = commands.slice(0, o.commands ?? commands.length);
   const lines: string[] = [];
-  lines.push(`Edge scenario "command": ${commands.length} commands, system prompt cached, JSON Schema of actions (enum devices/actions, integer 0-100), greedy, ${o.threads} thread(s).`);
+  lines.push(`Edge scenario "command": ${list.length} commands, system prompt cached, JSON Schema of actions (enum devices/actions, integer 0-100), greedy, ${o.threads} thread(s).`);
   lines.push(`CPU: ${cpus()[0]?.model ?? "?"} x${cpus().length}; load average at start ${loadavg()[0]!.toFixed(1)}; ${new Date().toISOString()}`);
   lines.push("");
   lines.push("| model | engine | p50 ms | p95 ms | mean ms | tokens sampled / forced per command | valid | p50 vs llama.cpp |");
@@ -207,7 +208,7 @@ export async function runCommandScenario(o: { model: string[]; threads: number; 
       // Warm-up: one command each (prompt prefix into the cache, grammar compiled), not timed.
       for (const e of engines) await e.run(commands[0]!);
       const results = new Map<string, CommandResult[]>(engines.map((e) => [e.name, []]));
-      for (const c of commands) {
+      for (const c of list) {
         for (const e of engines) {
           const r = await e.run(c);
           results.get(e.name)!.push(r);

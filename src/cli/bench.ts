@@ -569,12 +569,13 @@ export async function benchCommand(o: {
   verifyDepth?: number;
   scenario?: string;
   peer?: boolean;
+  commands?: number;
 }): Promise<void> {
   if (o.output !== "md" && o.output !== "json") throw new InvalidArgumentError(`-o must be md or json, got "${o.output}"`);
   if (o.scenario !== undefined) {
     if (o.scenario !== "command") throw new InvalidArgumentError(`--scenario must be "command", got "${o.scenario}"`);
     const { runCommandScenario } = await import("./bench-command.ts");
-    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] ?? 1, peer: o.peer ?? true, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
+    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] ?? 1, peer: o.peer ?? true, commands: o.commands, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
     process.stdout.write(table + "\n");
     return;
   }
@@ -634,5 +635,6 @@ export function registerBenchCommand(program: Command): void {
     .option("--verify-depth <n>", "verification cost: cached positions before the drafts", int("--verify-depth"), 128)
     .option("--scenario <name>", 'instead of the speed tests, an application scenario: "command" (voice command to validated JSON action, vs llama.cpp)')
     .option("--no-peer", "scenario: skip the llama.cpp (node-llama-cpp) comparison")
+    .option("--commands <n>", "scenario: how many of the 50 commands to run", int("--commands"))
     .action(benchCommand);
 }
