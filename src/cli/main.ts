@@ -9,6 +9,7 @@ import { registerSynthCommand } from "./synth.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerPerplexityCommand } from "./perplexity.ts";
 import { registerPullCommands } from "./pull.ts";
+import { registerQuantizeCommands } from "./quantize.ts";
 
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
@@ -83,6 +84,7 @@ export function buildCli(): Command {
   registerBenchCommand(program);
   registerPerplexityCommand(program);
   registerPullCommands(program);
+  registerQuantizeCommands(program);
   reportUsageErrorsBriefly(program);
   return program;
 }

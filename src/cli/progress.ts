@@ -66,3 +66,53 @@ export class ProgressBar {
 export function progressBar(label: string, startBytes = 0, stream: ProgressStream = process.stderr): ProgressBar | undefined {
   return stream.isTTY ? new ProgressBar(stream, label, startBytes) : undefined;
 }
+
+// Long work counted in any unit (chunks, tensor bytes) with an ETA: redrawn in place on a terminal,
+// one line every few seconds otherwise (logs, CI), so that batch jobs show they are alive.
+
+export interface ProgressLine {
+  /** Reports `done` of `total` units; `label` says what is being worked on. */
+  update(done: number, total: number, label?: string): void;
+  /** Ends the line (a final newline on a terminal). */
+  finish(): void;
+}
+
+function clockText(s: number): string {
+  if (!Number.isFinite(s)) return "--";
+  if (s < 60) return `${s.toFixed(0)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - 60 * m)} s`;
+}
+
+export function progressLine(prefix: string, o: { enabled?: boolean; stream?: NodeJS.WriteStream; unit?: (n: number) => string } = {}): ProgressLine {
+  const stream = o.stream ?? process.stderr;
+  const enabled = o.enabled ?? true;
+  const tty = stream.isTTY === true;
+  const unit = o.unit ?? ((n: number) => String(n));
+  const t0 = performance.now();
+  let last = -Infinity;
+  let drawn = false;
+  return {
+    update(done, total, label) {
+      if (!enabled) return;
+      const now = performance.now();
+      const final = done >= total;
+      if (!final && now - last < (tty ? 200 : 5000)) return;
+      last = now;
+      const s = (now - t0) / 1000;
+      const frac = total > 0 ? Math.min(1, done / total) : 1;
+      const eta = frac > 0 ? (s * (1 - frac)) / frac : Infinity;
+      const width = 24;
+      const filled = Math.round(frac * width);
+      const bar = tty ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ` : "";
+      const text = `${prefix}: ${bar}${(frac * 100).toFixed(0).padStart(3)}% ${unit(done)}/${unit(total)}, ${clockText(s)} elapsed, ETA ${clockText(eta)}${label ? `  ${label}` : ""}`;
+      if (tty) {
+        stream.write(`\r${text.slice(0, (stream.columns ?? 120) - 1)}\x1b[K`);
+        drawn = true;
+      } else stream.write(`${text}\n`);
+    },
+    finish() {
+      if (enabled && tty && drawn) stream.write("\n");
+    },
+  };
+}

@@ -1,6 +1,19 @@
 import type { AttentionParams, AttentionSegment, ComputeBackend, KvCacheType, KvPool, RopeParams } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
+import type { LayerTensorKey } from "./tensors.ts";
 import type { LayerWeights, MtpLayerWeights, TransformerWeights } from "./weights.ts";
+
+/**
+ * Sees the activations of a forward pass, for tools that need statistics of them (importance
+ * matrices, pruning scores). The arrays are scratch views, valid only during the call; `n` rows.
+ * Costs one property check per layer when unset.
+ */
+export interface ForwardProbe {
+  /** The residual stream entering main layer `layer` (n x dim); layer = nLayers: after the last one. */
+  layerInput?(layer: number, x: Float32Array, n: number): void;
+  /** The input of the matrix multiplies by the weights `keys` of main layer `layer` (n x cols). */
+  matmulInput?(layer: number, keys: readonly LayerTensorKey[], x: Float32Array, n: number, cols: number): void;
+}
 
 /** Which rows of a segment an output is wanted for. */
 export type RowSelection = "none" | "last" | "all";
@@ -98,6 +111,8 @@ export class Transformer {
   private readonly rope: RopeParams;
   private readonly attn: AttentionParams;
   private readonly scratch = new Scratch();
+  /** Set by tools that collect activation statistics (see ForwardProbe); undefined otherwise. */
+  probe: ForwardProbe | undefined = undefined;
 
   constructor(config: ModelConfig, weights: TransformerWeights, backend: ComputeBackend) {
     this.config = config;
@@ -289,6 +304,7 @@ export class Transformer {
 
     b.getRows(w.tokenEmbd, tokens, s.x);
     for (let l = 0; l < c.nLayers; l++) this.layer(w.layers[l]!, l, pool, attn, s.x, n, positions);
+    this.probe?.layerInput?.(c.nLayers, s.x, n);
 
     // Hidden states and the rows that need logits, gathered in part order.
     const hidden: Float32Array[] = [];
@@ -316,9 +332,12 @@ export class Transformer {
     const c = this.config;
     const b = this.backend;
     const s = this.scratch;
+    const probe = l < c.nLayers ? this.probe : undefined; // main layers only (not the MTP layers)
+    probe?.layerInput?.(l, x, n);
 
     // Attention: norm, q/k/v projections, (qk norm), rope, store k/v and attend per sequence, output projection, residual.
     b.rmsNorm(x, n, c.dim, L.attnNorm, c.normEps, s.h);
+    probe?.matmulInput?.(l, QKV, s.h, n, c.dim);
     b.matmulMulti([L.wq, L.wk, L.wv], s.h, n, [s.q, s.k, s.v]);
     if (L.bq) b.addBias(s.q, n, L.bq);
     if (L.bk) b.addBias(s.k, n, L.bk);
@@ -328,14 +347,17 @@ export class Transformer {
     b.rope(s.q, n, c.nHeads, positions, this.rope);
     b.rope(s.k, n, c.nKvHeads, positions, this.rope);
     b.attention(pool, l, segs, s.q, s.k, s.v, this.attn, s.att);
+    probe?.matmulInput?.(l, WO, s.att, n, c.nHeads * c.headDimV);
     b.matmul(L.wo, s.att, n, s.o);
     if (L.bo) b.addBias(s.o, n, L.bo);
     b.addInPlace(x, s.o, n * c.dim);
 
     // Feed-forward: norm, gate and up projections, SwiGLU, down projection, residual.
     b.rmsNorm(x, n, c.dim, L.ffnNorm, c.normEps, s.h);
+    probe?.matmulInput?.(l, GATE_UP, s.h, n, c.dim);
     b.matmulMulti([L.gate, L.up], s.h, n, [s.gate, s.up]);
     b.swiglu(s.gate, s.up, n * c.ffnDim, s.act);
+    probe?.matmulInput?.(l, DOWN, s.act, n, c.ffnDim);
     b.matmul(L.down, s.act, n, s.o);
     b.addInPlace(x, s.o, n * c.dim);
   }
@@ -353,3 +375,7 @@ interface Part {
 }
 
 const EMPTY = new Float32Array(0);
+const QKV: readonly LayerTensorKey[] = ["wq", "wk", "wv"];
+const WO: readonly LayerTensorKey[] = ["wo"];
+const GATE_UP: readonly LayerTensorKey[] = ["gate", "up"];
+const DOWN: readonly LayerTensorKey[] = ["down"];

@@ -4,6 +4,8 @@ export interface ComputeThread {
   postMessage(msg: unknown): void;
   /** Resolves with the first message the thread sends, rejects if it fails to start. */
   firstMessage(): Promise<unknown>;
+  /** Calls `handler` with every message the thread sends from now on (request/response protocols). */
+  onMessage(handler: (msg: unknown) => void): void;
   terminate(): Promise<void>;
 }
 
@@ -46,6 +48,9 @@ export async function defaultThreadFactory(spawn?: () => Worker): Promise<Thread
             w.once("error", reject);
             w.once("exit", (code) => reject(new Error(`compute thread exited with code ${code} before starting`)));
           }),
+        onMessage: (handler) => {
+          w.on("message", handler);
+        },
         terminate: async () => {
           await w.terminate();
         },
@@ -65,6 +70,7 @@ export async function defaultThreadFactory(spawn?: () => Worker): Promise<Thread
             { once: true },
           );
         }),
+      onMessage: (handler) => w.addEventListener("message", (e) => handler(e.data)),
       terminate: async () => w.terminate(),
     };
   };

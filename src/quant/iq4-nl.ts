@@ -36,13 +36,13 @@ function bestIndex(x: number): number {
 const L = new Uint8Array(QK);
 
 /**
- * One block, as quantize_row_iq4_nl_impl computes it for super_block_size = block_size = 32 with
- * no importance weights: weights x², a first fit with the extreme element at +127, then a search
+ * One block, as quantize_row_iq4_nl_impl computes it for super_block_size = block_size = 32:
+ * weights x² (or the importance-derived `weights` where given), a first fit with the extreme element at +127, then a search
  * over 2 * ntry + 1 scales mapping the extreme element to -127 + itry, keeping the weighted
  * least-squares scale with the best score; d (f16) is that float32 scale, and the indices are
  * recomputed from it. Every float32 intermediate is rounded as in the C code.
  */
-function quantizeBlock(x: Float32Array, s: number, dst: Uint8Array, p: number): void {
+export function iq4nlQuantizeBlock(x: Float32Array, s: number, dst: Uint8Array, p: number, weights?: Float32Array): void {
   let amax = 0;
   let max = 0;
   for (let j = 0; j < QK; j++) {
@@ -62,7 +62,7 @@ function quantizeBlock(x: Float32Array, s: number, dst: Uint8Array, p: number): 
     for (let j = 0; j < QK; j++) {
       const xj = x[s + j]!;
       const q = IQ4_NL_VALUES[bestIndex(f32(id * xj))]!;
-      const wq = f32(f32(xj * xj) * q);
+      const wq = f32((weights ? weights[j]! : f32(xj * xj)) * q);
       sumqx = f32(sumqx + f32(wq * xj));
       sumq2 = f32(sumq2 + f32(wq * q));
     }
@@ -76,7 +76,7 @@ function quantizeBlock(x: Float32Array, s: number, dst: Uint8Array, p: number): 
       for (let j = 0; j < QK; j++) {
         const xj = x[s + j]!;
         const q = IQ4_NL_VALUES[bestIndex(f32(id * xj))]!;
-        const wq = f32(f32(xj * xj) * q);
+        const wq = f32((weights ? weights[j]! : f32(xj * xj)) * q);
         sumqx = f32(sumqx + f32(wq * xj));
         sumq2 = f32(sumq2 + f32(wq * q));
       }
@@ -118,7 +118,7 @@ export const IQ4_NLTraits: WeightQuantTraits = {
   quantizeRow(src, srcOffset, dst, dstByteOffset, n) {
     if (n % QK !== 0) throw new RangeError(`IQ4_NL: row length ${n} is not a multiple of the block size ${QK}`);
     for (let b = 0, s = srcOffset, p = dstByteOffset; b < n / QK; b++, s += QK, p += 18) {
-      quantizeBlock(src, s, dst, p);
+      iq4nlQuantizeBlock(src, s, dst, p);
     }
   },
 

@@ -13,8 +13,8 @@ const ONE_TENTH = f32(0.1);
 
 /**
  * Symmetric quantization of x[xOff .. xOff+n) to levels -nmax .. nmax-1, weighting each element's
- * squared error by x² (make_qx_quants with rmse_type = 1 and no importance weights, the only form
- * the reference quantizers use). Writes level + nmax into L[lOff ..] and returns the scale; a
+ * squared error by x² (make_qx_quants with rmse_type = 1), or by the importance weights
+ * qw[qwOff ..] where given. Writes level + nmax into L[lOff ..] and returns the scale; a
  * negative scale is normal (the extreme element always gets level -nmax).
  */
 export function makeQxQuants(
@@ -24,6 +24,8 @@ export function makeQxQuants(
   xOff: number,
   L: Uint8Array,
   lOff: number,
+  qw?: Float32Array,
+  qwOff = 0,
 ): number {
   let max = 0;
   let amax = 0;
@@ -45,7 +47,7 @@ export function makeQxQuants(
     const xi = x[xOff + i];
     const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f32(iscale * xi))));
     L[lOff + i] = l + nmax;
-    const w = f32(xi * xi);
+    const w = qw ? qw[qwOff + i]! : f32(xi * xi);
     sumlx = f32(sumlx + f32(f32(w * xi) * l));
     suml2 = f32(suml2 + f32(f32(w * l) * l));
   }
@@ -60,7 +62,7 @@ export function makeQxQuants(
     for (let i = 0; i < n; i++) {
       const xi = x[xOff + i];
       const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f32(iscale * xi))));
-      const w = f32(xi * xi);
+      const w = qw ? qw[qwOff + i]! : f32(xi * xi);
       sumlx = f32(sumlx + f32(f32(w * xi) * l));
       suml2 = f32(suml2 + f32(f32(w * l) * l));
     }
@@ -238,4 +240,168 @@ export function makeQkx2Quants(
   }
   theMin[minIndex] = -min;
   return scale;
+}
+
+/**
+ * make_qkx3_quants: as makeQkx2Quants, with the importance-weighted quantizers' initial sums
+ * (every candidate's weighted fit against the same weights) and its `max <= min` test. Used with
+ * rmin -0.9, rdelta 0.05, 36 steps and squared error by those quantizers.
+ */
+export function makeQkx3Quants(
+  n: number,
+  nmax: number,
+  x: Float32Array,
+  xOff: number,
+  weights: Float32Array,
+  L: Uint8Array,
+  lOff: number,
+  Laux: Uint8Array,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
+  useMad: boolean,
+  theMin: Float32Array,
+  minIndex: number,
+): number {
+  let min = x[xOff]!;
+  let max = x[xOff]!;
+  let sumW = weights[0]!;
+  let sumX = f32(sumW * x[xOff]!);
+  for (let i = 1; i < n; i++) {
+    const xi = x[xOff + i]!;
+    if (xi < min) min = xi;
+    if (xi > max) max = xi;
+    const w = weights[i]!;
+    sumW = f32(sumW + w);
+    sumX = f32(sumX + f32(w * xi));
+  }
+  if (min > 0) min = 0;
+  if (max <= min) {
+    L.fill(0, lOff, lOff + n);
+    theMin[minIndex] = -min;
+    return 0;
+  }
+  let iscale = f32(nmax / f32(max - min));
+  let scale = f32(1 / iscale);
+  let bestMad = 0;
+  for (let i = 0; i < n; i++) {
+    const xi = x[xOff + i]!;
+    const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(xi - min)))));
+    L[lOff + i] = l;
+    let diff = f32(f32(f32(scale * l) + min) - xi);
+    diff = useMad ? Math.abs(diff) : f32(diff * diff);
+    bestMad = f32(bestMad + f32(weights[i]! * diff));
+  }
+  if (nstep < 1) {
+    theMin[minIndex] = -min;
+    return scale;
+  }
+  for (let is = 0; is <= nstep; is++) {
+    iscale = f32(f32(f32(rmin + f32(rdelta * is)) + nmax) / f32(max - min));
+    let sumL = 0;
+    let sumL2 = 0;
+    let sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = x[xOff + i]!;
+      const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(xi - min)))));
+      Laux[i] = l;
+      const wl = f32(weights[i]! * l);
+      sumL = f32(sumL + wl);
+      sumL2 = f32(sumL2 + f32(wl * l));
+      sumXL = f32(sumXL + f32(wl * xi));
+    }
+    const D = f32(f32(sumW * sumL2) - f32(sumL * sumL));
+    if (D > 0) {
+      let thisScale = f32(f32(f32(sumW * sumXL) - f32(sumX * sumL)) / D);
+      let thisMin = f32(f32(f32(sumL2 * sumX) - f32(sumL * sumXL)) / D);
+      if (thisMin > 0) {
+        thisMin = 0;
+        thisScale = f32(sumXL / sumL2);
+      }
+      let mad = 0;
+      for (let i = 0; i < n; i++) {
+        let diff = f32(f32(f32(thisScale * Laux[i]!) + thisMin) - x[xOff + i]!);
+        diff = useMad ? Math.abs(diff) : f32(diff * diff);
+        mad = f32(mad + f32(weights[i]! * diff));
+      }
+      if (mad < bestMad) {
+        for (let i = 0; i < n; i++) L[lOff + i] = Laux[i]!;
+        bestMad = mad;
+        scale = thisScale;
+        min = thisMin;
+      }
+    }
+  }
+  theMin[minIndex] = -min;
+  return scale;
+}
+
+/**
+ * make_qp_quants: quantizes n non-negative values (sub-block scales or mins) to levels 0 .. nmax
+ * under importance weights: the best of 9 grid scales by weighted squared error, then up to five
+ * passes of coordinate descent. Writes levels into L[0 .. n) and returns the scale.
+ */
+export function makeQpQuants(n: number, nmax: number, x: Float32Array, L: Uint8Array, qw: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < n; i++) max = max > x[i]! ? max : x[i]!;
+  if (max < GROUP_MAX_EPS) {
+    L.fill(0, 0, n);
+    return 0;
+  }
+  let iscale = f32(nmax / max);
+  for (let i = 0; i < n; i++) L[i] = nearestInt(f32(iscale * x[i]!));
+  const scale = f32(1 / iscale);
+  let bestMse = 0;
+  for (let i = 0; i < n; i++) {
+    const diff = f32(x[i]! - f32(scale * L[i]!));
+    bestMse = f32(bestMse + f32(f32(qw[i]! * diff) * diff));
+  }
+  for (let is = -4; is <= 4; is++) {
+    if (is === 0) continue;
+    const iscaleIs = f32(f32(f32(ONE_TENTH * is) + nmax) / max);
+    const scaleIs = f32(1 / iscaleIs);
+    let mse = 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.min(nmax, nearestInt(f32(iscaleIs * x[i]!)));
+      const diff = f32(x[i]! - f32(scaleIs * l));
+      mse = f32(mse + f32(f32(qw[i]! * diff) * diff));
+    }
+    if (mse < bestMse) {
+      bestMse = mse;
+      iscale = iscaleIs;
+    }
+  }
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const l = Math.min(nmax, nearestInt(f32(iscale * x[i]!)));
+    L[i] = l;
+    const w = qw[i]!;
+    sumlx = f32(sumlx + f32(f32(w * x[i]!) * l));
+    suml2 = f32(suml2 + f32(f32(w * l) * l));
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const w = qw[i]!;
+      const li = L[i]!;
+      let slx = f32(sumlx - f32(f32(w * x[i]!) * li));
+      let sl2 = f32(suml2 - f32(f32(w * li) * li));
+      if (slx > 0 && sl2 > 0) {
+        const newL = Math.min(nmax, nearestInt(f32(f32(x[i]! * sl2) / slx)));
+        if (newL !== li) {
+          slx = f32(slx + f32(f32(w * x[i]!) * newL));
+          sl2 = f32(sl2 + f32(f32(w * newL) * newL));
+          if (f32(f32(slx * slx) * suml2) > f32(f32(sumlx * sumlx) * sl2)) {
+            L[i] = newL;
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (changed === 0) break;
+  }
+  return suml2 > 0 ? f32(sumlx / suml2) : 0;
 }

@@ -25,17 +25,73 @@ const subWeights = new Float32Array(32);
 const subScales = new Float32Array(16);
 const subMins = new Float32Array(16);
 const q3Scales = new Int8Array(16);
-const packed = new Uint8Array(2); // [scale, min] out of getScaleMinK4
+/** [scale, min] out of getScaleMinK4. */
+export const packed = new Uint8Array(2);
 
 const ONE_TENTH = f32(0.1);
 
 /** Packs 4 planes of 2-bit levels: byte l of each 32-byte group holds elements l, l+32, l+64, l+96. */
-function pack2BitLevels(L: ArrayLike<number>, dst: Uint8Array, qsOff: number): void {
+export function pack2BitLevels(L: ArrayLike<number>, dst: Uint8Array, qsOff: number): void {
   for (let j = 0; j < QK_K; j += 128) {
     for (let l = 0; l < 32; l++) {
       dst[qsOff + j / 4 + l] = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6);
     }
   }
+}
+
+/** Q4_K levels 0..15 into qs: group g holds sub-block 2g in low nibbles, 2g+1 in high nibbles. */
+export function packQ4KLevels(L: ArrayLike<number>, dst: Uint8Array, p: number): void {
+  for (let g = 0; g < 4; g++) {
+    for (let l = 0; l < 32; l++) dst[p + 16 + 32 * g + l] = L[64 * g + l]! | (L[64 * g + l + 32]! << 4);
+  }
+}
+
+/** Q5_K levels 0..31: low 4 bits as Q4_K's qs (at +48), fifth bit of sub-block j in bit j of qh[l]. */
+export function packQ5KLevels(L: ArrayLike<number>, dst: Uint8Array, p: number): void {
+  dst.fill(0, p + 16, p + 48);
+  for (let g = 0; g < 4; g++) {
+    for (let l = 0; l < 32; l++) {
+      let l1 = L[64 * g + l];
+      let l2 = L[64 * g + l + 32];
+      if (l1 > 15) {
+        l1 -= 16;
+        dst[p + 16 + l] |= 1 << (2 * g);
+      }
+      if (l2 > 15) {
+        l2 -= 16;
+        dst[p + 16 + l] |= 2 << (2 * g);
+      }
+      dst[p + 48 + 32 * g + l] = l1 | (l2 << 4);
+    }
+  }
+}
+
+/** Q6_K levels 0..63 (stored +32) into ql/qh. */
+export function packQ6KLevels(levels: ArrayLike<number>, dst: Uint8Array, p: number): void {
+  for (let h = 0; h < 2; h++) {
+    const L = 128 * h;
+    for (let l = 0; l < 32; l++) {
+      const l1 = levels[L + l];
+      const l2 = levels[L + l + 32];
+      const l3 = levels[L + l + 64];
+      const l4 = levels[L + l + 96];
+      dst[p + 64 * h + l] = (l1 & 0x0f) | ((l3 & 0x0f) << 4);
+      dst[p + 64 * h + l + 32] = (l2 & 0x0f) | ((l4 & 0x0f) << 4);
+      dst[p + 128 + 32 * h + l] = (l1 >> 4) | ((l2 >> 4) << 2) | ((l3 >> 4) << 4) | ((l4 >> 4) << 6);
+    }
+  }
+}
+
+/** Q3_K levels 0..7: the high bit into hmask (element e -> bit e / 32 of hmask[e % 32]), the low two bits as planes. Modifies L. */
+export function packQ3KLevels(levelsSigned: Int8Array | Uint8Array, dst: Uint8Array, p: number): void {
+  dst.fill(0, p, p + 32);
+  for (let e = 0; e < QK_K; e++) {
+    if (levelsSigned[e] > 3) {
+      dst[p + (e & 31)] |= 1 << (e >> 5);
+      levelsSigned[e] -= 4;
+    }
+  }
+  pack2BitLevels(levelsSigned, dst, p + 32);
 }
 
 // ============================================================================================
@@ -46,7 +102,7 @@ function pack2BitLevels(L: ArrayLike<number>, dst: Uint8Array, qsOff: number): v
 // ============================================================================================
 
 /** ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j into packed[0], packed[1]. */
-function getScaleMinK4(j: number, q: Uint8Array, off: number): void {
+export function getScaleMinK4(j: number, q: Uint8Array, off: number): void {
   if (j < 4) {
     packed[0] = q[off + j] & 63;
     packed[1] = q[off + j + 4] & 63;
@@ -56,7 +112,7 @@ function getScaleMinK4(j: number, q: Uint8Array, off: number): void {
   }
 }
 
-function putScaleMinK4(j: number, ls: number, lm: number, q: Uint8Array, off: number): void {
+export function putScaleMinK4(j: number, ls: number, lm: number, q: Uint8Array, off: number): void {
   if (j < 4) {
     q[off + j] = ls;
     q[off + j + 4] = lm;
@@ -157,11 +213,7 @@ export const Q4_KTraits: WeightQuantTraits = {
     const nb = blockCount("Q4_K", n);
     for (let b = 0, s = srcOffset, p = dstByteOffset; b < nb; b++, s += QK_K, p += 144) {
       quantizeQ45KScalesAndLevels(src, s, dst, p, 15, -1, 20);
-      for (let g = 0; g < 4; g++) {
-        for (let l = 0; l < 32; l++) {
-          dst[p + 16 + 32 * g + l] = levels[64 * g + l] | (levels[64 * g + l + 32] << 4);
-        }
-      }
+      packQ4KLevels(levels, dst, p);
     }
   },
 
@@ -230,22 +282,7 @@ export const Q5_KTraits: WeightQuantTraits = {
     const nb = blockCount("Q5_K", n);
     for (let b = 0, s = srcOffset, p = dstByteOffset; b < nb; b++, s += QK_K, p += 176) {
       quantizeQ45KScalesAndLevels(src, s, dst, p, 31, -0.5, 15);
-      dst.fill(0, p + 16, p + 48);
-      for (let g = 0; g < 4; g++) {
-        for (let l = 0; l < 32; l++) {
-          let l1 = levels[64 * g + l];
-          let l2 = levels[64 * g + l + 32];
-          if (l1 > 15) {
-            l1 -= 16;
-            dst[p + 16 + l] |= 1 << (2 * g);
-          }
-          if (l2 > 15) {
-            l2 -= 16;
-            dst[p + 16 + l] |= 2 << (2 * g);
-          }
-          dst[p + 48 + 32 * g + l] = l1 | (l2 << 4);
-        }
-      }
+      packQ5KLevels(levels, dst, p);
     }
   },
 
@@ -283,6 +320,44 @@ export const Q5_KTraits: WeightQuantTraits = {
 // ql[64h + l + 32(k&1)] (low nibble for k < 2, high for k >= 2) and its top 2 bits in bits 2k..2k+1
 // of qh[32h + l]. Levels are stored +32. 16-element sub-block i uses scales[i]: x = d * scale * q.
 
+/**
+ * One Q6_K super-block: each 16-element sub-block fitted by make_qx_quants (weights x², or the
+ * importance weights qw[qwOff ..] as quantize_row_q6_K_impl passes them), the 16 scales to int8
+ * against the largest, then every level recomputed against the stored scales.
+ */
+export function quantizeQ6KBlock(src: Float32Array, s: number, dst: Uint8Array, p: number, qw?: Float32Array, qwOff = 0): void {
+  let maxScale = 0;
+  let maxAbsScale = 0;
+  for (let ib = 0; ib < 16; ib++) {
+    const scale = makeQxQuants(16, 32, src, s + 16 * ib, levels, 16 * ib, qw, qwOff + 16 * ib);
+    subScales[ib] = scale;
+    if (Math.abs(scale) > maxAbsScale) {
+      maxAbsScale = Math.abs(scale);
+      maxScale = scale;
+    }
+  }
+  if (maxAbsScale < GROUP_MAX_EPS) {
+    dst.fill(0, p, p + 210);
+    return;
+  }
+  // the sub-block scale of largest magnitude becomes -128, the others proportionally
+  const iscale = f32(-128 / maxScale);
+  writeF16(dst, p + 208, f32(1 / iscale));
+  for (let ib = 0; ib < 16; ib++) {
+    dst[p + 192 + ib] = Math.min(127, nearestInt(f32(iscale * subScales[ib]))) & 0xff;
+  }
+  const d = readF16(dst, p + 208);
+  for (let j = 0; j < 16; j++) {
+    const dj = f32(d * readI8(dst, p + 192 + j));
+    if (dj === 0) continue; // keep the levels make_qx_quants chose
+    for (let ii = 0; ii < 16; ii++) {
+      const l = nearestInt(f32(src[s + 16 * j + ii] / dj));
+      levels[16 * j + ii] = Math.max(-32, Math.min(31, l)) + 32;
+    }
+  }
+  packQ6KLevels(levels, dst, p);
+}
+
 export const Q6_KTraits: WeightQuantTraits = {
   type: GGMLType.Q6_K,
   name: "Q6_K",
@@ -317,49 +392,7 @@ export const Q6_KTraits: WeightQuantTraits = {
 
   quantizeRow(src, srcOffset, dst, dstByteOffset, n) {
     const nb = blockCount("Q6_K", n);
-    for (let b = 0, s = srcOffset, p = dstByteOffset; b < nb; b++, s += QK_K, p += 210) {
-      let maxScale = 0;
-      let maxAbsScale = 0;
-      for (let ib = 0; ib < 16; ib++) {
-        const scale = makeQxQuants(16, 32, src, s + 16 * ib, levels, 16 * ib);
-        subScales[ib] = scale;
-        if (Math.abs(scale) > maxAbsScale) {
-          maxAbsScale = Math.abs(scale);
-          maxScale = scale;
-        }
-      }
-      if (maxAbsScale < GROUP_MAX_EPS) {
-        dst.fill(0, p, p + 210);
-        continue;
-      }
-      // the sub-block scale of largest magnitude becomes -128, the others proportionally
-      const iscale = f32(-128 / maxScale);
-      writeF16(dst, p + 208, f32(1 / iscale));
-      for (let ib = 0; ib < 16; ib++) {
-        dst[p + 192 + ib] = Math.min(127, nearestInt(f32(iscale * subScales[ib]))) & 0xff;
-      }
-      const d = readF16(dst, p + 208);
-      for (let j = 0; j < 16; j++) {
-        const dj = f32(d * readI8(dst, p + 192 + j));
-        if (dj === 0) continue; // keep the levels make_qx_quants chose
-        for (let ii = 0; ii < 16; ii++) {
-          const l = nearestInt(f32(src[s + 16 * j + ii] / dj));
-          levels[16 * j + ii] = Math.max(-32, Math.min(31, l)) + 32;
-        }
-      }
-      for (let h = 0; h < 2; h++) {
-        const L = 128 * h;
-        for (let l = 0; l < 32; l++) {
-          const l1 = levels[L + l];
-          const l2 = levels[L + l + 32];
-          const l3 = levels[L + l + 64];
-          const l4 = levels[L + l + 96];
-          dst[p + 64 * h + l] = (l1 & 0x0f) | ((l3 & 0x0f) << 4);
-          dst[p + 64 * h + l + 32] = (l2 & 0x0f) | ((l4 & 0x0f) << 4);
-          dst[p + 128 + 32 * h + l] = (l1 >> 4) | ((l2 >> 4) << 2) | ((l3 >> 4) << 4) | ((l4 >> 4) << 6);
-        }
-      }
-    }
+    for (let b = 0, s = srcOffset, p = dstByteOffset; b < nb; b++, s += QK_K, p += 210) quantizeQ6KBlock(src, s, dst, p);
   },
 
   vecDot(n, w, wOff, a, aOff) {
@@ -472,15 +505,7 @@ export const Q3_KTraits: WeightQuantTraits = {
           levelsSigned[16 * j + ii] = Math.max(-4, Math.min(3, l)) + 4;
         }
       }
-      // high bit of levels 4..7 into hmask: element e -> bit (e / 32) of hmask[e % 32]
-      dst.fill(0, p, p + 32);
-      for (let e = 0; e < QK_K; e++) {
-        if (levelsSigned[e] > 3) {
-          dst[p + (e & 31)] |= 1 << (e >> 5);
-          levelsSigned[e] -= 4;
-        }
-      }
-      pack2BitLevels(levelsSigned, dst, p + 32);
+      packQ3KLevels(levelsSigned, dst, p);
     }
   },
 

@@ -1,7 +1,7 @@
 import type { ByteSource } from "../format/byte-source.ts";
 import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
 import { readModelConfig, type ModelConfig } from "../model/config.ts";
-import { Transformer, type RowSelection } from "../model/transformer.ts";
+import { Transformer, type ForwardProbe, type RowSelection } from "../model/transformer.ts";
 import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
@@ -195,6 +195,14 @@ export class Model {
   /** The draft model's configuration, if one was loaded (LoadOptions.draftModel). */
   get draftConfig(): ModelConfig | undefined {
     return this.draft?.transformer.config;
+  }
+
+  /**
+   * Lets a tool see every forward pass's activations (importance matrices, pruning scores); pass
+   * undefined to stop. Not for generation: the probe runs synchronously inside each layer.
+   */
+  setForwardProbe(probe: ForwardProbe | undefined): void {
+    this.transformer.probe = probe;
   }
 
   /** Which kernels run: "reference" or "wasm-relaxed-simd x2" (build and thread count). */

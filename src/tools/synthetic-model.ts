@@ -3,7 +3,8 @@
 
 import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import type { GGUFTensorToWrite, GGUFWriteSpec } from "../format/gguf-writer.ts";
-import { GGMLType, ggmlTypeLayout, ggmlTypeName } from "../quant/ggml-type.ts";
+import { GGMLType, ggmlTypeName } from "../quant/ggml-type.ts";
+import { fallbackType } from "./quant-recipes.ts";
 import { f32ToF16 as f16Bits, getQuantTraits, rowByteSize } from "../quant/traits.ts";
 import { SeededRandom } from "../sampling/rng.ts";
 import type { ArchitectureName } from "../model/architectures.ts";
@@ -93,20 +94,10 @@ export function syntheticSpmTokenizer(vocabSize: number): [string, GGUFTypedValu
 
 /**
  * The type llama.cpp's quantizer writes for a matrix whose rows are not whole blocks of the
- * requested type (llama-quant.cpp: K-quants fall back to a 32-element block type, else F16).
+ * requested type (quant-recipes.ts: K-quants fall back to a 32-element block type, else F16).
  */
 export function typeForRow(type: number, cols: number): number {
-  const fits = (t: number) => cols % (ggmlTypeLayout(t)?.blockSize ?? 1) === 0;
-  if (fits(type)) return type;
-  const name = ggmlTypeName(type);
-  const iq4nl = ["Q2_K", "Q3_K", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0"];
-  const fallback =
-    name === "Q4_K" ? GGMLType.Q5_0
-    : name === "Q5_K" ? GGMLType.Q5_1
-    : name === "Q6_K" ? GGMLType.Q8_0
-    : iq4nl.includes(name) ? GGMLType.IQ4_NL
-    : GGMLType.F16;
-  return fits(fallback) ? fallback : GGMLType.F16;
+  return fallbackType(type, cols);
 }
 
 /** Deterministic per-tensor seed from the model seed and the tensor name. */

@@ -35,11 +35,12 @@ export const oracleTypes: readonly string[] = WASM_TYPES.map((t) => t.name).filt
 /** The backend mimo runs on (default: loadModel's); ORACLE_BACKEND=reference checks the reference arithmetic. */
 const ORACLE_BACKEND = process.env.ORACLE_BACKEND as "reference" | "wasm" | undefined;
 const STEPS = 32;
-const PROMPT = [1, 300, 301, 302, 303];
+const DEFAULT_PROMPT = [1, 300, 301, 302, 303];
 const MAX_LOGPROB_DIFF = 0.15;
 const MEDIAN_LOGPROB_DIFF = 2e-2;
 
-function specFor(arch: SyntheticArch, type: number): SyntheticModelSpec {
+/** The small synthetic model the oracle tests run (256-wide, so K-quant rows are whole blocks). */
+export function specFor(arch: SyntheticArch, type: number): SyntheticModelSpec {
   return {
     arch,
     dim: 256, // K-quant rows must be multiples of 256
@@ -82,49 +83,63 @@ export function defineOracleTests(arch: SyntheticArch): void {
         oraclePath = join(dir, `${arch}-as-${mainPathAs}-${typeName}.gguf`);
         await writeGGUFFile(oraclePath, syntheticModel(specFor(mainPathAs, type)));
       }
-      const trace = await llamaCppGreedyTrace(oraclePath, PROMPT, STEPS);
-      const model = await loadModel(path, ORACLE_BACKEND ? { backend: ORACLE_BACKEND } : {});
-      try {
-        if (hasMtpLayers(arch)) assert.equal(model.config.nMtpLayers, 1);
-        // Teacher-forced on llama.cpp's path: our distribution at every step.
-        const forced = [...PROMPT, ...trace.slice(0, -1).map((s) => s.token)];
-        const all = model.evaluate(forced, { allLogits: true });
-        const V = model.config.vocabSize;
-        const diffs: number[] = [];
-        const decidableSteps: boolean[] = [];
-        trace.forEach((step, s) => {
-          const pos = PROMPT.length - 1 + s;
-          const ours = logSoftmax(all.subarray(pos * V, (pos + 1) * V));
-          let d = 0;
-          for (let t = 0; t < V; t++) if (step.logProbs[t]! > -20) d = Math.max(d, Math.abs(ours[t]! - step.logProbs[t]!));
-          diffs.push(d);
-          let best = 0;
-          for (let t = 1; t < V; t++) if (ours[t]! > ours[best]!) best = t;
-          const decidable = step.margin > 2 * d + 1e-4;
-          decidableSteps.push(decidable);
-          if (decidable) assert.equal(best, step.token, `step ${s}: mimo picks ${best}, llama.cpp ${step.token} (margin ${step.margin.toFixed(4)}, |Δ log p| ${d.toExponential(1)})`);
-          else {
-            const second = [...step.logProbs.keys()].sort((a, b) => step.logProbs[b]! - step.logProbs[a]!)[1];
-            assert.ok(best === step.token || best === second, `step ${s}: near tie, but mimo picks ${best}, not ${step.token} or ${second}`);
-          }
-        });
-        const sorted = [...diffs].sort((a, b) => a - b);
-        const median = sorted[sorted.length >> 1]!;
-        assert.ok(sorted[sorted.length - 1]! <= MAX_LOGPROB_DIFF, `max |Δ log p| ${sorted[sorted.length - 1]} at step ${diffs.indexOf(sorted[sorted.length - 1]!)}`);
-        assert.ok(median <= MEDIAN_LOGPROB_DIFF, `median step |Δ log p| ${median}`);
-        const close = diffs.filter((d) => d <= 1e-4).length;
-
-        // Free-running greedy generation (prefill as one batch, then one token at a time).
-        const free = await model.complete(PROMPT, { temperature: 0, maxTokens: STEPS, ignoreEos: true });
-        const firstTie = decidableSteps.indexOf(false);
-        const compared = firstTie < 0 ? STEPS : firstTie;
-        assert.equal(free.tokens.length, STEPS);
-        assert.deepEqual(free.tokens.slice(0, compared), trace.slice(0, compared).map((s) => s.token));
-        t.diagnostic(`greedy tokens compared: ${compared}/${STEPS}; max |Δ log p| ${sorted[sorted.length - 1]!.toExponential(1)}, median ${median.toExponential(1)}, steps within 1e-4: ${close}`);
-      } finally {
-        await model.dispose();
-      }
+      await compareWithLlamaCpp(t, path, oraclePath, { arch });
     });
   }
 }
 
+/**
+ * mimo on `path` against llama.cpp on `oraclePath` (the same weights; for MiMo, as qwen2), by the
+ * criteria above: teacher-forced log-probabilities, then free-running greedy tokens up to the
+ * first step whose top-2 margin is too close to call.
+ */
+export async function compareWithLlamaCpp(
+  t: { diagnostic(message: string): void },
+  path: string,
+  oraclePath: string,
+  o: { arch?: SyntheticArch; prompt?: readonly number[] } = {},
+): Promise<void> {
+  const PROMPT = o.prompt ?? DEFAULT_PROMPT;
+  const trace = await llamaCppGreedyTrace(oraclePath, PROMPT, STEPS);
+  const model = await loadModel(path, ORACLE_BACKEND ? { backend: ORACLE_BACKEND } : {});
+  try {
+    if (o.arch && hasMtpLayers(o.arch)) assert.equal(model.config.nMtpLayers, 1);
+    // Teacher-forced on llama.cpp's path: our distribution at every step.
+    const forced = [...PROMPT, ...trace.slice(0, -1).map((s) => s.token)];
+    const all = model.evaluate(forced, { allLogits: true });
+    const V = model.config.vocabSize;
+    const diffs: number[] = [];
+    const decidableSteps: boolean[] = [];
+    trace.forEach((step, s) => {
+      const pos = PROMPT.length - 1 + s;
+      const ours = logSoftmax(all.subarray(pos * V, (pos + 1) * V));
+      let d = 0;
+      for (let t = 0; t < V; t++) if (step.logProbs[t]! > -20) d = Math.max(d, Math.abs(ours[t]! - step.logProbs[t]!));
+      diffs.push(d);
+      let best = 0;
+      for (let t = 1; t < V; t++) if (ours[t]! > ours[best]!) best = t;
+      const decidable = step.margin > 2 * d + 1e-4;
+      decidableSteps.push(decidable);
+      if (decidable) assert.equal(best, step.token, `step ${s}: mimo picks ${best}, llama.cpp ${step.token} (margin ${step.margin.toFixed(4)}, |Δ log p| ${d.toExponential(1)})`);
+      else {
+        const second = [...step.logProbs.keys()].sort((a, b) => step.logProbs[b]! - step.logProbs[a]!)[1];
+        assert.ok(best === step.token || best === second, `step ${s}: near tie, but mimo picks ${best}, not ${step.token} or ${second}`);
+      }
+    });
+    const sorted = [...diffs].sort((a, b) => a - b);
+    const median = sorted[sorted.length >> 1]!;
+    assert.ok(sorted[sorted.length - 1]! <= MAX_LOGPROB_DIFF, `max |Δ log p| ${sorted[sorted.length - 1]} at step ${diffs.indexOf(sorted[sorted.length - 1]!)}`);
+    assert.ok(median <= MEDIAN_LOGPROB_DIFF, `median step |Δ log p| ${median}`);
+    const close = diffs.filter((d) => d <= 1e-4).length;
+
+    // Free-running greedy generation (prefill as one batch, then one token at a time).
+    const free = await model.complete(PROMPT, { temperature: 0, maxTokens: STEPS, ignoreEos: true });
+    const firstTie = decidableSteps.indexOf(false);
+    const compared = firstTie < 0 ? STEPS : firstTie;
+    assert.equal(free.tokens.length, STEPS);
+    assert.deepEqual(free.tokens.slice(0, compared), trace.slice(0, compared).map((s) => s.token));
+    t.diagnostic(`greedy tokens compared: ${compared}/${STEPS}; max |Δ log p| ${sorted[sorted.length - 1]!.toExponential(1)}, median ${median.toExponential(1)}, steps within 1e-4: ${close}`);
+  } finally {
+    await model.dispose();
+  }
+}
