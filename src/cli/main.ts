@@ -10,6 +10,7 @@ import { registerBenchCommand } from "./bench.ts";
 import { registerPerplexityCommand } from "./perplexity.ts";
 import { registerPullCommands } from "./pull.ts";
 import { registerQuantizeCommands } from "./quantize.ts";
+import { registerPruneCommand } from "./prune.ts";
 
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
@@ -85,6 +86,7 @@ export function buildCli(): Command {
   registerPerplexityCommand(program);
   registerPullCommands(program);
   registerQuantizeCommands(program);
+  registerPruneCommand(program);
   reportUsageErrorsBriefly(program);
   return program;
 }
