@@ -1,4 +1,5 @@
 // `mimo prune`: structured pruning (layers, FFN channels, KV groups) with a report of importances.
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { InvalidArgumentError, type Command } from "commander";
 import { ModelFileError } from "../format/errors.ts";
@@ -87,6 +88,8 @@ export async function pruneCommand(input: string, output: string | undefined, o:
     throw new RangeError("nothing to prune: give --remove-layers N, --layers LIST, --ffn-ratio R or --kv-groups N");
   }
 
+  // refuse an existing output before the calibration work, not after
+  if (output && !o.force && existsSync(output)) throw new ModelFileError(output, "already exists; refusing to overwrite it (pass --force / overwrite: true to replace it)");
   const model = await loadModel(input, { threads: o.threads, contextSize: o.ctxSize });
   let importances: LayerImportance[] | undefined;
   const config = model.config;

@@ -83,7 +83,15 @@ export class QuantizePool {
     }
     // The calling thread takes the first share while the others work.
     const first = quantizeRows(type, src.subarray(0, per * cols), cols, Math.min(per, rows), importance);
-    const rest = await Promise.all(parts);
+    // compute threads are unref'd (idle ones must not keep a process alive): hold the event loop
+    // open while their answers are due
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    let rest: Uint8Array[];
+    try {
+      rest = await Promise.all(parts);
+    } finally {
+      clearInterval(keepAlive);
+    }
     const out = new Uint8Array(first.byteLength + rest.reduce((a, b) => a + b.byteLength, 0));
     out.set(first, 0);
     let at = first.byteLength;

@@ -35,6 +35,8 @@ export interface SyntheticModelSpec {
    * them). A matrix whose rows are not whole blocks of it gets llama.cpp's fallback (typeForRow).
    */
   readonly weightType: number;
+  /** Per-matrix type (a recipe's choice, see quant-recipes.ts); default weightType / embeddingType. */
+  readonly typeOf?: (name: string, shape: readonly number[]) => number;
   /** Type of the token embedding and output matrices; default weightType. */
   readonly embeddingType?: number;
   /** Share the token embedding as the output matrix (no output tensor). */
@@ -136,7 +138,7 @@ export function syntheticModel(spec: SyntheticModelSpec): GGUFWriteSpec {
 
   const matrix = (name: string, shape: readonly number[], requested: number, gain: number): void => {
     const [cols, rows] = shape as readonly [number, number];
-    const type = typeForRow(requested, cols);
+    const type = s.typeOf?.(name, shape) ?? typeForRow(requested, cols);
     tensors.push({
       name,
       type,
