@@ -77,6 +77,9 @@ window.cached = async (url) => {
     await model.dispose();
   }
 };
+window.loadError = async (url) => {
+  try { await loadModel(url, { cache: false }); return "loaded"; } catch (e) { return String(e.message); }
+};
 window.cacheOp = async (op, url) => op === "list" ? listCachedModels() : op === "delete" ? deleteCachedModel(url) : clearModelCache();
 window.ready = true;
 </script>`;
@@ -101,6 +104,11 @@ before(async () => {
       return;
     }
     if (url.pathname.endsWith(".gguf")) modelRequests.push({ path: url.pathname, at: Date.now() });
+    if (url.pathname === "/spa/model.gguf") {
+      // A single-page app's fallback: any path answers with the index page.
+      res.writeHead(200, { ...headers, "Content-Type": "text/html" }).end("<!doctype html><title>app</title>");
+      return;
+    }
     if (url.pathname === "/slow/stories260K.gguf") {
       // 64 KiB every 25 ms (about 0.4 s in all), so the download reports progress on the way.
       const body = await readFile(join(ROOT, "models/stories260K.gguf"));
@@ -250,4 +258,15 @@ test("a URL downloads with progress (bytes, rate, ETA) into the OPFS cache; a re
   } finally {
     await p.close();
   }
+});
+
+test("a URL that answers with an HTML page or an HTTP error gets a clear error, and nothing is cached", { skip, timeout: 60_000 }, async () => {
+  const loadError = (u: string) => page.evaluate((u) => (window as unknown as { loadError(u: string): Promise<string> }).loadError(u), u);
+  assert.equal(
+    await loadError("/spa/model.gguf"),
+    `cannot download the model from ${base}/spa/model.gguf: the server answered with an HTML page, not a GGUF file (a wrong path, or a single-page app's fallback)`,
+  );
+  assert.match(await loadError("/models/missing.gguf"), new RegExp(`^cannot download the model from ${base}/models/missing\\.gguf: HTTP 404`));
+  const list = (await page.evaluate(() => (window as unknown as { cacheOp(o: string): Promise<unknown> }).cacheOp("list"))) as { url: string }[];
+  assert.deepEqual(list.filter((m) => /spa|missing/.test(m.url)), []);
 });
