@@ -148,7 +148,7 @@ function typedValue(key: string, v: unknown): GGUFTypedValue {
 }
 
 /** convert_hf_to_gguf.py's does_token_look_special. */
-function looksSpecial(t: string): boolean {
+export function looksSpecial(t: string): boolean {
   return (
     ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(t) ||
     (t.startsWith("<|") && t.endsWith("|>")) ||

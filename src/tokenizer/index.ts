@@ -12,6 +12,7 @@ import { wpmTokenize } from "./wpm.ts";
 export { TokenizerError, TokenType, TokenAttr, supportedModels } from "./vocab.ts";
 export { preTokenizers } from "./pre-tokenizer.ts";
 export { tokenizerJsonToGGUFMetadata, typedTokenizerMetadata, type TokenizerJsonOptions } from "./hf-import.ts";
+export { parseSentencePieceModel, sentencePieceToGGUFMetadata } from "./sentencepiece-model.ts";
 
 export interface EncodeOptions {
   /** Add BOS/EOS as the vocabulary's add_bos/add_eos flags say (BERT: [CLS] ... [SEP]). Default true. */

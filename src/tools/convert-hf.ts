@@ -6,6 +6,7 @@
 //   - lm_head dropped when the embedding is tied;
 //   - rope scaling: linear and YaRN as metadata, Llama 3 as the rope_freqs factors tensor;
 //   - 1-D tensors F32, matrices in the requested type (F16 when a row is not whole blocks);
+//   - tokenizer: SentencePiece tokenizer.model (Llama 2 / Mistral) or byte-level BPE tokenizer.json;
 //   - MiMo's MTP layers model.mtp_layers.{j}.* as blk.{nLayers+j}.*, their input_proj as
 //     nextn.eh_proj with its two column halves swapped (the GGUF takes [embedding, hidden]).
 // Tensors are produced a slice of rows at a time while the file is written.
@@ -20,7 +21,7 @@ import { architectureTensors, presenceIn, tensorName, type TensorDims, type Tens
 import { pureFileType } from "../quant/file-type.ts";
 import { GGMLType, ggmlTypeLayout, ggmlTypeName } from "../quant/ggml-type.ts";
 import { getQuantTraits } from "../quant/traits.ts";
-import { tokenizerJsonToGGUFMetadata, typedTokenizerMetadata } from "../tokenizer/index.ts";
+import { parseSentencePieceModel, sentencePieceToGGUFMetadata, tokenizerJsonToGGUFMetadata, typedTokenizerMetadata } from "../tokenizer/index.ts";
 
 /** config.json `architectures[0]` -> the GGUF architecture it converts to. */
 export const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureName>> = {
@@ -225,20 +226,29 @@ export async function convertHuggingFace(dir: ModelDirectory, opts: HfConversion
   const torchDtype = typeof configJson.torch_dtype === "string" ? configJson.torch_dtype : typeof configJson.dtype === "string" ? configJson.dtype : undefined;
   const expectedDtype = torchDtype === undefined ? undefined : TORCH_DTYPES[torchDtype];
 
-  // Tokenizer first: cheap, and a missing one should fail before anything is read.
-  const tokJson = await readJson(dir, "tokenizer.json");
-  if (tokJson === undefined) {
-    const spm = (await dir.open("tokenizer.model"))?.close();
-    throw new ModelFileError(dir.name, spm ? "has only a SentencePiece tokenizer.model; converting it is not supported (a tokenizer.json is needed)" : "has no tokenizer.json");
-  }
+  // Tokenizer first: cheap, and a missing one should fail before anything is read. As
+  // convert_hf_to_gguf.py does, a SentencePiece tokenizer.model wins over tokenizer.json.
   const tokConfig = await readJson(dir, "tokenizer_config.json");
   let tokenizerMd: Map<string, unknown>;
-  try {
-    tokenizerMd = tokenizerJsonToGGUFMetadata(tokJson, { tokenizerConfig: tokConfig, modelConfig: configJson });
-  } catch (e) {
-    throw new ModelFileError(`${dir.name}/tokenizer.json`, (e as Error).message.replace(/^tokenizer\.json: /, ""));
+  const spm = await dir.open("tokenizer.model");
+  if (spm) {
+    try {
+      const model = parseSentencePieceModel(await spm.read(0, spm.size));
+      tokenizerMd = sentencePieceToGGUFMetadata(model, { tokenizerConfig: tokConfig, modelConfig: configJson, addedTokens: await readJson(dir, "added_tokens.json") });
+    } catch (e) {
+      throw new ModelFileError(`${dir.name}/tokenizer.model`, (e as Error).message.replace(/^tokenizer\.model: /, ""));
+    } finally {
+      await spm.close();
+    }
+  } else {
+    const tokJson = await readJson(dir, "tokenizer.json");
+    if (tokJson === undefined) throw new ModelFileError(dir.name, "has no tokenizer.json or tokenizer.model");
+    try {
+      tokenizerMd = tokenizerJsonToGGUFMetadata(tokJson, { tokenizerConfig: tokConfig, modelConfig: configJson });
+    } catch (e) {
+      throw new ModelFileError(`${dir.name}/tokenizer.json`, (e as Error).message.replace(/^tokenizer\.json: /, ""));
+    }
   }
-
   const templates = await chatTemplates(dir, isObject(tokConfig) ? tokConfig.chat_template : undefined);
   tokenizerMd.delete("tokenizer.chat_template");
 

@@ -80,6 +80,8 @@ export interface HfModelSpec {
   readonly nMtp?: number;
   /** Llama: attention_bias (q/k/v/o biases). */
   readonly attentionBias?: boolean;
+  /** A SentencePiece tokenizer.model (its bytes) instead of the byte-level BPE tokenizer.json. */
+  readonly sentencePiece?: Uint8Array;
 }
 
 const HF_ARCH: Record<HfArch, string> = { llama: "LlamaForCausalLM", qwen2: "Qwen2ForCausalLM", qwen3: "Qwen3ForCausalLM", mimo: "MiMoForCausalLM" };
@@ -220,9 +222,15 @@ export function writeHfModel(dir: string, s: HfModelSpec): HfTensor[] {
   mkdirSync(dir, { recursive: true });
   const tensors = hfTensors(s);
   writeFileSync(join(dir, "config.json"), JSON.stringify(hfConfig(s), null, 2));
-  const tok = hfTokenizer(s);
-  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tok.tokenizer));
-  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(tok.config, null, 2));
+  if (s.sentencePiece) {
+    writeFileSync(join(dir, "tokenizer.model"), s.sentencePiece);
+    const config = { add_bos_token: true, add_eos_token: false, bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", chat_template: CHAT_TEMPLATE };
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2));
+  } else {
+    const tok = hfTokenizer(s);
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tok.tokenizer));
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(tok.config, null, 2));
+  }
   const shards = s.shards ?? 1;
   if (shards === 1) {
     writeFileSync(join(dir, "model.safetensors"), safetensorsBytes(tensors));

@@ -110,3 +110,14 @@ export async function llamaCppChunkLogProbs(modelPath: string, chunks: readonly 
     await model.dispose();
   }
 }
+
+/** llama.cpp's tokenization of each text (no BOS/EOS, special-token text not parsed), as test-tokenizer-0 checks it. */
+export async function llamaCppTokenize(modelPath: string, texts: readonly string[]): Promise<number[][]> {
+  const l = await llama();
+  const model = await l.loadModel({ modelPath, gpuLayers: 0, vocabOnly: true } as never);
+  try {
+    return texts.map((t) => [...model.tokenize(t, false)].map(Number));
+  } finally {
+    await model.dispose();
+  }
+}

@@ -19,7 +19,9 @@ import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { getQuantTraits } from "../../src/quant/traits.ts";
 import { convertHuggingFace } from "../../src/tools/convert-hf.ts";
 import { CHAT_TEMPLATE, hfConfig, hfForward, safetensorsBytes, SPECIAL, writeHfModel, type HfModelSpec, type HfTensor } from "../helpers/hf-model.ts";
-import { llamaCppGreedyTrace } from "../helpers/llama-cpp-oracle.ts";
+import { llamaCppGreedyTrace, llamaCppTokenize } from "../helpers/llama-cpp-oracle.ts";
+import { sentencePieceModelBytes } from "../helpers/sentencepiece.ts";
+import { readMetadata, readVocabVectors, VOCAB_DIR } from "../tokenizer/helpers.ts";
 import { logSoftmax } from "../helpers/oracle-suite.ts";
 
 const root = mkdtempSync(join(tmpdir(), "mimo-convert-hf-"));
@@ -298,4 +300,33 @@ test("the chat template comes from tokenizer_config.json, else chat_template.jin
   assert.equal(md.get("tokenizer.chat_template"), "D");
   assert.equal(md.get("tokenizer.chat_template.tool_use"), "T");
   assert.deepEqual(md.get("tokenizer.chat_templates"), ["tool_use"]);
+});
+
+test("a SentencePiece tokenizer.model (Llama 2's vocabulary) converts to llama.cpp's vocabulary, and both engines tokenize as llama.cpp's test vectors say", async () => {
+  const vocab = await readMetadata(`${VOCAB_DIR}/ggml-vocab-llama-spm.gguf`);
+  const tokens = vocab.get("tokenizer.ggml.tokens") as string[];
+  const scores = vocab.get("tokenizer.ggml.scores") as Float32Array;
+  const types = vocab.get("tokenizer.ggml.token_type") as Int32Array;
+  const pieces = tokens.map((piece, i) => ({ piece, score: scores[i]!, type: types[i]! }));
+  const spec: HfModelSpec = { ...base, arch: "llama", tied: true, dtype: "F16", vocabSize: tokens.length, sentencePiece: sentencePieceModelBytes(pieces) };
+  const dir = join(root, "spm");
+  writeHfModel(dir, spec);
+  const out = `${dir}.gguf`;
+  await convert(dir, out, "auto");
+  const md = await readMetadata(out);
+  assert.equal(md.get("tokenizer.ggml.model"), "llama");
+  assert.deepEqual(md.get("tokenizer.ggml.tokens"), tokens);
+  assert.deepEqual(md.get("tokenizer.ggml.scores"), scores);
+  assert.deepEqual(md.get("tokenizer.ggml.token_type"), types);
+  assert.deepEqual([md.get("tokenizer.ggml.bos_token_id"), md.get("tokenizer.ggml.eos_token_id"), md.get("tokenizer.ggml.unknown_token_id")], [1, 2, 0]);
+  assert.equal(md.get("tokenizer.ggml.add_bos_token"), true);
+  const vectors = readVocabVectors("llama-spm").slice(0, 20);
+  const model = await loadModel(out);
+  try {
+    for (const { text, ids } of vectors) assert.deepEqual(model.tokenize(text, { addSpecial: false }), ids, `mimo: ${JSON.stringify(text)}`);
+  } finally {
+    await model.dispose();
+  }
+  const theirs = await llamaCppTokenize(out, vectors.map((v) => v.text));
+  vectors.forEach(({ text, ids }, i) => assert.deepEqual(theirs[i], ids, `llama.cpp: ${JSON.stringify(text)}`));
 });
