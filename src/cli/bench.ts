@@ -20,6 +20,8 @@ import { openGGUFFile } from "../platform/node-file.ts";
 import { parseTensorName, tensorName } from "../model/tensors.ts";
 import { SeededRandom } from "../sampling/rng.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
+import { benchSpeculative, GROUNDED_PROMPT, SPEC_MODE_NOTE, specModes, specTable, type SpecModeResult } from "./bench-spec.ts";
+import { parseSpec } from "./run.ts";
 
 /** One contestant, loaded on one file with a thread count. Every method starts from an empty cache. */
 export interface LoadedEngine {
@@ -570,8 +572,17 @@ export async function benchCommand(o: {
   scenario?: string;
   peer?: boolean;
   commands?: number;
+  spec?: string;
+  replay?: number[];
+  real?: boolean;
+  draftMax?: number;
+  draftMin?: number;
+  draftPMin?: number;
+  fixed?: boolean;
+  prompt?: string;
 }): Promise<void> {
   if (o.output !== "md" && o.output !== "json") throw new InvalidArgumentError(`-o must be md or json, got "${o.output}"`);
+  if (o.spec !== undefined) return specBenchCommand({ ...o, spec: o.spec });
   if (o.scenario !== undefined) {
     if (o.scenario !== "command") throw new InvalidArgumentError(`--scenario must be "command", got "${o.scenario}"`);
     const { runCommandScenario } = await import("./bench-command.ts");
@@ -610,6 +621,42 @@ export async function benchCommand(o: {
   }
 }
 
+/**
+ * `mimo bench --spec ...`: plain greedy decoding against speculative decoding on the same prompt,
+ * repetitions interleaved; modes "real" and "replay p" (see bench-spec.ts).
+ */
+async function specBenchCommand(o: Parameters<typeof benchCommand>[0] & { spec: string }): Promise<void> {
+  const { speculative, draftModel } = parseSpec(o);
+  if (!speculative) throw new Error("--spec needs a method");
+  const spec = { ...speculative, adaptive: !o.fixed };
+  const modes = specModes(o.real ?? true, o.replay ?? []);
+  if (modes.length === 0) throw new InvalidArgumentError("nothing to measure: --no-real without --replay");
+  const n = o.nGen[0] ?? 128;
+  if (!(n > 1)) throw new InvalidArgumentError(`-n must be more than 1 for --spec, got ${n}`);
+  const log = o.quiet ? () => {} : (s: string) => process.stderr.write(s + "\n");
+  const rows: { engine: string; threads: number; method: string; result: SpecModeResult }[] = [];
+  for (const threads of o.threads) {
+    const model = await loadModel(o.model, { threads, draftModel, contextSize: 4096 });
+    try {
+      const prompt = model.tokenize(o.prompt ?? GROUNDED_PROMPT);
+      if (prompt.length + n + 16 > model.contextSize) throw new RangeError(`prompt (${prompt.length} tokens) + -n ${n} do not fit the context (${model.contextSize})`);
+      const results = await benchSpeculative(model, prompt, n, spec, modes, o.repetitions, log, o.seed);
+      for (const result of results) rows.push({ engine: "mimo", threads, method: o.spec, result });
+    } finally {
+      await model.dispose();
+    }
+  }
+  if (o.output === "json") {
+    process.stdout.write(JSON.stringify({ model: o.model, spec, n, reps: o.repetitions, note: SPEC_MODE_NOTE, rows }, null, 2) + "\n");
+    return;
+  }
+  process.stdout.write(specTable(rows) + "\n\n");
+  process.stdout.write(
+    `${o.model}; ${n} greedy tokens after the prompt, ${o.repetitions} interleaved repetitions (tok/s: medians; speedup: median of each repetition's ratio). ` +
+      `Draft length ${spec.adaptive ? "adaptive" : "fixed"}, draftMax ${spec.draftMax ?? "default"}.\n${SPEC_MODE_NOTE}\n`,
+  );
+}
+
 /** Adds `mimo bench` to the CLI. */
 export function registerBenchCommand(program: Command): void {
   const int = (name: string) => (v: string): number => {
@@ -636,5 +683,13 @@ export function registerBenchCommand(program: Command): void {
     .option("--scenario <name>", 'instead of the speed tests, an application scenario: "command" (voice command to validated JSON action, vs llama.cpp)')
     .option("--no-peer", "scenario: skip the llama.cpp (node-llama-cpp) comparison")
     .option("--commands <n>", "scenario: how many of the 50 commands to run", int("--commands"))
+    .option("--spec <method>", "speculative decoding against plain decoding instead: mtp, ngram or draft:FILE (uses -n, -t, -r)")
+    .option("--replay <list>", "--spec: also replay recorded tokens at these acceptance rates (a simulation of acceptance), comma-separated", (v: string) => v.split(",").map(Number))
+    .option("--no-real", "--spec: skip the real mode (the proposer's own drafts)")
+    .option("--draft-max <n>", "--spec: most draft tokens per step", int("--draft-max"))
+    .option("--draft-min <n>", "--spec: fewest draft tokens worth verifying", int("--draft-min"))
+    .option("--draft-p-min <p>", "--spec: proposer confidence to keep drafting (mtp, draft)", Number)
+    .option("--fixed", "--spec: always draft --draft-max tokens (no adaptive length)")
+    .option("--prompt <text>", "--spec: the prompt (default: an input-grounded story prompt)")
     .action(benchCommand);
 }

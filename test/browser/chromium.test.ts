@@ -54,6 +54,19 @@ window.yieldMs = async (n, timeout) => {
   for (let i = 0; i < n; i++) await (timeout ? new Promise((r) => setTimeout(r, 0)) : yieldToEventLoop());
   return performance.now() - t0;
 };
+window.speculative = async () => {
+  const model = await loadModel("/models/stories260K.gguf", { threads: 2, draftModel: "/models/stories260K.gguf" });
+  try {
+    const out = {};
+    for (const method of ["ngram", "draft"]) {
+      const r = await model.complete("", { temperature: 0, maxTokens: 256, speculative: { method, draftMax: 4 } });
+      out[method] = { text: r.text, proposed: r.stats.speculative.proposed, accepted: r.stats.speculative.accepted };
+    }
+    return out;
+  } finally {
+    await model.dispose();
+  }
+};
 window.plainRun = async () => {
   const events = [];
   const model = await loadModel("/models/stories260K.gguf", {
@@ -186,6 +199,15 @@ test("Chromium: yielding between tokens is not clamped, and a timer's abort land
   const bound = 100 + 20 * r.stepMs;
   assert.ok(r.timerLate < bound, `the timer ran ${r.timerLate.toFixed(1)} ms late (bound ${bound.toFixed(0)} ms)`);
   assert.ok(r.latency < bound, `the generation stopped ${r.latency.toFixed(1)} ms after the abort (bound ${bound.toFixed(0)} ms)`);
+});
+
+test("Chromium: speculative decoding (n-gram lookup, and a draft model loaded from a URL) tells the same golden story", { skip, timeout: 120_000 }, async () => {
+  type Spec = Record<"ngram" | "draft", { text: string; proposed: number; accepted: number }>;
+  const r = await page.evaluate(() => (window as unknown as { speculative(): Promise<Spec> }).speculative());
+  for (const method of ["ngram", "draft"] as const) {
+    assert.equal(r[method].text, goldenText, method);
+    assert.ok(r[method].accepted > 0 && r[method].proposed >= r[method].accepted, `${method}: ${JSON.stringify(r[method])}`);
+  }
 });
 
 test("a page without cross-origin isolation runs on 1 thread after a one-line notice given before the download", { skip, timeout: 120_000 }, async () => {
