@@ -14,14 +14,15 @@
 // as many sequences as the largest S (so the other figures, peak RSS included, are those of a
 // one-sequence load); verification cost (--verify) runs with the other tests. wllama has neither.
 import { fork, type ChildProcess } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, totalmem } from "node:os";
+import { createReadStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { batchTestsFor, contextFor, stat, testsFor, verifyName, verifyTestFor, weightBytesPerToken, wordTokenPool, type Measurement, type Stat, type TestSpec } from "../src/cli/bench.ts";
 import { writePresetModel } from "../src/cli/synth.ts";
 import { measureBandwidth } from "./bandwidth.ts";
+import { machineInfo } from "./machine.ts";
 import type { LoadReply, RunnerReply, RunnerRequest, TestReply } from "./runner.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -167,16 +168,7 @@ for (const t of threadList) {
   process.stderr.write(`bench:peers: read bandwidth, ${t} thread(s): ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s\n`);
 }
 
-/** The CPU's SIMD extensions that matter to the contestants' kernels (Linux; empty elsewhere). */
-function simdFlags(): string[] {
-  try {
-    const flags = /^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim().split(/\s+/) ?? [];
-    return flags.filter((f) => /^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx_vnni|avx512_bf16|amx\w*)$/.test(f));
-  } catch {
-    return [];
-  }
-}
-const machine = { cpu: cpus()[0]?.model ?? "?", cpus: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), simd: simdFlags(), node: process.versions.node, loadAverageAtStart: loadAtStart };
+const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart };
 
 const SETTLE_MS = 300;
 const results: ConfigResult[] = [];

@@ -29,15 +29,29 @@ export function specModes(real: boolean, replay: readonly number[]): SpecMode[] 
 
 export interface SpecRun {
   readonly tokens: number[];
-  /** Generated tokens per second (prompt excluded). */
+  /** Tokens per second after the first: (n - 1) / (time of the n-th token - time of the first). */
   readonly tokPerS: number;
   readonly stats?: SpeculationStats;
 }
 
-/** One greedy generation of n tokens after `prompt` (cached prompt reused), with or without speculation. */
+/**
+ * One greedy generation of n tokens after `prompt` (the cached prompt reused), with or without
+ * speculation, timed from the first streamed token to the last (the peer is timed the same way).
+ */
 export async function greedyRun(model: Model, prompt: readonly number[], n: number, speculative?: SpeculativeOptions): Promise<SpecRun> {
-  const r = await model.complete(prompt, { temperature: 0, maxTokens: n, ignoreEos: true, speculative });
-  return { tokens: r.tokens, tokPerS: r.stats.generationTokensPerSecond, stats: r.stats.speculative };
+  const it = model.generate(prompt, { temperature: 0, maxTokens: n, ignoreEos: true, speculative });
+  let tFirst = 0;
+  let tLast = 0;
+  let count = 0;
+  for (;;) {
+    const step = await it.next();
+    if (step.done) {
+      return { tokens: step.value.tokens, tokPerS: (count - 1) / ((tLast - tFirst) / 1000), stats: step.value.stats.speculative };
+    }
+    if (step.value.token < 0) continue;
+    tLast = performance.now();
+    if (count++ === 0) tFirst = tLast;
+  }
 }
 
 export interface SpecModeResult {
@@ -84,7 +98,7 @@ export async function benchSpeculative(
       if (s.tokens.length !== plain.tokens.length || s.tokens.some((t, j) => t !== plain.tokens[j])) o.identical = false;
       log(
         `mimo bench --spec: rep ${r + 1}/${reps} ${m.name}: ${s.tokPerS.toFixed(2)} tok/s (${(s.tokPerS / plain.tokPerS).toFixed(2)}x), ` +
-          `acceptance ${(100 * s.stats!.acceptanceRate).toFixed(1)}%, ${s.stats!.tokensPerForward.toFixed(2)} tokens per forward`,
+          `token acceptance ${(100 * s.stats!.tokenAcceptance).toFixed(1)}%, ${s.stats!.tokensPerForward.toFixed(2)} tokens per forward`,
       );
     }
   }
@@ -100,33 +114,36 @@ export function median(v: readonly number[]): number {
 const sum = (v: readonly number[]) => v.reduce((a, b) => a + b, 0);
 
 /** Acceptance, mean accepted length and tokens per forward over all repetitions of a mode. */
-export function pooledStats(stats: readonly SpeculationStats[]): { acceptance: number; meanAccepted: number; tokensPerForward: number; proposed: number; draftSteps: number } {
+export function pooledStats(stats: readonly SpeculationStats[]): { acceptance: number; tokenAcceptance: number; meanAccepted: number; tokensPerForward: number; proposed: number; draftSteps: number } {
   const proposed = sum(stats.map((s) => s.proposed));
   const accepted = sum(stats.map((s) => s.accepted));
+  const rejections = sum(stats.map((s) => s.rejected));
   const steps = sum(stats.map((s) => s.draftSteps));
   const forwards = sum(stats.map((s) => s.forwards));
   const emitted = sum(stats.map((s) => s.tokensPerForward * s.forwards));
-  return { acceptance: proposed > 0 ? accepted / proposed : 0, meanAccepted: steps > 0 ? accepted / steps : 0, tokensPerForward: forwards > 0 ? emitted / forwards : 0, proposed, draftSteps: steps };
+  return { acceptance: proposed > 0 ? accepted / proposed : 0, tokenAcceptance: accepted + rejections > 0 ? accepted / (accepted + rejections) : 0, meanAccepted: steps > 0 ? accepted / steps : 0, tokensPerForward: forwards > 0 ? emitted / forwards : 0, proposed, draftSteps: steps };
 }
 
 /** Markdown rows: one per mode. */
 export function specTable(rows: readonly { engine: string; threads: number; method: string; result: SpecModeResult }[]): string {
   const lines = [
-    "| engine | threads | method | mode | plain tok/s | speculative tok/s | speedup (median, min-max) | acceptance | mean accepted / draft | tokens / forward | output = plain |",
-    "|---|---:|---|---|---:|---:|---|---:|---:|---:|---|",
+    "| engine | threads | method | mode | plain tok/s | speculative tok/s | speedup (median, min-max) | token acceptance | accepted / proposed | mean accepted / draft | tokens / forward | output = plain |",
+    "|---|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|",
   ];
   for (const { engine, threads, method, result: r } of rows) {
     const p = pooledStats(r.stats);
     const sp = [...r.speedups].sort((a, b) => a - b);
     lines.push(
       `| ${engine} | ${threads} | ${method} | ${r.mode} | ${median(r.plainTokPerS).toFixed(2)} | ${median(r.specTokPerS).toFixed(2)} | **${median(r.speedups).toFixed(2)}x** (${sp[0]!.toFixed(2)}-${sp[sp.length - 1]!.toFixed(2)}) | ` +
-        `${(100 * p.acceptance).toFixed(1)}% | ${p.meanAccepted.toFixed(2)} | ${p.tokensPerForward.toFixed(2)} | ${r.identical ? "yes" : "**NO**"} |`,
+        `${(100 * p.tokenAcceptance).toFixed(1)}% | ${(100 * p.acceptance).toFixed(1)}% | ${p.meanAccepted.toFixed(2)} | ${p.tokensPerForward.toFixed(2)} | ${r.identical ? "yes" : "**NO**"} |`,
     );
   }
   return lines.join("\n");
 }
 
 export const SPEC_MODE_NOTE =
+  "Token acceptance: the probability that a draft token is accepted given that the ones before it were (the p of replay); " +
+  "accepted / proposed is lower for long drafts, whose tail goes unverified after a rejection. " +
   "real: the proposer's own drafts (real acceptance on this model and prompt). replay p: a simulation of acceptance: " +
   "the repetition's plain greedy run records the tokens; the speculative run does all of the proposer's work, then each draft token " +
   "is replaced by the recorded correct one with probability p (seeded) and by a wrong one otherwise. It measures the engine's cost at a " +

@@ -15,16 +15,25 @@ function priorCost(n: number): number {
   return PRIOR_COST[PRIOR_COST.length - 1]! + (n - PRIOR_COST.length + 1) * 0.55;
 }
 
-/** Milliseconds of a forward pass by the number of tokens in it, learnt from the passes the driver times. */
+/**
+ * Milliseconds of a forward pass by the number of tokens in it, learnt from the passes the driver
+ * times: the median of the last few passes of each size (a pass that another process delayed
+ * moves it little).
+ */
 export class CostCurve {
+  /** Per size: its median, from `recent`. */
   private readonly ms = new Map<number, number>();
-  /** Weight of a new measurement in the running average. */
-  private readonly rate = 0.2;
+  private readonly recent = new Map<number, number[]>();
+  private static readonly WINDOW = 9;
 
   record(nTokens: number, ms: number): void {
     if (!(ms > 0) || nTokens < 1) return;
-    const old = this.ms.get(nTokens);
-    this.ms.set(nTokens, old === undefined ? ms : old + this.rate * (ms - old));
+    let r = this.recent.get(nTokens);
+    if (!r) this.recent.set(nTokens, (r = []));
+    r.push(ms);
+    if (r.length > CostCurve.WINDOW) r.shift();
+    const sorted = [...r].sort((a, b) => a - b);
+    this.ms.set(nTokens, sorted[sorted.length >> 1]!);
   }
 
   /** Cost of a pass of n tokens in units of a one-token pass. */
@@ -75,7 +84,8 @@ export interface DraftPolicyOptions {
 /**
  * Tracks the acceptance rate of draft tokens (a decaying count of accepted and rejected tokens)
  * and picks the draft length k in {0} ∪ [draftMin, draftMax] that maximises expected tokens per
- * unit of cost: (1 - a^(k+1)) / (1 - a) over cost(1 + k) + the proposer's cost for k tokens.
+ * unit of cost: (1 - a^(k+1)) / (1 - a) over cost(1 + k) + the proposer's cost for k tokens,
+ * drafting only for a gain of at least 3% (below that, timing noise could decide).
  * When no draft pays, it still drafts once every PROBE_EVERY steps to notice acceptance rising,
  * which bounds the loss at low acceptance to a few percent.
  */
@@ -91,7 +101,10 @@ export class DraftPolicy {
   /** Running average of the proposer's milliseconds per proposed token, and per proposal call. */
   private proposeMsPerCall = 0;
   private proposeMsPerToken = 0;
-  private static readonly DECAY = 0.85;
+  /** Weight left to the past per verified draft: the estimate follows about the last 20 drafts. */
+  private static readonly DECAY = 0.95;
+  /** A draft must promise at least this much more per unit of cost than no draft (timing noise is not a gain). */
+  private static readonly MARGIN = 1.03;
 
   constructor(opts: DraftPolicyOptions, costs: CostCurve) {
     this.opts = opts;
@@ -112,7 +125,7 @@ export class DraftPolicy {
     const a = Math.min(this.acceptance, 0.999);
     const unit = this.costs.unitMs;
     let best = 0;
-    let bestValue = 1;
+    let bestValue = DraftPolicy.MARGIN;
     for (let k = Math.max(1, draftMin); k <= hi; k++) {
       const tokens = (1 - a ** (k + 1)) / (1 - a);
       const propose = unit ? (this.proposeMsPerCall + this.proposeMsPerToken * (k - 1)) / unit : 0;

@@ -40,8 +40,16 @@ export interface SpeculationStats {
   readonly proposed: number;
   /** Draft tokens accepted. */
   readonly accepted: number;
+  /** Drafts that ended in a rejected token (the others were kept whole, or the generation ended in them). */
+  readonly rejected: number;
   /** accepted / proposed. */
   readonly acceptanceRate: number;
+  /**
+   * The probability that a draft token is accepted given that the ones before it were:
+   * accepted / (accepted + drafts that ended in a rejection). The p of replay mode; with drafts
+   * of k tokens, acceptanceRate is lower (a rejection leaves the rest of the draft unverified).
+   */
+  readonly tokenAcceptance: number;
   /** Mean draft tokens accepted per verifying pass. */
   readonly meanAcceptedLength: number;
   /** Forward passes of the generation (drafted or not), prompt excluded. */
@@ -98,6 +106,7 @@ export class Speculation {
   private draftSteps = 0;
   private proposed = 0;
   private acceptedTotal = 0;
+  private rejections = 0;
   private forwards = 0;
   private proposeMs = 0;
 
@@ -166,6 +175,8 @@ export class Speculation {
       this.draftSteps++;
       this.proposed += draft.length;
       this.acceptedTotal += r.accepted;
+      // A rejection: the target chose another token at a draft position (not an end before it).
+      if (r.accepted < draft.length && r.emitted > r.accepted) this.rejections++;
       if (!r.stopped) this.policy.update(draft.length, r.accepted);
     }
     return r;
@@ -182,7 +193,9 @@ export class Speculation {
       draftSteps: this.draftSteps,
       proposed: this.proposed,
       accepted: this.acceptedTotal,
+      rejected: this.rejections,
       acceptanceRate: this.proposed > 0 ? this.acceptedTotal / this.proposed : 0,
+      tokenAcceptance: this.acceptedTotal + this.rejections > 0 ? this.acceptedTotal / (this.acceptedTotal + this.rejections) : 0,
       meanAcceptedLength: this.draftSteps > 0 ? this.acceptedTotal / this.draftSteps : 0,
       forwards: this.forwards,
       tokensPerForward: this.forwards > 0 ? (this.generated - 1) / this.forwards : 0,
