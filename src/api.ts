@@ -11,7 +11,14 @@ export type {
   GenerationResult,
   GenerationStats,
   LoadOptions,
+  TokenLogprob,
+  EmbedOptions,
+  EmbedPooling,
+  Embedding,
 } from "./runtime/model.ts";
+export { ChatSession, type ChatOptions, type ChatSessionOptions } from "./runtime/chat.ts";
+export { ChatTemplate, ChatTemplateError, builtinTemplates, type BuiltinTemplateName, type RenderOptions } from "./chat/template.ts";
+export { ChatInputError, type ChatMessage, type ChatMessageInput, type ChatRole, type ChatTool, type ChatToolCall } from "./chat/messages.ts";
 export type { SamplingOptions } from "./sampling/options.ts";
 export type { SpeculativeOptions, SpeculativeMethod, SpeculationStats } from "./speculative/speculation.ts";
 export { createSampler, SamplerChain, LogitMaskStage, type SamplerStage, type TokenMask, type TokenMaskFn } from "./sampling/chain.ts";

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 // "entry" is src/index.ts, src/browser.ts and src/api.ts; the CLI is built on the public entry.
 // "hub" (the model cache and Hugging Face downloads) is Node-only: only src/index.ts and the CLI use it.
-const LAYERS = ["quant", "format", "platform", "tokenizer", "compute", "kernels", "backends", "model", "sampling", "grammar", "speculative", "runtime", "tools", "hub", "entry", "cli"];
+const LAYERS = ["quant", "format", "platform", "tokenizer", "compute", "kernels", "backends", "model", "sampling", "grammar", "speculative", "chat", "runtime", "tools", "hub", "server", "entry", "cli"];
 const src = fileURLToPath(new URL("../src/", import.meta.url));
 
 function sourceFiles(dir: string): string[] {
@@ -30,7 +30,7 @@ test("every folder of src/ is a known layer", () => {
   assert.deepEqual(folders.filter((f) => !LAYERS.includes(f) || f === "entry"), []);
 });
 
-test("imports only go down the layers: quant, format, platform, tokenizer, compute, kernels, backends, model, sampling, grammar, speculative, runtime, tools, hub, the entries, cli", () => {
+test("imports only go down the layers: quant, format, platform, tokenizer, compute, kernels, backends, model, sampling, grammar, speculative, chat, runtime, tools, hub, server, the entries, cli", () => {
   const upward: string[] = [];
   for (const file of sourceFiles(src)) {
     const text = readFileSync(file, "utf8");
@@ -47,4 +47,19 @@ test("imports only go down the layers: quant, format, platform, tokenizer, compu
     }
   }
   assert.deepEqual(upward, []);
+});
+
+test("the browser entry never reaches the Node-only server (src/server/)", () => {
+  const seen = new Set<string>();
+  const stack = [join(src, "browser.ts")];
+  while (stack.length > 0) {
+    const file = stack.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = readFileSync(file, "utf8");
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?from\s+"(\.[^"]+)"/g)) stack.push(resolve(dirname(file), m[1]!));
+  }
+  const reached = [...seen].map((f) => relative(src, f)).filter((f) => f.startsWith("server"));
+  assert.ok(seen.size > 10, "the walk follows the imports");
+  assert.deepEqual(reached, []);
 });

@@ -1,6 +1,7 @@
 import { openGGUFFile } from "../platform/node-file.ts";
 import { ggmlTypeName } from "../quant/ggml-type.ts";
 import { readModelConfig } from "../model/config.ts";
+import { detectFamily } from "../chat/template.ts";
 
 function show(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 120 ? v.slice(0, 117) + "..." : v);
@@ -44,10 +45,19 @@ export async function infoCommand(path: string, o: { allMetadata?: boolean }): P
         `${tokens ? `, ${tokens.length} tokens` : ""}${md.has("tokenizer.ggml.merges") ? `, ${(md.get("tokenizer.ggml.merges") as unknown[]).length} merges` : ""}` +
         `, bos ${show(md.get("tokenizer.ggml.bos_token_id"))}, eos ${show(md.get("tokenizer.ggml.eos_token_id"))}`,
     );
+    const template = md.get("tokenizer.chat_template");
+    if (typeof template === "string") {
+      out.push("", `chat template (${template.length} chars, tokenizer.chat_template):`, ...template.split("\n").map((l) => `  | ${l}`));
+    } else {
+      const family = detectFamily((m) => (tokens ?? []).includes(m)) ?? "chatml";
+      out.push(`chat template: none in the file (chat uses the built-in ${family} template)`);
+    }
     out.push("");
     out.push("metadata:");
     for (const [k, v] of md) {
-      if (!o.allMetadata && k.startsWith("tokenizer.ggml.") && (Array.isArray(v) || ArrayBuffer.isView(v))) {
+      if (k === "tokenizer.chat_template" && typeof v === "string") {
+        out.push(`  ${k} = (${v.length} chars, shown above)`);
+      } else if (!o.allMetadata && k.startsWith("tokenizer.ggml.") && (Array.isArray(v) || ArrayBuffer.isView(v))) {
         out.push(`  ${k} = (${(v as ArrayLike<unknown>).length} items)`);
       } else out.push(`  ${k} = ${show(v)}`);
     }

@@ -11,6 +11,8 @@ import { registerPerplexityCommand } from "./perplexity.ts";
 import { registerPullCommands } from "./pull.ts";
 import { registerQuantizeCommands } from "./quantize.ts";
 import { registerPruneCommand } from "./prune.ts";
+import { registerChatCommand } from "./chat.ts";
+import { registerServeCommand } from "./serve.ts";
 
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
@@ -87,6 +89,8 @@ export function buildCli(): Command {
   registerPullCommands(program);
   registerQuantizeCommands(program);
   registerPruneCommand(program);
+  registerChatCommand(program);
+  registerServeCommand(program);
   reportUsageErrorsBriefly(program);
   return program;
 }

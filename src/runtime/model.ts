@@ -5,7 +5,7 @@ import { Transformer, type ForwardProbe, type RowSelection } from "../model/tran
 import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
-import { now } from "../platform/yield.ts";
+import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
 import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type JsonSchemaOptions } from "../grammar/index.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
@@ -19,6 +19,9 @@ import { MtpProposer } from "../speculative/mtp.ts";
 import { NgramProposer } from "../speculative/ngram.ts";
 import type { Proposer } from "../speculative/proposer.ts";
 import { resolveSpeculativeOptions, Speculation, type SpeculationStats, type SpeculativeOptions } from "../speculative/speculation.ts";
+import type { ChatTemplate } from "../chat/template.ts";
+import type { ChatMessageInput } from "../chat/messages.ts";
+import { chatPromptTokens, chatTemplateOf, type ChatOptions } from "./chat.ts";
 
 export interface LoadOptions {
   /** Positions each sequence can hold (its context); default min(model context length, 4096). */
@@ -44,6 +47,8 @@ export interface LoadOptions {
    * a smaller GGUF with the same vocabulary, loaded onto the same backend threads.
    */
   readonly draftModel?: ByteSource;
+  /** Receives one-line warnings (e.g. a built-in chat template standing in). Default console.warn. */
+  readonly onWarning?: (message: string) => void;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -57,6 +62,11 @@ export interface GenerateOptions extends SamplingOptions {
   readonly addSpecial?: boolean;
   /** Treat special-token text in the prompt (e.g. "<|im_start|>") as those tokens. Default false. */
   readonly parseSpecial?: boolean;
+  /**
+   * Report each generated token's log-probability under the model (log-softmax of its logits, before
+   * any sampling stage) with this many most likely alternatives (0..20). Default: not reported.
+   */
+  readonly logprobs?: number;
   readonly signal?: AbortSignal;
   /**
    * Speculative decoding: drafts from the model's MTP layer ("mtp"), prompt lookup ("ngram") or
@@ -83,11 +93,21 @@ export interface GenerateOptions extends SamplingOptions {
   readonly jumpForward?: boolean;
 }
 
+/** A token's log-probability and the most likely alternatives at its position. */
+export interface TokenLogprob {
+  readonly token: number;
+  readonly logprob: number;
+  /** The most likely tokens at this position, most likely first. */
+  readonly top: readonly { readonly token: number; readonly logprob: number }[];
+}
+
 export interface GenerationChunk {
   /** Text for this step; "" while a multi-byte character or a possible stop string is incomplete. */
   readonly text: string;
-  /** The token sampled at this step. */
+  /** The token sampled at this step (-1 for text flushed at the end). */
   readonly token: number;
+  /** With the `logprobs` option: the sampled token's log-probability and the alternatives. */
+  readonly logprob?: TokenLogprob;
 }
 
 export type FinishReason = "stop" | "length" | "context";
@@ -117,6 +137,23 @@ export interface GenerationResult {
   readonly tokens: number[];
   readonly finishReason: FinishReason;
   readonly stats: GenerationStats;
+}
+
+export type EmbedPooling = "mean" | "cls" | "last";
+
+export interface EmbedOptions {
+  /** How token states become one vector. Default: the GGUF's pooling type, else "mean". */
+  readonly pooling?: EmbedPooling;
+  /** Scale to unit length (as OpenAI's embeddings are). Default true. */
+  readonly normalize?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface Embedding {
+  readonly embedding: Float32Array;
+  /** Tokens the input took. */
+  readonly tokens: number;
+  readonly pooling: EmbedPooling;
 }
 
 /** One sequence's part of a Model.forward call. */
@@ -164,6 +201,8 @@ export class Model {
   private disposed = false;
   /** Compiled grammars by GBNF text (a server sees the same schema again and again). */
   private readonly grammars = new Map<string, TokenGrammar>();
+  private template: ChatTemplate | undefined;
+  private readonly warn: ((message: string) => void) | undefined;
 
   constructor(
     file: GGUFFile,
@@ -175,7 +214,9 @@ export class Model {
     kvCacheType: KvCacheType,
     loadMs: number,
     draft?: { file: GGUFFile; transformer: Transformer },
+    warn?: (message: string) => void,
   ) {
+    this.warn = warn;
     this.file = file;
     this.config = config;
     this.tokenizer = tokenizer;
@@ -205,9 +246,41 @@ export class Model {
     this.transformer.probe = probe;
   }
 
+  /** Sequences holding a KV slot now (generating, prefilling, or held by their caller). */
+  get activeSequences(): number {
+    return this.parallel - this.slots.freeSlots;
+  }
+
+  /** generate/embed calls waiting for a free sequence. */
+  get waitingRequests(): number {
+    return this.slots.waiting;
+  }
+
   /** Which kernels run: "reference" or "wasm-relaxed-simd x2" (build and thread count). */
   get backendName(): string {
     return this.transformer.backend.name;
+  }
+
+  /** The chat template: the GGUF's `tokenizer.chat_template`, or a built-in one for its family (with a warning). */
+  get chatTemplate(): ChatTemplate {
+    this.template ??= chatTemplateOf(this.file.metadata, this.tokenizer, this.warn);
+    return this.template;
+  }
+
+  /**
+   * Renders messages with the chat template and tokenizes the result (special tokens parsed, BOS
+   * added only if the template did not write it). ChatInputError on a wrong message shape,
+   * ChatTemplateError when the template rejects the conversation.
+   */
+  applyChatTemplate(messages: readonly ChatMessageInput[], opts: Omit<ChatOptions, keyof GenerateOptions> & { addGenerationPrompt?: boolean } = {}): { text: string; tokens: number[] } {
+    const text = this.chatTemplate.render(messages, { addGenerationPrompt: opts.addGenerationPrompt ?? true, tools: opts.tools, variables: opts.templateVariables });
+    return { text, tokens: chatPromptTokens(this.tokenizer, text) };
+  }
+
+  /** Streams the assistant's answer to a conversation (see generate); ChatSession keeps one going. */
+  chat(messages: readonly ChatMessageInput[], options: ChatOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    const { tokens } = this.applyChatTemplate(messages, options);
+    return this.generate(tokens, options);
   }
 
   tokenize(text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {
@@ -310,6 +383,9 @@ export class Model {
     this.checkTokens(promptTokens, 0);
     const maxTokens = o.maxTokens ?? Infinity;
     if (!(maxTokens >= 0)) throw new RangeError(`maxTokens must be >= 0, got ${maxTokens}`);
+    if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= 20)) {
+      throw new RangeError(`logprobs must be an integer from 0 to 20, got ${o.logprobs}`);
+    }
 
     const spec = o.speculative === undefined ? undefined : resolveSpeculativeOptions(o.speculative);
     if (spec && constraint) {
@@ -386,6 +462,63 @@ export class Model {
     return g;
   }
 
+  /**
+   * An embedding of `input`: the final hidden states (after the output norm) pooled over its tokens
+   * (the GGUF's `<arch>.pooling_type` where it says mean, cls or last; mean otherwise) and scaled to
+   * unit length (unless normalize is false). Runs on a free sequence, waiting for one like generate.
+   */
+  async embed(input: string | readonly number[], opts: EmbedOptions = {}): Promise<Embedding> {
+    this.ensureUsable();
+    opts.signal?.throwIfAborted();
+    const tokens = typeof input === "string" ? this.tokenizer.encode(input, { addSpecial: true }) : [...input];
+    if (tokens.length === 0) throw new RangeError("nothing to embed: the input is empty and this model's tokenizer adds no BOS token");
+    this.checkTokens(tokens, 0);
+    const pooling = opts.pooling ?? this.defaultPooling();
+    if (pooling !== "mean" && pooling !== "cls" && pooling !== "last") throw new RangeError(`pooling must be "mean", "cls" or "last", got ${JSON.stringify(pooling)}`);
+    const seq = await this.slots.acquireWhenFree(undefined, opts.signal);
+    const dim = this.config.dim;
+    const pooled = new Float64Array(dim);
+    try {
+      const norm = this.transformer.weights.outputNorm;
+      const eps = this.config.normEps;
+      const chunk = Math.max(1, this.transformer.backend.maxBatch);
+      for (let from = 0; from < tokens.length; from += chunk) {
+        if (from > 0) {
+          await yieldToEventLoop();
+          opts.signal?.throwIfAborted();
+        }
+        const part = tokens.slice(from, from + chunk);
+        const { hidden } = this.forward([{ sequence: seq, tokens: part, logits: "none", hidden: "all" }])[0]!;
+        for (let r = 0; r < part.length; r++) {
+          const pos = from + r;
+          if ((pooling === "cls" && pos !== 0) || (pooling === "last" && pos !== tokens.length - 1)) continue;
+          const row = hidden.subarray(r * dim, (r + 1) * dim);
+          let ss = 0;
+          for (let i = 0; i < dim; i++) ss += row[i]! * row[i]!;
+          const scale = 1 / Math.sqrt(ss / dim + eps);
+          for (let i = 0; i < dim; i++) pooled[i]! += row[i]! * scale * norm[i]!;
+        }
+      }
+    } finally {
+      seq.release();
+      this.driver.kick();
+    }
+    if (pooling === "mean") for (let i = 0; i < dim; i++) pooled[i]! /= tokens.length;
+    let len = 1;
+    if (opts.normalize ?? true) {
+      let ss = 0;
+      for (let i = 0; i < dim; i++) ss += pooled[i]! * pooled[i]!;
+      len = Math.sqrt(ss) || 1;
+    }
+    return { embedding: Float32Array.from(pooled, (v) => v / len), tokens: tokens.length, pooling };
+  }
+
+  private defaultPooling(): EmbedPooling {
+    const arch = this.file.metadata.get("general.architecture");
+    const type = this.file.metadata.get(`${String(arch)}.pooling_type`);
+    return type === 2 ? "cls" : type === 3 ? "last" : "mean";
+  }
+
   /** Generates to the end and returns the text with timings. */
   async complete(prompt: string | readonly number[], options: GenerateOptions = {}): Promise<GenerationResult> {
     const it = this.generate(prompt, options);
@@ -457,6 +590,7 @@ class TextRequest implements DriverRequest {
   private tFirst = 0;
   private tEnd = 0;
   private readonly onAbort: () => void;
+  private lastLogits: Float32Array | undefined;
 
   constructor(
     model: Model,
@@ -471,12 +605,16 @@ class TextRequest implements DriverRequest {
     this.model = model;
     this.sequence = sequence;
     this.speculation = speculation;
+    this.opts = o;
+    // With logprobs, keep the logits the sampler sees: onToken (same step, before the next forward) reads them.
+    const chain = sampler;
+    const inner: TokenSampler =
+      o.logprobs === undefined ? chain : { sample: (logits) => ((this.lastLogits = logits), chain.sample(logits)), accept: (t) => chain.accept(t) };
     this.constraint = constraint;
     this.sampler = constraint
-      ? { sample: (l) => constraint.fit(sampler.sample(l)), accept: (t) => sampler.accept(t), forced: () => constraint.forced() }
-      : sampler;
+      ? { sample: (l) => constraint.fit(inner.sample(l)), accept: (t) => inner.accept(t), forced: () => constraint.forced() }
+      : inner;
     this.jumpForward = constraint !== undefined && (o.jumpForward ?? true);
-    this.opts = o;
     this.t0 = t0;
     this.tStart = now();
     // The penalties look at the whole prompt, cached or not; the grammar starts after it.
@@ -518,7 +656,9 @@ class TextRequest implements DriverRequest {
     this.generated.push(token);
     const piece = this.stops.push(this.decoder.push(token));
     this.text += piece.text;
-    this.push({ text: piece.text, token });
+    const logits = this.lastLogits;
+    this.lastLogits = undefined;
+    this.push(logits ? { text: piece.text, token, logprob: tokenLogprob(logits, token, this.opts.logprobs!) } : { text: piece.text, token });
     if (piece.stopped) return this.finish("stop");
     // A complete grammar with nothing that may follow: the end, without sampling an end token.
     // Closed early because maxTokens ran low: complete, but cut short ("length").
@@ -609,6 +749,28 @@ class TextRequest implements DriverRequest {
   }
 }
 
+/** log-softmax of `logits` at `token`, with the `top` most likely tokens (ties: lower id first). */
+export function tokenLogprob(logits: Float32Array, token: number, top: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const logZ = max + Math.log(sum);
+  const best: number[] = [];
+  for (let i = 0; i < logits.length && top > 0; i++) {
+    const v = logits[i]!;
+    if (best.length === top && v <= logits[best[top - 1]!]!) continue;
+    let j = best.length < top ? best.length : top - 1;
+    best[j] = i;
+    while (j > 0 && logits[best[j - 1]!]! < v) {
+      best[j] = best[j - 1]!;
+      best[j - 1] = i;
+      j--;
+    }
+  }
+  return { token, logprob: logits[token]! - logZ, top: best.map((t) => ({ token: t, logprob: logits[t]! - logZ })) };
+}
+
 async function createBackend(opts: LoadOptions): Promise<ComputeBackend> {
   const choice = opts.backend ?? "wasm";
   if (typeof choice !== "string") return choice;
@@ -649,7 +811,7 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
       const draftWeights = await loadTransformerWeights(draftFile, draftConfig, backend);
       draft = { file: draftFile, transformer: new Transformer(draftConfig, draftWeights, backend) };
     }
-    return new Model(file, config, tokenizer, transformer, contextSize, parallel, kvCacheType, now() - t0, draft);
+    return new Model(file, config, tokenizer, transformer, contextSize, parallel, kvCacheType, now() - t0, draft, opts.onWarning);
   } catch (e) {
     backend?.dispose();
     await file.close();

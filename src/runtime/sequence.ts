@@ -42,6 +42,11 @@ export class SlotTable {
     this.copyCells = copyCells;
   }
 
+  /** Callers waiting in acquireWhenFree. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   get freeSlots(): number {
     return this.taken.reduce((n, t) => n + (t ? 0 : 1), 0);
   }
@@ -49,7 +54,8 @@ export class SlotTable {
   /**
    * A sequence on a free slot, or a KvPoolExhaustedError. With `prefer`, the free slot whose
    * cached tokens share the longest prefix with it is picked and the sequence keeps that prefix
-   * (never all of `prefer`: the caller needs the logits of its last token); otherwise it starts empty.
+   * (never all of `prefer`: the caller needs the logits of its last token), or copies a longer one
+   * from a live sequence; otherwise it starts empty.
    */
   acquire(prefer?: readonly number[]): Sequence {
     this.checkOpen();
@@ -114,6 +120,25 @@ export class SlotTable {
     const cells = this.contents[slot]!;
     const keep = prefer ? Math.min(commonPrefix(cells, prefer), prefer.length - 1) : 0;
     cells.length = Math.max(0, keep);
+    if (prefer) {
+      // A live sequence may hold a longer prefix (a shared system prompt being answered right now):
+      // copying its cells costs far less than computing them again.
+      let from = -1;
+      let best = cells.length;
+      for (let s = 0; s < this.slots; s++) {
+        if (!this.taken[s] || s === slot) continue;
+        const n = Math.min(commonPrefix(this.contents[s]!, prefer), prefer.length - 1);
+        if (n > best) {
+          best = n;
+          from = s;
+        }
+      }
+      if (from >= 0) {
+        this.copyCells(from, slot, best);
+        cells.length = 0;
+        cells.push(...this.contents[from]!.slice(0, best));
+      }
+    }
     return new Sequence(this, slot, cells);
   }
 

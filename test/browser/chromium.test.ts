@@ -19,7 +19,9 @@ const haveBrowser = existsSync(CHROMIUM);
 if (!haveBrowser && process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM}; .ci/run installs Debian's chromium package`);
 const skip = haveBrowser ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MIMO_CHROMIUM)`;
 
+// Without a bundler, the page maps mimo's one browser dependency (chat templates) to its file.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>mimo</title>
+<script type="importmap">{ "imports": { "@huggingface/jinja": "/node_modules/@huggingface/jinja/dist/index.js" } }</script>
 <script type="module">
 import { loadModel, listCachedModels, deleteCachedModel, clearModelCache } from "/dist/browser.js";
 import { WasmBackend } from "/dist/backends/wasm/wasm-backend.js";
@@ -29,7 +31,8 @@ window.generate = async ({ threads, kernelPath }) => {
   const model = await loadModel("/models/stories260K.gguf", { threads, backend });
   try {
     const r = await model.complete("", { temperature: 0, maxTokens: 256 });
-    return { text: r.text, backend: model.backendName, isolated: crossOriginIsolated };
+    const prompt = model.applyChatTemplate([{ role: "user", content: "Hi" }]).text;
+    return { text: r.text, backend: model.backendName, isolated: crossOriginIsolated, prompt };
   } finally {
     await model.dispose();
   }
@@ -134,7 +137,7 @@ before(async () => {
       return;
     }
     const rel = normalize(decodeURIComponent(url.pathname)).replace(/^\/+/, "");
-    if (!/^(dist|build\/kernels|models)\//.test(rel)) {
+    if (!/^(dist|build\/kernels|models|node_modules\/@huggingface\/jinja\/dist)\//.test(rel)) {
       res.writeHead(404).end();
       return;
     }
@@ -163,7 +166,7 @@ after(async () => {
   await new Promise((r) => (server ? server.close(r) : r(undefined)));
 });
 
-type Result = { text: string; backend: string; isolated: boolean };
+type Result = { text: string; backend: string; isolated: boolean; prompt: string };
 const generate = (opts: { threads: number; kernelPath?: string }) =>
   page.evaluate((o) => (window as unknown as { generate(o: unknown): Promise<Result> }).generate(o), opts);
 
@@ -173,6 +176,8 @@ test("Chromium, 2 Web Worker threads, relaxed SIMD: the golden greedy story", { 
   // Either relaxed build: the start-up timing keeps whichever is faster on this CPU.
   assert.match(r.backend, /^wasm-relaxed-simd(-vnni)? x2$/);
   assert.equal(r.text, goldenText);
+  // Chat templates render in the page too (stories260K has none: the built-in ChatML).
+  assert.equal(r.prompt, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 });
 
 test("Chromium, 1 thread, plain SIMD128 build (the Safari path): the same story", { skip, timeout: 120_000 }, async () => {

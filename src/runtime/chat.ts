@@ -1,0 +1,130 @@
+// Chat on a model: messages through the chat template into prompt tokens, and a ChatSession that
+// keeps a conversation and its tokens so each turn prefills only what is new (the slot prompt
+// cache picks the sequence that already holds the earlier turns).
+
+import { ChatTemplate, type RenderOptions } from "../chat/template.ts";
+import { checkMessages, type ChatMessage, type ChatMessageInput, type ChatTool } from "../chat/messages.ts";
+import type { Tokenizer } from "../tokenizer/index.ts";
+import type { GenerateOptions, GenerationChunk, GenerationResult, Model } from "./model.ts";
+
+export interface ChatOptions extends GenerateOptions {
+  /** Functions the model may call, given to the template (OpenAI's `tools`). */
+  readonly tools?: readonly ChatTool[];
+  /** More template variables (e.g. { enable_thinking: false } for Qwen3). */
+  readonly templateVariables?: Readonly<Record<string, unknown>>;
+}
+
+/** The chat template of a GGUF: its `tokenizer.chat_template`, or a built-in one for its family. */
+export function chatTemplateOf(metadata: ReadonlyMap<string, unknown>, tokenizer: Tokenizer, warn?: (m: string) => void): ChatTemplate {
+  const source = metadata.get("tokenizer.chat_template");
+  const text = (id: number | undefined) => (id === undefined ? "" : tokenizer.tokenText(id));
+  let vocab: Set<string> | undefined;
+  return new ChatTemplate({
+    source: typeof source === "string" ? source : undefined,
+    bosToken: text(tokenizer.bos),
+    eosToken: text(tokenizer.eos),
+    hasToken: (t) => {
+      vocab ??= new Set(Array.from({ length: tokenizer.vocabSize }, (_, i) => tokenizer.tokenText(i)));
+      return vocab.has(t);
+    },
+    warn,
+  });
+}
+
+/**
+ * Prompt tokens of rendered chat text: special-token text is parsed as those tokens, and BOS is
+ * added by the tokenizer's rule only when the template did not already write it.
+ */
+export function chatPromptTokens(tokenizer: Tokenizer, text: string, continuation = false): number[] {
+  const bos = tokenizer.bos === undefined ? undefined : tokenizer.tokenText(tokenizer.bos);
+  const addSpecial = !continuation && !(bos && text.startsWith(bos));
+  return tokenizer.encode(text, { addSpecial, parseSpecial: true });
+}
+
+export interface ChatSessionOptions {
+  /** The system prompt opening the conversation. */
+  readonly system?: string;
+  readonly tools?: readonly ChatTool[];
+  readonly templateVariables?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A conversation with a model. `send` streams the answer to a user message and keeps both in the
+ * history; the prompt of the next turn is the previous prompt's tokens plus the generated tokens
+ * plus only the new text, so the KV cache of the earlier turns is reused (only the new turn is
+ * prefilled) as long as no other call has taken over that sequence meanwhile. When the
+ * conversation outgrows the context, its oldest turns are dropped (`droppedTurns` counts them).
+ */
+export class ChatSession {
+  readonly model: Model;
+  private system: string | undefined;
+  private readonly tools: readonly ChatTool[] | undefined;
+  private readonly variables: Readonly<Record<string, unknown>> | undefined;
+  private history: ChatMessage[] = [];
+  /** The rendered conversation so far (ending after the last answer) and the tokens that hold it. */
+  private cached: { text: string; tokens: number[] } | undefined;
+  private busy = false;
+  /** Earlier turns dropped so far to keep the conversation within the context. */
+  droppedTurns = 0;
+
+  constructor(model: Model, opts: ChatSessionOptions = {}) {
+    this.model = model;
+    if (opts.system !== undefined && typeof opts.system !== "string") throw new TypeError(`system must be a string, got ${typeof opts.system}`);
+    this.system = opts.system;
+    this.tools = opts.tools;
+    this.variables = opts.templateVariables;
+  }
+
+  /** The conversation: the system prompt (if any), then user and assistant turns. */
+  get messages(): readonly ChatMessage[] {
+    return [...(this.system !== undefined ? [{ role: "system", content: this.system } as const] : []), ...this.history];
+  }
+
+  /** Forgets the conversation (the system prompt stays unless a new one is given; null removes it). */
+  reset(system?: string | null): void {
+    if (system !== undefined) this.system = system ?? undefined;
+    this.history = [];
+    this.cached = undefined;
+    this.droppedTurns = 0;
+  }
+
+  /** Streams the answer to `content`; the iterator's return value is the full result with timings. */
+  async *send(content: string | ChatMessageInput, options: ChatOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    if (this.busy) throw new Error("this chat session is already answering; wait for the answer (or cancel it) before sending the next message");
+    const user = checkMessages([typeof content === "string" ? { role: "user", content } : content], "message")[0]!;
+    this.busy = true;
+    try {
+      const render: RenderOptions = { addGenerationPrompt: true, tools: options.tools ?? this.tools, variables: options.templateVariables ?? this.variables };
+      const template = this.model.chatTemplate;
+      const tok = this.model.tokenizer;
+      // Leave room for an answer: when the conversation outgrows the context, the oldest turns go
+      // (the system prompt stays).
+      const room = Math.min(options.maxTokens ?? Infinity, Math.max(16, Math.floor(this.model.contextSize / 4)));
+      let text: string;
+      let prompt: number[];
+      for (;;) {
+        text = template.render([...this.messages, user], render);
+        prompt =
+          this.cached && text.startsWith(this.cached.text)
+            ? [...this.cached.tokens, ...chatPromptTokens(tok, text.slice(this.cached.text.length), true)]
+            : chatPromptTokens(tok, text);
+        if (prompt.length + room <= this.model.contextSize || this.history.length < 2) break;
+        this.history.splice(0, 2);
+        this.cached = undefined;
+        this.droppedTurns++;
+      }
+      const it = this.model.generate(prompt, options);
+      let step;
+      while (!(step = await it.next()).done) yield step.value;
+      const result = step.value;
+      this.history.push(user, { role: "assistant", content: result.text });
+      // The generated tokens stand for the answer's text unless a stop string cut it short.
+      const decoder = tok.createStreamDecoder({ atTextStart: prompt[prompt.length - 1] === tok.bos });
+      const generatedText = result.tokens.map((t) => decoder.push(t)).join("") + decoder.flush();
+      this.cached = generatedText === result.text ? { text: text + result.text, tokens: [...prompt, ...result.tokens] } : undefined;
+      return result;
+    } finally {
+      this.busy = false;
+    }
+  }
+}
