@@ -2,6 +2,7 @@
 import { createInterface } from "node:readline";
 import { InvalidArgumentError, type Command } from "commander";
 import { loadModel, defaultModelPath, ChatSession } from "../index.ts";
+import { modelPath } from "./pull.ts";
 
 interface ChatCliOptions {
   model?: string;
@@ -34,7 +35,7 @@ export function registerChatCommand(program: Command): void {
   program
     .command("chat")
     .description("talk with a model: streamed answers, history, /reset and /system; reads one message per line from piped stdin")
-    .option("-m, --model <file>", "GGUF model file (default: the bundled stories260K)")
+    .option("-m, --model <file>", "GGUF model file or hf:OWNER/REPO[:QUANT] (pulled on first use; default: the bundled stories260K)")
     .option("--system <text>", "system prompt")
     .option("-n, --n-predict <n>", "most tokens per answer", num("--n-predict", true), 512)
     .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
@@ -53,7 +54,7 @@ export function registerChatCommand(program: Command): void {
 export async function chatCommand(o: ChatCliOptions): Promise<void> {
   if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
   const interactive = process.stdin.isTTY === true;
-  const model = await loadModel(o.model ?? defaultModelPath(), {
+  const model = await loadModel(o.model === undefined ? defaultModelPath() : await modelPath(o.model, {}), {
     contextSize: o.ctxSize,
     threads: o.threads,
     backend: o.backend,

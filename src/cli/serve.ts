@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { loadModel, defaultModelPath } from "../index.ts";
 import { MimoServer } from "../server/server.ts";
+import { modelPath } from "./pull.ts";
 
 interface ServeOptions {
   model?: string;
@@ -37,7 +38,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command("serve")
     .description("serve a model over an OpenAI-compatible HTTP API (chat, completions, embeddings) with continuous batching")
-    .option("-m, --model <file>", "GGUF model file (default: the bundled stories260K)")
+    .option("-m, --model <file>", "GGUF model file or hf:OWNER/REPO[:QUANT] (pulled on first use; default: the bundled stories260K)")
     .option("-a, --alias <id>", "model id the API lists and requests name (default: the file name without .gguf)")
     .option("--host <address>", "interface to bind; anything but loopback needs --api-key", "127.0.0.1")
     .option("--port <n>", "TCP port (0 = any free port)", int("--port"), 8080)
@@ -60,7 +61,7 @@ export async function serveCommand(o: ServeOptions): Promise<void> {
     throw new Error(`--host ${o.host} lets other machines connect: set --api-key (or MIMO_API_KEY), or bind 127.0.0.1`);
   }
   if (!(o.port >= 0 && o.port <= 65535)) throw new Error(`--port must be from 0 to 65535, got ${o.port}`);
-  const path = o.model ?? defaultModelPath();
+  const path = o.model === undefined ? defaultModelPath() : await modelPath(o.model, {});
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const server = new MimoServer({ host: o.host, port: o.port, apiKey, maxQueue: o.maxQueue, maxBodyBytes: o.maxBody, log: o.quiet ? undefined : log });
   const { url } = await server.listen();
