@@ -37,8 +37,7 @@ export {
 } from "./grammar/index.ts";
 export type { ModelConfig } from "./model/config.ts";
 export type { LoadProgress } from "./model/weights.ts";
-export { ModelFileError } from "./format/errors.ts";
-export { UnsupportedTensorTypeError } from "./quant/traits.ts";
+export { ModelFileError, TokenizerError, UnsupportedModelError, UnsupportedTensorTypeError } from "./errors/model-file.ts";
 export { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";
 export { readGGUF, GGUFFile } from "./format/gguf-reader.ts";
 export { writeGGUF } from "./format/gguf-writer.ts";

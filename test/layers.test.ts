@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 // "entry" is src/index.ts, src/browser.ts and src/api.ts; the CLI is built on the public entry.
 // "hub" (the model cache and Hugging Face downloads) is Node-only: only src/index.ts and the CLI use it.
-const LAYERS = ["quant", "format", "platform", "tokenizer", "compute", "kernels", "backends", "model", "sampling", "grammar", "speculative", "chat", "runtime", "tools", "hub", "server", "entry", "cli"];
+const LAYERS = ["errors", "quant", "format", "platform", "tokenizer", "compute", "kernels", "backends", "model", "sampling", "grammar", "speculative", "chat", "runtime", "tools", "hub", "server", "entry", "cli"];
 const src = fileURLToPath(new URL("../src/", import.meta.url));
 
 function sourceFiles(dir: string): string[] {
@@ -30,7 +30,7 @@ test("every folder of src/ is a known layer", () => {
   assert.deepEqual(folders.filter((f) => !LAYERS.includes(f) || f === "entry"), []);
 });
 
-test("imports only go down the layers: quant, format, platform, tokenizer, compute, kernels, backends, model, sampling, grammar, speculative, chat, runtime, tools, hub, server, the entries, cli", () => {
+test("imports only go down the layers: errors, quant, format, platform, tokenizer, compute, kernels, backends, model, sampling, grammar, speculative, chat, runtime, tools, hub, server, the entries, cli", () => {
   const upward: string[] = [];
   for (const file of sourceFiles(src)) {
     const text = readFileSync(file, "utf8");

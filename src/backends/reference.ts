@@ -231,5 +231,5 @@ export class ReferenceBackend implements ComputeBackend {
     for (let i = 0; i < n; i++) x[i] = f32(x[i]! + y[i]!);
   }
 
-  dispose(): void {}
+  async dispose(): Promise<void> {}
 }

@@ -1,11 +1,34 @@
 import type { Command } from "commander";
 
+import { oneLine } from "../errors/model-file.ts";
+import { terminateAllThreads } from "../platform/threads.ts";
+
+/** How long exiting waits for compute threads to stop before giving up on them. */
+const THREAD_STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * Stops every compute thread, then exits. process.exit() while a worker thread is still running
+ * or being torn down makes Node join it mid-teardown, which can deadlock: every exit goes here.
+ */
+export async function exitProcess(code: number): Promise<never> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    terminateAllThreads(),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, THREAD_STOP_TIMEOUT_MS);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  process.exit(code);
+}
+
 /** Prints one clear line for an error and exits non-zero; stack traces only with MIMO_DEBUG=1. */
-export function exitWithError(e: unknown): never {
+export async function exitWithError(e: unknown): Promise<never> {
   const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mimo: error: ${msg}\n`);
+  process.stderr.write(`mimo: error: ${oneLine(msg)}\n`);
   if (process.env.MIMO_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + "\n");
-  process.exit(1);
+  return exitProcess(1);
 }
 
 /** A one-line warning on stderr (the command goes on). */

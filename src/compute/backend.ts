@@ -149,5 +149,6 @@ export interface ComputeBackend {
   /** x[i] += y[i]. */
   addInPlace(x: Float32Array, y: Float32Array, n: number): void;
 
-  dispose(): void;
+  /** Frees the backend: stops its threads (resolves once every one has exited). */
+  dispose(): Promise<void>;
 }

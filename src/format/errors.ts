@@ -1,9 +1,2 @@
-/** A model file is malformed or not what mimo expects. The message names the file and the problem. */
-export class ModelFileError extends Error {
-  readonly file: string;
-  constructor(file: string, problem: string) {
-    super(`${file}: ${problem}`);
-    this.name = "ModelFileError";
-    this.file = file;
-  }
-}
+// The model-file errors live in src/errors/ (below every layer, so quant can throw them too).
+export { ModelFileError, TokenizerError, UnsupportedModelError, UnsupportedTensorTypeError, quote } from "../errors/model-file.ts";

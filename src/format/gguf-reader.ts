@@ -1,5 +1,5 @@
 import type { ByteSource } from "./byte-source.ts";
-import { ModelFileError } from "./errors.ts";
+import { ModelFileError, quote } from "../errors/model-file.ts";
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
@@ -131,6 +131,20 @@ class HeaderCursor {
   }
 }
 
+/** ggml's GGML_MAX_NAME: tensor names are shorter (they end with a NUL in a buffer of this size). */
+const GGML_MAX_NAME = 64;
+
+const INTEGER_TYPES: ReadonlySet<number> = new Set([
+  GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32,
+  GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64,
+]);
+
+/** "UINT32", "STRING", "ARRAY of FLOAT32" ... for messages. */
+function valueTypeName(type: number, itemType?: number): string {
+  const name = (t: number) => Object.entries(GGUFValueType).find(([, v]) => v === t)?.[0] ?? `unknown(${t})`;
+  return type === GGUFValueType.ARRAY && itemType !== undefined ? `ARRAY of ${name(itemType)}` : name(type);
+}
+
 function toNumberIfSafe(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
@@ -251,17 +265,18 @@ function parseHeader(bytes: Uint8Array, fileSize: number, fileName: string): Par
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(`metadata key #${i}`);
     const typeAt = c.pos;
-    const type = c.u32(`type of metadata "${key}"`);
+    const where = `metadata ${quote(key)}`;
+    const type = c.u32(`type of ${where}`);
     let typed: GGUFTypedValue;
     if (type === GGUFValueType.ARRAY) {
-      const { itemType, value, typedItems } = readArray(c, `metadata "${key}"`, 0);
+      const { itemType, value, typedItems } = readArray(c, where, 0);
       typed = { type: GGUFValueType.ARRAY, itemType, value: typedItems ?? value };
       metadata.set(key, value);
     } else {
-      if (minEncodedSize[type] === undefined) c.fail(`metadata "${key}" at offset ${typeAt} has unknown value type ${type}`);
-      typed = { type: type as GGUFValueType, value: readScalar(c, type, `metadata "${key}"`) };
+      if (minEncodedSize[type] === undefined) c.fail(`${where} at offset ${typeAt} has unknown value type ${type} (known: 0..12)`);
+      typed = { type: type as GGUFValueType, value: readScalar(c, type, where) };
     }
-    if (metadataTypes.has(key)) c.fail(`metadata key "${key}" appears twice`);
+    if (metadataTypes.has(key)) c.fail(`metadata key ${quote(key)} appears twice`);
     if (type !== GGUFValueType.ARRAY) metadata.set(key, typed.value);
     metadataTypes.set(key, typed);
   }
@@ -269,18 +284,23 @@ function parseHeader(bytes: Uint8Array, fileSize: number, fileName: string): Par
   const tensorsRaw: ParsedHeader["tensorsRaw"] = [];
   for (let i = 0; i < tensorCount; i++) {
     const at = c.pos;
+    const nameAt = c.pos;
     const name = c.string(`name of tensor #${i}`);
-    const nDims = c.u32(`dimension count of tensor "${name}"`);
-    if (nDims > GGUF_MAX_DIMS) c.fail(`tensor "${name}" has ${nDims} dimensions (at most ${GGUF_MAX_DIMS} are allowed)`);
+    const where = `tensor ${quote(name)}`;
+    // ggml keeps names in a char[GGML_MAX_NAME] with its terminating NUL: llama.cpp refuses longer ones.
+    const nameBytes = c.pos - nameAt - 8;
+    if (nameBytes >= GGML_MAX_NAME) c.fail(`name of tensor #${i} (${where}) is ${nameBytes} bytes long; GGUF tensor names have at most ${GGML_MAX_NAME - 1}`);
+    const nDims = c.u32(`dimension count of ${where}`);
+    if (nDims > GGUF_MAX_DIMS) c.fail(`${where} has ${nDims} dimensions (at most ${GGUF_MAX_DIMS} are allowed)`);
     const shape: number[] = [];
     for (let d = 0; d < nDims; d++) {
       const dimAt = c.pos;
-      const v = c.u64big(`dimension ${d} of tensor "${name}"`);
-      if (v > BigInt(Number.MAX_SAFE_INTEGER)) c.fail(`tensor "${name}" dimension ${d} is ${v} at offset ${dimAt}, which is absurdly large`);
+      const v = c.u64big(`dimension ${d} of ${where}`);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) c.fail(`${where} dimension ${d} is ${v} at offset ${dimAt}, which is absurdly large`);
       shape.push(Number(v));
     }
-    const type = c.u32(`type of tensor "${name}"`);
-    const relOffset = c.u64(`data offset of tensor "${name}"`);
+    const type = c.u32(`type of ${where}`);
+    const relOffset = c.u64(`data offset of ${where}`);
     tensorsRaw.push({ name, type, shape, relOffset, at });
   }
   return { version, metadata, metadataTypes, tensorsRaw, headerEnd: c.pos };
@@ -332,7 +352,7 @@ export class GGUFFile {
   /** The tensor's info; a clear error if the file lacks it. */
   tensor(name: string): GGUFTensorInfo {
     const t = this.byName.get(name);
-    if (!t) throw new ModelFileError(this.fileName, `required tensor "${name}" is missing`);
+    if (!t) throw new ModelFileError(this.fileName, `required tensor ${quote(name)} is missing`);
     return t;
   }
 
@@ -347,7 +367,7 @@ export class GGUFFile {
     const src = this.source;
     const check = (offset: number, length: number) => {
       if (offset < 0 || length < 0 || offset + length > t.byteSize) {
-        throw new RangeError(`tensor "${name}": bytes ${offset}..${offset + length} are outside its ${t.byteSize} bytes`);
+        throw new RangeError(`tensor ${quote(name)}: bytes ${offset}..${offset + length} are outside its ${t.byteSize} bytes`);
       }
     };
     return {
@@ -400,19 +420,25 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
   }
 
   let alignment = GGUF_DEFAULT_ALIGNMENT;
-  const alignValue = header.metadata.get("general.alignment");
-  if (alignValue !== undefined) {
-    if (typeof alignValue !== "number" || alignValue <= 0 || (alignValue & (alignValue - 1)) !== 0) {
-      throw new ModelFileError(name, `general.alignment is ${String(alignValue)}, expected a power of two`);
+  const alignTyped = header.metadataTypes.get("general.alignment");
+  if (alignTyped !== undefined) {
+    // The spec makes it a UINT32; any integer type is accepted, anything else is a type error.
+    const typeName = valueTypeName(alignTyped.type, alignTyped.itemType);
+    if (!INTEGER_TYPES.has(alignTyped.type)) {
+      throw new ModelFileError(name, `metadata "general.alignment" has type ${typeName}, expected an unsigned integer (UINT32)`);
     }
-    alignment = alignValue;
+    const v = alignTyped.value as number | bigint;
+    if (typeof v !== "number" || v <= 0 || v > 2 ** 30 || (v & (v - 1)) !== 0) {
+      throw new ModelFileError(name, `metadata "general.alignment" is ${String(v)}, expected a power of two from 1 to 2^30`);
+    }
+    alignment = v;
   }
   const dataOffset = Math.ceil(header.headerEnd / alignment) * alignment;
 
   const tensors: GGUFTensorInfo[] = [];
   const seen = new Set<string>();
   for (const raw of header.tensorsRaw) {
-    const where = `tensor "${raw.name}"`;
+    const where = `tensor ${quote(raw.name)}`;
     if (seen.has(raw.name)) throw new ModelFileError(name, `${where} appears twice in the tensor table`);
     seen.add(raw.name);
     const layout = ggmlBlockLayout(raw.type);
@@ -444,7 +470,7 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
     if (cur.offset < prev.offset + prev.byteSize) {
       throw new ModelFileError(
         name,
-        `tensor "${cur.name}" (bytes ${cur.offset}..${cur.offset + cur.byteSize}) overlaps tensor "${prev.name}" (bytes ${prev.offset}..${prev.offset + prev.byteSize})`,
+        `tensor ${quote(cur.name)} (bytes ${cur.offset}..${cur.offset + cur.byteSize}) overlaps tensor ${quote(prev.name)} (bytes ${prev.offset}..${prev.offset + prev.byteSize})`,
       );
     }
   }

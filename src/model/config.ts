@@ -1,4 +1,4 @@
-import { ModelFileError } from "../format/errors.ts";
+import { ModelFileError, UnsupportedModelError, quote } from "../format/errors.ts";
 import type { GGUFFile } from "../format/gguf-reader.ts";
 import { findArchitecture, supportedArchitectures, type ArchitectureSpec } from "./architectures.ts";
 import { MetadataReader } from "./metadata.ts";
@@ -33,9 +33,9 @@ export function readModelConfig(file: GGUFFile): ModelConfig {
   const archName = md.string("general.architecture");
   const arch = findArchitecture(archName);
   if (!arch) {
-    throw new ModelFileError(
+    throw new UnsupportedModelError(
       file.fileName,
-      `architecture "${archName}" is not supported (supported: ${supportedArchitectures.join(", ")})`,
+      `architecture ${quote(archName)} is not supported (supported: ${supportedArchitectures.join(", ")})`,
     );
   }
   const k = (key: string) => `${archName}.${key}`;
@@ -65,10 +65,16 @@ export function readModelConfig(file: GGUFFile): ModelConfig {
     const factor = md.optionalNumber(k("rope.scaling.factor")) ?? 1;
     ropeFreqScale = factor > 0 ? 1 / factor : 1;
   } else if (scalingType !== "none") {
-    throw new ModelFileError(file.fileName, `rope scaling type "${scalingType}" is not supported (supported: none, linear)`);
+    throw new UnsupportedModelError(file.fileName, `rope scaling type ${quote(scalingType)} is not supported (supported: none, linear)`);
   }
   const embd = file.tensor(tensorName("tokenEmbd"));
-  const vocabSize = embd.shape[1] ?? 0;
+  if (embd.shape.length !== 2 || embd.shape[0] !== dim) {
+    throw new ModelFileError(file.fileName, `tensor "${embd.name}" has shape [${embd.shape.join(", ")}], expected [${dim}, vocabulary size]`);
+  }
+  const vocabSize = embd.shape[1]!;
+  const contextLength = md.optionalCount(k("context_length")) ?? 2048;
+  // A sequence needs room for a prompt token and a generated one.
+  if (contextLength < 2) throw new ModelFileError(file.fileName, `metadata "${k("context_length")}" is ${contextLength}, expected at least 2`);
   return {
     arch,
     name: md.optionalString("general.name"),
@@ -81,10 +87,31 @@ export function readModelConfig(file: GGUFFile): ModelConfig {
     headDim,
     headDimV,
     vocabSize,
-    contextLength: md.optionalCount(k("context_length")) ?? 2048,
+    contextLength,
     normEps: md.optionalNumber(k("attention.layer_norm_rms_epsilon")) ?? 1e-5,
     ropeBase: md.optionalNumber(k("rope.freq_base")) ?? 10000,
     ropeDim,
     ropeFreqScale,
   };
+}
+
+/**
+ * The tokenizer and the weights must agree on the vocabulary (llama.cpp requires token_embd and
+ * output to have exactly as many rows as the tokenizer has tokens): a mismatch would otherwise show
+ * up while generating, as an id one side does not have.
+ */
+export function checkTokenizerFits(file: GGUFFile, config: ModelConfig, tokenizerSize: number): void {
+  if (tokenizerSize !== config.vocabSize) {
+    throw new ModelFileError(
+      file.fileName,
+      `the tokenizer has ${tokenizerSize} tokens (tokenizer.ggml.tokens) but tensor "${tensorName("tokenEmbd")}" has ${config.vocabSize} rows; they must be equal`,
+    );
+  }
+  const out = tensorName("output");
+  if (file.hasTensor(out)) {
+    const rows = file.tensor(out).shape[1];
+    if (rows !== tokenizerSize) {
+      throw new ModelFileError(file.fileName, `tensor "${out}" has ${rows ?? "no"} rows but the tokenizer has ${tokenizerSize} tokens; they must be equal`);
+    }
+  }
 }

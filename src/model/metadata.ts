@@ -1,4 +1,4 @@
-import { ModelFileError } from "../format/errors.ts";
+import { ModelFileError, quote } from "../format/errors.ts";
 
 /** Typed, error-reporting access to GGUF metadata: a missing or mistyped key names the file and key. */
 export class MetadataReader {
@@ -54,5 +54,6 @@ export class MetadataReader {
 
 function describe(v: unknown): string {
   if (Array.isArray(v) || ArrayBuffer.isView(v)) return `an array of ${(v as ArrayLike<unknown>).length}`;
-  return `${typeof v} ${JSON.stringify(typeof v === "bigint" ? String(v) : v)}`;
+  if (typeof v === "string") return `string ${quote(v)}`;
+  return `${typeof v} ${String(v)}`;
 }

@@ -1,8 +1,8 @@
 // A model file's weights, loaded onto a backend: every tensor the tensor table (tensors.ts) lists
 // for the architecture, checked against its shape, into the fields named by its role.
-import { ModelFileError } from "../format/errors.ts";
+import { ModelFileError, quote } from "../format/errors.ts";
 import type { GGUFFile } from "../format/gguf-reader.ts";
-import { getQuantTraits } from "../quant/traits.ts";
+import { getQuantTraits, supportedWeightTypes, unsupportedType } from "../quant/traits.ts";
 import type { ComputeBackend, MatrixHandle, MatrixUsage } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
 import {
@@ -79,12 +79,14 @@ class WeightLoader {
     this.bytesTotal = file.tensors.reduce((a, t) => a + t.byteSize, 0);
   }
 
+  /** Shape and type of a tensor, checked before any backend sees it. */
   private checkShape(name: string, expected: readonly number[]): void {
     const t = this.file.tensor(name);
     const same = t.shape.length === expected.length && t.shape.every((d, i) => d === expected[i]);
     if (!same) {
-      throw new ModelFileError(this.file.fileName, `tensor "${name}" has shape [${t.shape.join(", ")}], expected [${expected.join(", ")}]`);
+      throw new ModelFileError(this.file.fileName, `tensor ${quote(name)} has shape [${t.shape.join(", ")}], expected [${expected.join(", ")}]`);
     }
+    if (!supportedWeightTypes.includes(t.type as never)) throw unsupportedType(t.type, name, this.file.fileName);
   }
 
   private progress(bytes: number): void {

@@ -25,12 +25,14 @@ export class NodeFileSource implements ByteSource {
       const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory, not a model file" : (e as Error).message;
       throw new ModelFileError(path, why);
     }
-    const stat = await handle.stat();
-    if (stat.isDirectory()) {
+    try {
+      const stat = await handle.stat();
+      if (stat.isDirectory()) throw new ModelFileError(path, "is a directory, not a model file");
+      return new NodeFileSource(path, handle, stat.size);
+    } catch (e) {
       await handle.close();
-      throw new ModelFileError(path, "is a directory, not a model file");
+      throw e;
     }
-    return new NodeFileSource(path, handle, stat.size);
   }
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);

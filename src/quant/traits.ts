@@ -10,6 +10,9 @@ import { Q2_KTraits, Q3_KTraits, Q4_KTraits, Q5_KTraits, Q6_KTraits, Q8_KTraits 
 import { Q4_0Traits, Q4_1Traits, Q5_0Traits, Q5_1Traits, Q8_0Traits, Q8_1Traits } from "./legacy.ts";
 import type { QuantTraits, WeightQuantTraits } from "./quant-traits.ts";
 import { IQ4_NLTraits } from "./iq4-nl.ts";
+import { UnsupportedTensorTypeError } from "../errors/model-file.ts";
+
+export { UnsupportedTensorTypeError };
 
 export type { DequantizeRow, QuantizeRow, QuantTraits, VecDot, WeightQuantTraits } from "./quant-traits.ts";
 export { GGMLType, QK_K, ggmlTypeFromName, ggmlTypeLayout, ggmlTypeName, isGGMLType } from "./ggml-type.ts";
@@ -47,26 +50,9 @@ export const supportedTypes: readonly GGMLTypeId[] = [...traitsByType.keys()] as
 /** The type ids mimo accepts for model tensors. */
 export const supportedWeightTypes: readonly GGMLTypeId[] = weightTraits.map((t) => t.type);
 
-/** A tensor (or a requested type) has a GGML type mimo cannot compute with. */
-export class UnsupportedTensorTypeError extends Error {
-  /** The GGML type id. */
-  readonly type: number;
-  readonly typeName: string;
-  readonly tensorName: string | undefined;
-
-  constructor(type: number, tensorName?: string) {
-    const typeName = ggmlTypeName(type);
-    const supported = weightTraits.map((t) => t.name).join(", ");
-    const problem =
-      tensorName !== undefined
-        ? `tensor "${tensorName}" has type ${typeName}, which mimo does not support`
-        : `type ${typeName} is not supported by mimo`;
-    super(`${problem} (supported: ${supported}); use a GGUF file quantized to one of the supported types`);
-    this.name = "UnsupportedTensorTypeError";
-    this.type = type;
-    this.typeName = typeName;
-    this.tensorName = tensorName;
-  }
+/** The error for a type mimo cannot compute with (in the model-file error hierarchy; names the file when given). */
+export function unsupportedType(type: number, tensorName?: string, file?: string): UnsupportedTensorTypeError {
+  return new UnsupportedTensorTypeError(type, ggmlTypeName(type), weightTraits.map((t) => t.name), tensorName, file);
 }
 
 /** A row length that is not a whole number of blocks of the tensor's type. */
@@ -93,7 +79,7 @@ export class BlockSizeMismatchError extends RangeError {
  */
 export function getQuantTraits(type: number, tensorName?: string): QuantTraits {
   const traits = traitsByType.get(type);
-  if (!traits) throw new UnsupportedTensorTypeError(type, tensorName);
+  if (!traits) throw unsupportedType(type, tensorName);
   return traits;
 }
 
@@ -103,7 +89,7 @@ export function getQuantTraits(type: number, tensorName?: string): QuantTraits {
  */
 export function getWeightTraits(type: number, tensorName?: string): WeightQuantTraits {
   const traits = traitsByType.get(type);
-  if (!traits || traits.vecDot === null) throw new UnsupportedTensorTypeError(type, tensorName);
+  if (!traits || traits.vecDot === null) throw unsupportedType(type, tensorName);
   return traits as WeightQuantTraits;
 }
 
@@ -115,7 +101,7 @@ export function isSupportedType(type: number): boolean {
 function layoutOrThrow(type: number, tensorName?: string) {
   const layout = ggmlTypeLayout(type);
   // sizes are known for every type ggml defines, supported or not; only unknown ids fail here
-  if (!layout) throw new UnsupportedTensorTypeError(type, tensorName);
+  if (!layout) throw unsupportedType(type, tensorName);
   return layout;
 }
 

@@ -1,10 +1,11 @@
 import type { ByteSource } from "../format/byte-source.ts";
 import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
-import { readModelConfig, type ModelConfig } from "../model/config.ts";
+import { checkTokenizerFits, readModelConfig, type ModelConfig } from "../model/config.ts";
 import { Transformer, type ForwardProbe, type RowSelection } from "../model/transformer.ts";
 import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
-import { WasmBackend } from "../backends/wasm/wasm-backend.ts";
+import { WasmBackend, wasmUnsupportedShape } from "../backends/wasm/wasm-backend.ts";
+import { UnsupportedModelError, quote } from "../errors/model-file.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
 import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type JsonSchemaOptions } from "../grammar/index.ts";
@@ -542,9 +543,12 @@ export class Model {
     this.disposed = true;
     this.driver.dispose();
     this.slots.close(new Error("this model has been disposed"));
-    this.transformer.backend.dispose();
-    await this.file.close();
-    await this.draft?.file.close();
+    try {
+      await this.transformer.backend.dispose();
+    } finally {
+      await this.file.close();
+      await this.draft?.file.close();
+    }
   }
 }
 
@@ -771,51 +775,84 @@ export function tokenLogprob(logits: Float32Array, token: number, top: number): 
   return { token, logprob: logits[token]! - logZ, top: best.map((t) => ({ token: t, logprob: logits[t]! - logZ })) };
 }
 
-async function createBackend(opts: LoadOptions): Promise<ComputeBackend> {
-  const choice = opts.backend ?? "wasm";
+async function createBackend(choice: ComputeBackend | "wasm" | "reference", opts: LoadOptions): Promise<ComputeBackend> {
   if (typeof choice !== "string") return choice;
   if (choice === "reference") return new ReferenceBackend();
-  if (choice === "wasm") {
-    if ((opts.kvCacheType ?? "f16") !== "f16") return new ReferenceBackend();
-    return WasmBackend.create({ threads: opts.threads });
-  }
-  throw new RangeError(`backend must be "wasm", "reference" or a ComputeBackend, got ${JSON.stringify(choice)}`);
+  if ((opts.kvCacheType ?? "f16") !== "f16") return new ReferenceBackend();
+  return WasmBackend.create({ threads: opts.threads });
 }
 
-/** Loads a GGUF model from a byte source (Node: see loadModel in index.ts for paths). */
+/**
+ * The backend to load on. The wasm backend cannot run every model (head sizes): when it was only
+ * the default, the model runs on the reference backend; when the caller asked for it, the error
+ * says which backend can.
+ */
+function chooseBackend(file: GGUFFile, config: ModelConfig, opts: LoadOptions): ComputeBackend | "wasm" | "reference" {
+  const choice = opts.backend ?? "wasm";
+  if (typeof choice !== "string") return choice;
+  if (choice !== "wasm" && choice !== "reference") {
+    throw new RangeError(`backend must be "wasm", "reference" or a ComputeBackend, got ${JSON.stringify(choice)}`);
+  }
+  if (choice === "reference") return choice;
+  const why = wasmUnsupportedShape(config);
+  if (why === undefined) return choice;
+  if (opts.backend === undefined) return "reference";
+  throw new UnsupportedModelError(file.fileName, `${why}; load it with backend: "reference" (CLI: --backend reference)`);
+}
+
+/** Checks the options that do not depend on the file, before anything is read. */
+function checkLoadOptions(opts: LoadOptions): void {
+  const c = opts.contextSize;
+  if (c !== undefined && !(Number.isInteger(c) && c > 0)) throw new RangeError(`contextSize must be a positive integer, got ${c}`);
+  const parallel = opts.parallel ?? 1;
+  if (!(Number.isInteger(parallel) && parallel >= 1 && parallel <= 256)) throw new RangeError(`parallel must be an integer from 1 to 256, got ${parallel}`);
+  const kv = opts.kvCacheType ?? "f16";
+  if (kv !== "f16" && kv !== "f32") throw new RangeError(`kvCacheType must be "f16" or "f32", got ${String(kv)}`);
+}
+
+/**
+ * Loads a GGUF model from a byte source (Node: see loadModel in index.ts for paths). The model
+ * owns the source from here on: a failed load closes it and stops any thread it started, and
+ * every problem of the file is found here (a ModelFileError), not later while generating.
+ */
 export async function loadModelFromSource(source: ByteSource, opts: LoadOptions = {}): Promise<Model> {
   const t0 = now();
-  const file = await readGGUF(source);
+  let file: GGUFFile | undefined;
   let backend: ComputeBackend | undefined;
   let draftFile: GGUFFile | undefined;
   try {
+    checkLoadOptions(opts);
+    file = await readGGUF(source);
     const config = readModelConfig(file);
-    const tokenizer = createTokenizer(file.metadata);
-    const contextSizeOpt = opts.contextSize;
-    if (contextSizeOpt !== undefined && !(Number.isInteger(contextSizeOpt) && contextSizeOpt > 0)) {
-      throw new RangeError(`contextSize must be a positive integer, got ${contextSizeOpt}`);
-    }
+    const tokenizer = createTokenizer(file.metadata, { file: file.fileName });
+    checkTokenizerFits(file, config, tokenizer.vocabSize);
+    const choice = chooseBackend(file, config, opts);
+    const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
     const parallel = opts.parallel ?? 1;
-    if (!(Number.isInteger(parallel) && parallel >= 1 && parallel <= 256)) throw new RangeError(`parallel must be an integer from 1 to 256, got ${parallel}`);
-    backend = await createBackend(opts);
-    const weights = await loadTransformerWeights(file, config, backend, opts.onProgress);
-    const contextSize = contextSizeOpt ?? Math.min(config.contextLength, 4096);
-    const transformer = new Transformer(config, weights, backend);
     const kvCacheType = opts.kvCacheType ?? "f16";
-    if (kvCacheType !== "f16" && kvCacheType !== "f32") throw new RangeError(`kvCacheType must be "f16" or "f32", got ${String(kvCacheType)}`);
+    backend = await createBackend(choice, opts);
+    const weights = await loadTransformerWeights(file, config, backend, opts.onProgress);
+    const transformer = new Transformer(config, weights, backend);
     let draft: { file: GGUFFile; transformer: Transformer } | undefined;
     if (opts.draftModel) {
       draftFile = await readGGUF(opts.draftModel);
       const draftConfig = readModelConfig(draftFile);
-      checkSameVocabulary(file.fileName, tokenizer, draftFile.fileName, createTokenizer(draftFile.metadata));
+      checkSameVocabulary(file.fileName, tokenizer, draftFile.fileName, createTokenizer(draftFile.metadata, { file: draftFile.fileName }));
+      if (!(typeof choice !== "string" || choice === "reference")) {
+        const why = wasmUnsupportedShape(draftConfig);
+        if (why) throw new UnsupportedModelError(draftFile.fileName, `${why}; load the models with backend: "reference" (CLI: --backend reference)`);
+      }
       const draftWeights = await loadTransformerWeights(draftFile, draftConfig, backend);
       draft = { file: draftFile, transformer: new Transformer(draftConfig, draftWeights, backend) };
     }
     return new Model(file, config, tokenizer, transformer, contextSize, parallel, kvCacheType, now() - t0, draft, opts.onWarning);
   } catch (e) {
-    backend?.dispose();
-    await file.close();
-    await draftFile?.close();
+    try {
+      await backend?.dispose();
+    } finally {
+      await (file ?? source).close();
+      await (draftFile ?? opts.draftModel)?.close();
+    }
     throw e;
   }
 }
@@ -824,7 +861,7 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
 function checkSameVocabulary(targetName: string, target: Tokenizer, draftName: string, draft: Tokenizer): void {
   const problem = (what: string) =>
     new ModelFileError(draftName, `the draft model's vocabulary differs from the target's (${targetName}): ${what}; a draft model must share the target's tokenizer`);
-  if (target.model !== draft.model) throw problem(`tokenizer "${draft.model}" vs "${target.model}"`);
+  if (target.model !== draft.model) throw problem(`tokenizer ${quote(draft.model)} vs ${quote(target.model)}`);
   if (Math.abs(target.vocabSize - draft.vocabSize) > 128) throw problem(`${draft.vocabSize} tokens vs ${target.vocabSize}`);
   if (target.bos !== draft.bos || target.eos !== draft.eos) throw problem(`BOS/EOS ids ${draft.bos}/${draft.eos} vs ${target.bos}/${target.eos}`);
   const n = Math.min(target.vocabSize, draft.vocabSize);

@@ -1,7 +1,7 @@
 // Ids back to bytes and text, as llama.cpp's token_to_piece / detokenize do it.
 
 import { charToByte, utf8Encoder } from "./unicode.ts";
-import { TokenAttr, TokenizerError, type Vocab } from "./vocab.ts";
+import { TokenAttr, type Vocab } from "./vocab.ts";
 
 const SPECIAL = TokenAttr.UNKNOWN | TokenAttr.CONTROL;
 const EMPTY = new Uint8Array(0);
@@ -19,7 +19,7 @@ export class PieceTable {
   piece(id: number, renderSpecial: boolean): Uint8Array {
     const { vocab } = this;
     if (!Number.isInteger(id) || id < 0 || id >= vocab.tokens.length) {
-      throw new TokenizerError(`token id ${id} is out of range (vocabulary has ${vocab.tokens.length} tokens)`);
+      throw new RangeError(`token id ${id} is out of range (vocabulary has ${vocab.tokens.length} tokens)`);
     }
     if (!renderSpecial && vocab.attrs[id]! & SPECIAL) return EMPTY;
     let p = this.cache[id];

@@ -25,16 +25,17 @@ interface AddedToken {
 }
 
 export function tokenizerJsonToGGUFMetadata(json: unknown, opts: TokenizerJsonOptions = {}): Map<string, unknown> {
-  if (!isObject(json) || !isObject(json.model)) throw new TokenizerError("tokenizer.json: expected an object with a \"model\" object");
+  if (!isObject(json) || !isObject(json.model)) throw new TokenizerError("tokenizer.json", "expected an object with a \"model\" object");
   const model = json.model;
   const decoder = isObject(json.decoder) ? json.decoder : undefined;
   if (model.type !== "BPE" || model.byte_fallback === true || decoder?.type !== "ByteLevel") {
     throw new TokenizerError(
-      `tokenizer.json: only byte-level BPE can be imported (model.type "BPE" without byte_fallback, decoder "ByteLevel"); ` +
+      "tokenizer.json",
+      `only byte-level BPE can be imported (model.type "BPE" without byte_fallback, decoder "ByteLevel"); ` +
         `got model.type ${JSON.stringify(model.type)}, decoder ${JSON.stringify(decoder?.type)}`,
     );
   }
-  if (!isObject(model.vocab)) throw new TokenizerError("tokenizer.json: model.vocab should be an object of token -> id");
+  if (!isObject(model.vocab)) throw new TokenizerError("tokenizer.json", "model.vocab should be an object of token -> id");
 
   const added: AddedToken[] = [];
   for (const t of Array.isArray(json.added_tokens) ? json.added_tokens : []) {
@@ -48,7 +49,7 @@ export function tokenizerJsonToGGUFMetadata(json: unknown, opts: TokenizerJsonOp
   // id -> text over the model vocabulary plus added tokens (HF's tokenizer.vocab).
   const byId = new Map<number, string>();
   for (const [text, id] of Object.entries(model.vocab)) {
-    if (typeof id !== "number") throw new TokenizerError(`tokenizer.json: id of ${JSON.stringify(text)} is not a number`);
+    if (typeof id !== "number") throw new TokenizerError("tokenizer.json", `id of ${JSON.stringify(text)} is not a number`);
     byId.set(id, text);
   }
   for (const t of added) byId.set(t.id, t.content);
@@ -57,7 +58,7 @@ export function tokenizerJsonToGGUFMetadata(json: unknown, opts: TokenizerJsonOp
 
   const modelConfig = isObject(opts.modelConfig) ? opts.modelConfig : {};
   const n = typeof modelConfig.vocab_size === "number" ? modelConfig.vocab_size : maxId + 1;
-  if (n <= maxId) throw new TokenizerError(`config.json vocab_size ${n} is smaller than the largest token id ${maxId} + 1`);
+  if (n <= maxId) throw new TokenizerError("config.json", `vocab_size ${n} is smaller than the largest token id ${maxId} + 1`);
 
   const tokens: string[] = new Array(n);
   const types = new Int32Array(n);
@@ -158,7 +159,7 @@ export function looksSpecial(t: string): boolean {
 }
 
 function mergesOf(merges: unknown): string[] {
-  if (!Array.isArray(merges)) throw new TokenizerError("tokenizer.json: model.merges should be an array");
+  if (!Array.isArray(merges)) throw new TokenizerError("tokenizer.json", "model.merges should be an array");
   return merges.map((m, i) => {
     if (typeof m === "string") return m;
     if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
@@ -166,7 +167,7 @@ function mergesOf(merges: unknown): string[] {
       // spaces become U+0120 as gguf-py does.
       return `${m[0].replaceAll(" ", "\u0120")} ${m[1].replaceAll(" ", "\u0120")}`;
     }
-    throw new TokenizerError(`tokenizer.json: merge #${i} is neither "a b" nor ["a", "b"]`);
+    throw new TokenizerError("tokenizer.json", `merge #${i} is neither "a b" nor ["a", "b"]`);
   });
 }
 
@@ -180,9 +181,9 @@ function detectPre(pre: unknown): string {
     const pattern = isObject(splits[0]!.pattern) ? splits[0]!.pattern.Regex : undefined;
     if (pattern === hfPatterns.llama3) return "llama-bpe";
     if (pattern === hfPatterns.qwen2) return "qwen2";
-    throw new TokenizerError(`tokenizer.json: unknown pre-tokenizer regex ${JSON.stringify(pattern)}; ${known}`);
+    throw new TokenizerError("tokenizer.json", `unknown pre-tokenizer regex ${JSON.stringify(pattern)}; ${known}`);
   }
-  throw new TokenizerError(`tokenizer.json: unrecognised pre_tokenizer ${JSON.stringify(pre)?.slice(0, 200)}; ${known}`);
+  throw new TokenizerError("tokenizer.json", `unrecognised pre_tokenizer ${JSON.stringify(pre)?.slice(0, 200)}; ${known}`);
 }
 
 /** The special token a TemplateProcessing post-processor puts before the text, if any. */

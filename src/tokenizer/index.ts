@@ -5,8 +5,8 @@
 import { BpeTokenizer } from "./bpe.ts";
 import { cleanSpaces, concatBytes, PieceTable, SpaceCleaner } from "./detokenize.ts";
 import { partitionSpecial } from "./special-tokens.ts";
-import { spmTokenize } from "./spm.ts";
-import { loadVocab, type Vocab } from "./vocab.ts";
+import { spmTokenize, unspellableByte } from "./spm.ts";
+import { loadVocab, TokenizerError, type Vocab } from "./vocab.ts";
 import { wpmTokenize } from "./wpm.ts";
 
 export { TokenizerError, TokenType, TokenAttr, supportedModels } from "./vocab.ts";
@@ -64,9 +64,21 @@ export interface Tokenizer {
   createStreamDecoder(opts?: StreamDecoderOptions): StreamDecoder;
 }
 
-/** Build a tokenizer from GGUF metadata (`tokenizer.ggml.*` keys, values as the GGUF reader returns them). */
-export function createTokenizer(metadata: ReadonlyMap<string, unknown>): Tokenizer {
-  return new GGUFTokenizer(loadVocab(metadata));
+/**
+ * Build a tokenizer from GGUF metadata (`tokenizer.ggml.*` keys, values as the GGUF reader returns
+ * them). Unusable metadata is a TokenizerError naming `opts.file` (the model file) when given.
+ */
+export function createTokenizer(metadata: ReadonlyMap<string, unknown>, opts: { file?: string } = {}): Tokenizer {
+  const vocab = loadVocab(metadata, opts.file);
+  if (vocab.kind === "spm") {
+    // SPM spells characters missing from the vocabulary as byte tokens: without them (and without
+    // an unknown token) some text could not be tokenized at all.
+    const byte = unspellableByte(vocab);
+    if (byte !== undefined) {
+      throw new TokenizerError(opts.file, `the vocabulary has no token for byte ${byte} ("<${byte}>") and no unknown token (tokenizer.ggml.unknown_token_id), so some text cannot be tokenized`);
+    }
+  }
+  return new GGUFTokenizer(vocab);
 }
 
 class GGUFTokenizer implements Tokenizer {

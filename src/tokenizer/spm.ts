@@ -152,6 +152,18 @@ const sharedQueue = new BigramQueue();
 
 const hex = (b: number) => b.toString(16).toUpperCase().padStart(2, "0");
 
+/**
+ * The first byte no token can spell ("<0xXX>", the byte as a one-char token, or the unknown
+ * token), or undefined when every byte can be spelled: what SPM's byte fallback needs.
+ */
+export function unspellableByte(vocab: Vocab): string | undefined {
+  if (vocab.unk !== undefined) return undefined;
+  for (let b = 0; b < 256; b++) {
+    if (vocab.tokenToId.get(`<0x${hex(b)}>`) === undefined && (b >= 0x80 || vocab.tokenToId.get(String.fromCharCode(b)) === undefined)) return `0x${hex(b)}`;
+  }
+  return undefined;
+}
+
 /** Token of a raw byte: "<0xXX>", else the byte itself as a one-char token, else unknown. */
 export function byteToken(vocab: Vocab, byte: number): number {
   const id = vocab.tokenToId.get(`<0x${hex(byte)}>`) ?? (byte < 0x80 ? vocab.tokenToId.get(String.fromCharCode(byte)) : undefined);

@@ -2,15 +2,10 @@
 // scores and attributes, special ids with llama.cpp's defaults and text-based detection, and the
 // flags that steer tokenization.
 
+import { TokenizerError, quote } from "../errors/model-file.ts";
 import { preTokenizers, type PreTokenizerSpec } from "./pre-tokenizer.ts";
 
-/** Errors in tokenizer metadata or unsupported tokenizer kinds. The message says what and what is supported. */
-export class TokenizerError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TokenizerError";
-  }
-}
+export { TokenizerError };
 
 /** GGUF `tokenizer.ggml.token_type` values. */
 export const TokenType = {
@@ -99,50 +94,62 @@ export interface Vocab {
 
 type Metadata = ReadonlyMap<string, unknown>;
 
-function getString(md: Metadata, key: string): string | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (typeof v !== "string") throw new TokenizerError(`${key} should be a string, got ${describe(v)}`);
-  return v;
-}
-
-function getBool(md: Metadata, key: string): boolean | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (typeof v === "boolean") return v;
-  if (typeof v === "number" || typeof v === "bigint") return v !== 0 && v !== 0n;
-  throw new TokenizerError(`${key} should be a bool, got ${describe(v)}`);
-}
-
-function getInt(md: Metadata, key: string): number | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (typeof v === "number" && Number.isInteger(v)) return v;
-  if (typeof v === "bigint") return v > BigInt(Number.MAX_SAFE_INTEGER) || v < 0n ? Number.MAX_SAFE_INTEGER : Number(v);
-  throw new TokenizerError(`${key} should be an integer, got ${describe(v)}`);
-}
-
-function getStringArray(md: Metadata, key: string): readonly string[] | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (Array.isArray(v) && v.every((s) => typeof s === "string")) return v as string[];
-  throw new TokenizerError(`${key} should be an array of strings, got ${describe(v)}`);
-}
-
-function getNumberArray(md: Metadata, key: string): ArrayLike<number> | undefined {
-  const v = md.get(key);
-  if (v === undefined) return undefined;
-  if (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)) {
-    return v as unknown as ArrayLike<number>;
+/** Typed reads of tokenizer metadata; a mistyped value is a TokenizerError naming the file and key. */
+class TokenizerMetadata {
+  readonly file: string | undefined;
+  private readonly md: Metadata;
+  constructor(md: Metadata, file: string | undefined) {
+    this.md = md;
+    this.file = file;
   }
-  if (Array.isArray(v) && v.every((x) => typeof x === "number")) return v as number[];
-  throw new TokenizerError(`${key} should be a numeric array, got ${describe(v)}`);
+  fail(problem: string): never {
+    throw new TokenizerError(this.file, problem);
+  }
+  private wrongType(key: string, expected: string, v: unknown): never {
+    this.fail(`metadata "${key}" should be ${expected}, found ${describe(v)}`);
+  }
+  string(key: string): string | undefined {
+    const v = this.md.get(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "string") this.wrongType(key, "a string", v);
+    return v;
+  }
+  bool(key: string): boolean | undefined {
+    const v = this.md.get(key);
+    if (v === undefined) return undefined;
+    if (typeof v === "boolean") return v;
+    if (typeof v === "number" || typeof v === "bigint") return v !== 0 && v !== 0n;
+    this.wrongType(key, "a bool", v);
+  }
+  int(key: string): number | undefined {
+    const v = this.md.get(key);
+    if (v === undefined) return undefined;
+    if (typeof v === "number" && Number.isInteger(v)) return v;
+    if (typeof v === "bigint") return v > BigInt(Number.MAX_SAFE_INTEGER) || v < 0n ? Number.MAX_SAFE_INTEGER : Number(v);
+    this.wrongType(key, "an integer", v);
+  }
+  stringArray(key: string): readonly string[] | undefined {
+    const v = this.md.get(key);
+    if (v === undefined) return undefined;
+    if (Array.isArray(v) && v.every((s) => typeof s === "string")) return v as string[];
+    this.wrongType(key, "an array of strings", v);
+  }
+  numberArray(key: string): ArrayLike<number> | undefined {
+    const v = this.md.get(key);
+    if (v === undefined) return undefined;
+    if (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)) {
+      return v as unknown as ArrayLike<number>;
+    }
+    if (Array.isArray(v) && v.every((x) => typeof x === "number")) return v as number[];
+    this.wrongType(key, "a numeric array", v);
+  }
 }
 
 function describe(v: unknown): string {
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (ArrayBuffer.isView(v)) return v.constructor.name;
-  return typeof v;
+  if (Array.isArray(v)) return `an array of ${v.length}${v.length > 0 ? ` ${typeof v[0]}s` : ""}`;
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of ${(v as unknown as ArrayLike<number>).length}`;
+  if (typeof v === "string") return `the string ${quote(v)}`;
+  return `${typeof v} ${String(v)}`;
 }
 
 // ---- loading -------------------------------------------------------------------------------
@@ -160,14 +167,17 @@ const fimRepTexts = ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>"];
 const fimSepTexts = ["<|file_sep|>"];
 const eogTexts = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>"];
 
-export function loadVocab(md: Metadata): Vocab {
-  const model = getString(md, "tokenizer.ggml.model");
-  if (model === undefined) throw new TokenizerError(`metadata has no tokenizer.ggml.model; supported: ${supportedList()}`);
+/**
+ * Reads the vocabulary from GGUF metadata. `file` names the model file in errors (TokenizerError,
+ * a ModelFileError); without it the messages name only the problem.
+ */
+export function loadVocab(metadata: Metadata, file?: string): Vocab {
+  const md: TokenizerMetadata = new TokenizerMetadata(metadata, file);
+  const model = md.string("tokenizer.ggml.model");
+  if (model === undefined) md.fail(`metadata has no tokenizer.ggml.model; supported: ${supportedList()}`);
   const kind = supportedModels.get(model);
-  if (kind === undefined) {
-    throw new TokenizerError(`tokenizer model "${model}" is not supported (supported: ${supportedList()})`);
-  }
-  const preName = getString(md, "tokenizer.ggml.pre");
+  if (kind === undefined) md.fail(`tokenizer model ${quote(model)} is not supported (supported: ${supportedList()})`);
+  const preName = md.string("tokenizer.ggml.pre");
 
   // Defaults per model type, as llama.cpp sets them before reading the metadata.
   let bos: number | undefined, eos: number | undefined, unk: number | undefined;
@@ -185,24 +195,23 @@ export function loadVocab(md: Metadata): Vocab {
     const name = preName === undefined || preName === "" ? "default" : preName;
     pre = preTokenizers.get(name);
     if (pre === undefined) {
-      throw new TokenizerError(
-        `unknown pre-tokenizer "${name}" (tokenizer.ggml.pre); supported: ${[...preTokenizers.keys()].join(", ")}`,
-      );
+      md.fail(`unknown pre-tokenizer ${quote(name)} (tokenizer.ggml.pre); supported: ${[...preTokenizers.keys()].join(", ")}`);
     }
     cleanSpaces = pre.cleanSpaces;
     ignoreMerges = pre.ignoreMerges;
     addBos = pre.addBos;
     if (pre.noBos) bos = undefined;
   }
-  addSpacePrefix = getBool(md, "tokenizer.ggml.add_space_prefix") ?? addSpacePrefix;
+  addSpacePrefix = md.bool("tokenizer.ggml.add_space_prefix") ?? addSpacePrefix;
 
-  const rawTokens = getStringArray(md, "tokenizer.ggml.tokens");
-  if (rawTokens === undefined) throw new TokenizerError("metadata has no tokenizer.ggml.tokens");
+  const rawTokens = md.stringArray("tokenizer.ggml.tokens");
+  if (rawTokens === undefined) md.fail("metadata has no tokenizer.ggml.tokens");
   const n = rawTokens.length;
-  const scoresIn = getNumberArray(md, "tokenizer.ggml.scores");
-  const typesIn = getNumberArray(md, "tokenizer.ggml.token_type");
-  if (scoresIn && scoresIn.length < n) throw new TokenizerError(`tokenizer.ggml.scores has ${scoresIn.length} entries for ${n} tokens`);
-  if (typesIn && typesIn.length < n) throw new TokenizerError(`tokenizer.ggml.token_type has ${typesIn.length} entries for ${n} tokens`);
+  if (n === 0) md.fail("tokenizer.ggml.tokens is empty: the vocabulary has no tokens");
+  const scoresIn = md.numberArray("tokenizer.ggml.scores");
+  const typesIn = md.numberArray("tokenizer.ggml.token_type");
+  if (scoresIn && scoresIn.length < n) md.fail(`tokenizer.ggml.scores has ${scoresIn.length} entries for ${n} tokens`);
+  if (typesIn && typesIn.length < n) md.fail(`tokenizer.ggml.token_type has ${typesIn.length} entries for ${n} tokens`);
 
   const tokens: string[] = new Array(n);
   const scores = new Float32Array(n);
@@ -220,8 +229,8 @@ export function loadVocab(md: Metadata): Vocab {
 
   const mergeRanks = new Map<string, number>();
   if (kind === "bpe") {
-    const merges = getStringArray(md, "tokenizer.ggml.merges");
-    if (merges === undefined) throw new TokenizerError("BPE (gpt2) tokenizer metadata has no tokenizer.ggml.merges");
+    const merges = md.stringArray("tokenizer.ggml.merges");
+    if (merges === undefined) md.fail("BPE (gpt2) tokenizer metadata has no tokenizer.ggml.merges");
     for (let i = 0; i < merges.length; i++) {
       const m = merges[i]!;
       // "left right", split at the first space after the first character (a lone " " can be a
@@ -231,16 +240,20 @@ export function loadVocab(md: Metadata): Vocab {
     }
   }
 
-  const specialId = (key: string, dflt: number | undefined): number | undefined => {
-    const v = getInt(md, key);
+  // Ids generation depends on (BOS starts a prompt, EOS/EOT/EOM end it, UNK spells what the
+  // vocabulary lacks) must exist; llama.cpp ignores the others when out of range, and so do we.
+  const specialId = (key: string, dflt: number | undefined, required = false): number | undefined => {
+    const v = md.int(key);
     if (v === undefined) return dflt;
-    return v >= 0 && v < n ? v : dflt; // llama.cpp ignores out-of-range ids
+    if (v >= 0 && v < n) return v;
+    if (required) md.fail(`metadata "${key}" is ${v}, outside the vocabulary of ${n} tokens (0..${n - 1})`);
+    return dflt;
   };
-  bos = specialId("tokenizer.ggml.bos_token_id", bos);
-  eos = specialId("tokenizer.ggml.eos_token_id", eos);
-  let eot = specialId("tokenizer.ggml.eot_token_id", undefined);
-  let eom = specialId("tokenizer.ggml.eom_token_id", undefined);
-  unk = specialId("tokenizer.ggml.unknown_token_id", unk);
+  bos = specialId("tokenizer.ggml.bos_token_id", bos, true);
+  eos = specialId("tokenizer.ggml.eos_token_id", eos, true);
+  let eot = specialId("tokenizer.ggml.eot_token_id", undefined, true);
+  let eom = specialId("tokenizer.ggml.eom_token_id", undefined, true);
+  unk = specialId("tokenizer.ggml.unknown_token_id", unk, true);
   sep = specialId("tokenizer.ggml.seperator_token_id", sep);
   pad = specialId("tokenizer.ggml.padding_token_id", pad);
   mask = specialId("tokenizer.ggml.mask_token_id", mask);
@@ -257,8 +270,8 @@ export function loadVocab(md: Metadata): Vocab {
   const inRange = (id: number | undefined) => (id !== undefined && id < n ? id : undefined);
   bos = inRange(bos); eos = inRange(eos); unk = inRange(unk); sep = inRange(sep); pad = inRange(pad); mask = inRange(mask);
 
-  addBos = getBool(md, "tokenizer.ggml.add_bos_token") ?? addBos;
-  addEos = getBool(md, "tokenizer.ggml.add_eos_token") ?? addEos;
+  addBos = md.bool("tokenizer.ggml.add_bos_token") ?? addBos;
+  addEos = md.bool("tokenizer.ggml.add_eos_token") ?? addEos;
 
   // Text-based detection of ids the metadata left out; such tokens are forced to control type.
   // llama.cpp walks a hash map, so when several candidates exist its pick is arbitrary; we take
@@ -303,7 +316,7 @@ export function loadVocab(md: Metadata): Vocab {
   specialTokens.sort((a, b) => utf8Length(tokens[b]!) - utf8Length(tokens[a]!) || a - b);
 
   // Per-model attribute fix-ups llama.cpp applies by name.
-  const modelName = (getString(md, "general.name") ?? "").toLowerCase();
+  const modelName = (typeof metadata.get("general.name") === "string" ? (metadata.get("general.name") as string) : "").toLowerCase();
   const setAttr = (id: number | undefined, attr: number, on: boolean) => {
     if (id === undefined) return;
     attrs[id] = on ? attrs[id]! | attr : attrs[id]! & ~attr;

@@ -188,8 +188,9 @@ test("bad model: a tensor type mimo cannot compute with names the tensor and the
     tensors: spec.tensors.map((t) => (t.name === "blk.0.ffn_gate.weight" ? { ...t, type: GGMLType.IQ2_XXS, data: new Uint8Array(66 * 256) } : t)),
   }, { overwrite: true });
   await assert.rejects(loadModel(path), (e: Error) => {
-    assert.ok(e instanceof UnsupportedTensorTypeError);
-    assert.match(e.message, /^tensor "blk\.0\.ffn_gate\.weight" has type IQ2_XXS, which mimo does not support \(supported: F32, F16, BF16/);
+    assert.ok(e instanceof UnsupportedTensorTypeError && e instanceof ModelFileError);
+    assert.equal(e.file, path);
+    assert.ok(e.message.startsWith(`${path}: tensor "blk.0.ffn_gate.weight" has type IQ2_XXS, which mimo does not support (supported: F32, F16, BF16`), e.message);
     return true;
   });
 });

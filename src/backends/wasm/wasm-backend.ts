@@ -202,6 +202,16 @@ export interface WasmBackendOptions {
   readonly spin?: number;
 }
 
+/**
+ * Why the wasm backend cannot run a model of these head sizes (its attention kernels work on
+ * groups of 4 lanes), or undefined if it can. Checked at load, before any thread starts.
+ */
+export function wasmUnsupportedShape(p: { readonly headDim: number; readonly headDimV: number }): string | undefined {
+  if (p.headDim % 4 === 0 && p.headDimV % 4 === 0) return undefined;
+  const size = p.headDim === p.headDimV ? `${p.headDim}` : `${p.headDim} (keys) / ${p.headDimV} (values)`;
+  return `head size ${size} is not a multiple of 4, which the wasm backend's attention kernels need`;
+}
+
 export class WasmBackend implements ComputeBackend {
   readonly name: string;
   readonly threads: number;
@@ -222,6 +232,7 @@ export class WasmBackend implements ComputeBackend {
   private readonly canBlock = threadCanBlock();
   private spinLimit: number;
   private disposed = false;
+  private disposing: Promise<void> | undefined;
 
   private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
     this.mem = mem;
@@ -587,7 +598,8 @@ export class WasmBackend implements ComputeBackend {
 
   createKvPool(spec: KvPoolSpec): KvPool {
     if (spec.type !== "f16") throw new RangeError(`the wasm backend keeps an f16 KV cache; kvCacheType "${spec.type}" needs the reference backend`);
-    if (spec.headDim % 4 !== 0 || spec.headDimV % 4 !== 0) throw new RangeError(`head size ${spec.headDim}/${spec.headDimV} is not a multiple of 4`);
+    const unsupported = wasmUnsupportedShape(spec);
+    if (unsupported) throw new RangeError(unsupported);
     for (const key of ["nLayers", "slots", "slotSize", "nKvHeads"] as const) {
       const n = spec[key];
       if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`KV pool ${key} must be a positive integer, got ${n}`);
@@ -863,15 +875,17 @@ export class WasmBackend implements ComputeBackend {
     return this.mem.reduce((a, m) => a + m.memory.buffer.byteLength, 0);
   }
 
-  dispose(): void {
-    if (this.disposed) return;
+  /** Stops the worker threads; resolves once every one has exited (the memories go with the last reference). */
+  dispose(): Promise<void> {
+    if (this.disposing) return this.disposing;
     this.disposed = true;
     if (this.workers.length > 0) {
       Atomics.store(this.ctl, CTL_OP, OP_EXIT);
       Atomics.add(this.ctl, CTL_SEQ, 1);
       Atomics.notify(this.ctl, CTL_SEQ);
-      for (const w of this.workers) void w.terminate();
     }
+    this.disposing = Promise.all(this.workers.map((w) => w.terminate())).then(() => {});
+    return this.disposing;
   }
 }
 
