@@ -59,13 +59,18 @@ export function scanGGUF(b: Uint8Array): GGUFLayout {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let p = 0;
   const fields: Field[] = [];
+  const need = (n: number) => {
+    if (!(p + n <= b.byteLength)) throw new Error(`truncated at ${p}`);
+  };
   const u32 = (what?: string) => {
+    need(4);
     if (what) fields.push({ at: p, size: 4, what });
     const x = v.getUint32(p, true);
     p += 4;
     return x;
   };
   const u64 = (what?: string) => {
+    need(8);
     if (what) fields.push({ at: p, size: 8, what });
     const x = v.getBigUint64(p, true);
     p += 8;
@@ -73,6 +78,7 @@ export function scanGGUF(b: Uint8Array): GGUFLayout {
   };
   const str = (what: string) => {
     const n = Number(u64(`length of ${what}`));
+    need(n);
     const s = dec.decode(b.subarray(p, p + n));
     p += n;
     return s;
@@ -84,7 +90,8 @@ export function scanGGUF(b: Uint8Array): GGUFLayout {
   const skipValue = (type: number, what: string): void => {
     if (type === T.STRING) str(what);
     else if (type === T.ARRAY) throw new Error("nested arrays are not scanned");
-    else p += scalarSize[type]!;
+    else if (scalarSize[type] !== undefined) p += scalarSize[type]!;
+    else throw new Error(`unknown value type ${type}`);
   };
   const kvs: KvLayout[] = [];
   for (let i = 0; i < nKv; i++) {

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { loadModel, defaultModelPath, type GenerationStats, type SpeculativeOptions } from "../index.ts";
-import { inFlagTerms, warn } from "./errors.ts";
+import { exitProcess, inFlagTerms, warn } from "./errors.ts";
 import { LOAD_PROGRESS_MIN_BYTES, progressBar } from "./progress.ts";
 import { modelPath } from "./pull.ts";
 
@@ -45,7 +45,7 @@ interface RunOptions {
   seed?: number;
   ctxSize?: number;
   threads?: number;
-  backend: string;
+  backend?: string;
   stop: string[];
   ignoreEos?: boolean;
   special?: boolean;
@@ -97,7 +97,7 @@ function statsLine(loadMs: number, s: Pick<GenerationStats, "promptTokens" | "ti
 }
 
 export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
-  if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
+  if (o.backend !== undefined && o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
   if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new Error("give either --grammar or --json-schema, not both");
   const grammar = o.grammar !== undefined ? readFlagFile("--grammar", o.grammar) : undefined;
   let jsonSchema: unknown;
@@ -120,7 +120,7 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
   const onSigint = () => {
     if (!generating || interrupted) {
       process.stderr.write("\n");
-      process.exit(EXIT_INTERRUPTED);
+      void exitProcess(EXIT_INTERRUPTED);
     }
     interrupted = true;
     controller.abort(new Error("interrupted"));
@@ -138,7 +138,7 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
     model = await loadModel(path, {
       contextSize: o.ctxSize,
       threads: o.threads,
-      backend: o.backend,
+      backend: o.backend as "wasm" | "reference" | undefined,
       draftModel,
       onProgress: bar && ((p) => bar.update(p.bytesLoaded, p.bytesTotal)),
     });
@@ -200,7 +200,7 @@ export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
           }, "interrupted (Ctrl-C)"));
         }
         await model.dispose();
-        process.exit(EXIT_INTERRUPTED);
+        return await exitProcess(EXIT_INTERRUPTED);
       }
       if (step.done) {
         process.stdout.write("\n");

@@ -134,11 +134,6 @@ class HeaderCursor {
 /** ggml's GGML_MAX_NAME: tensor names are shorter (they end with a NUL in a buffer of this size). */
 const GGML_MAX_NAME = 64;
 
-const INTEGER_TYPES: ReadonlySet<number> = new Set([
-  GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32,
-  GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64,
-]);
-
 /** "UINT32", "STRING", "ARRAY of FLOAT32" ... for messages. */
 function valueTypeName(type: number, itemType?: number): string {
   const name = (t: number) => Object.entries(GGUFValueType).find(([, v]) => v === t)?.[0] ?? `unknown(${t})`;
@@ -264,6 +259,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number, fileName: string): Par
   const metadataTypes = new Map<string, GGUFTypedValue>();
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(`metadata key #${i}`);
+    if (key === "") c.fail(`metadata key #${i} is empty`);
     const typeAt = c.pos;
     const where = `metadata ${quote(key)}`;
     const type = c.u32(`type of ${where}`);
@@ -422,10 +418,9 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
   let alignment = GGUF_DEFAULT_ALIGNMENT;
   const alignTyped = header.metadataTypes.get("general.alignment");
   if (alignTyped !== undefined) {
-    // The spec makes it a UINT32; any integer type is accepted, anything else is a type error.
-    const typeName = valueTypeName(alignTyped.type, alignTyped.itemType);
-    if (!INTEGER_TYPES.has(alignTyped.type)) {
-      throw new ModelFileError(name, `metadata "general.alignment" has type ${typeName}, expected an unsigned integer (UINT32)`);
+    // The spec makes it a UINT32, and llama.cpp refuses any other type.
+    if (alignTyped.type !== GGUFValueType.UINT32) {
+      throw new ModelFileError(name, `metadata "general.alignment" has type ${valueTypeName(alignTyped.type, alignTyped.itemType)}, expected UINT32`);
     }
     const v = alignTyped.value as number | bigint;
     if (typeof v !== "number" || v <= 0 || v > 2 ** 30 || (v & (v - 1)) !== 0) {
