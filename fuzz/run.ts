@@ -49,7 +49,8 @@ if (a.help) {
   --cases-per-child N  cases a child runs before it is replaced (default 200)
   --save DIR           write the file of every bad case there
   --json FILE          write every case's result there
-  --exit-loop N        instead: run the CLI N times on the bundled model (--timeout per run), count hangs
+  --exit-loop N        instead: run the CLI N times on the bundled model and count hangs (no exit within
+                       --timeout of printing the whole result)
 `);
   process.exit(0);
 }
@@ -98,13 +99,29 @@ async function exitLoop(runs: number): Promise<void> {
       let err = "";
       child.stdout.on("data", (d) => (out += d));
       child.stderr.on("data", (d) => (err += d));
-      const timer = setTimeout(() => {
-        hangs++;
-        process.stdout.write(`run ${i}: no exit after ${timeoutMs} ms (printed ${out.length} bytes); killed\n`);
+      // A hang is a run that printed its whole result and then did not exit: the time limit
+      // starts when the output is complete (generation on a loaded machine may be slow).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          hangs++;
+          process.stdout.write(`run ${i}: printed its result but did not exit within ${timeoutMs} ms; killed\n`);
+          child.kill("SIGKILL");
+        }, timeoutMs);
+      };
+      // The run prints the prompt, the continuation, then one newline at the end: complete.
+      child.stdout.on("data", () => {
+        if (out.endsWith("\n")) arm();
+      });
+      const stuck = setTimeout(() => {
+        failures++;
+        process.stdout.write(`run ${i}: no result after 10 minutes; killed\n`);
         child.kill("SIGKILL");
-      }, timeoutMs);
+      }, 600_000);
       child.on("exit", (code, signal) => {
         clearTimeout(timer);
+        clearTimeout(stuck);
         times.push(performance.now() - t0);
         if (signal === null && (code !== 0 || !out.startsWith("Once upon a time"))) {
           failures++;
