@@ -38,7 +38,7 @@ export async function startDemoServer(opts: { port?: number; host?: string; isol
     let file: string | undefined;
     if (path === "" || path === "index.html") file = join(HERE, "index.html");
     else if (path === "app.js" || path === "style.css") file = join(HERE, path);
-    else if (/^(dist|build\/kernels|models)\//.test(path) && !path.includes("..")) file = join(ROOT, path);
+    else if (/^(dist|build\/kernels|models|node_modules\/@huggingface\/jinja\/dist)\//.test(path) && !path.includes("..")) file = join(ROOT, path);
     const body = file ? await readFile(file).catch(() => undefined) : undefined;
     if (!body) {
       res.writeHead(404, { "Content-Type": "text/plain" }).end(`not found: /${path}\n`);
