@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
@@ -53,6 +53,9 @@ before(async () => {
   mkdirSync(pkgDir, { recursive: true });
   const tgz = execFileSync("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", app], { cwd: ROOT, encoding: "utf8" }).trim().split("\n").at(-1)!;
   execFileSync("tar", ["xzf", join(app, tgz), "-C", pkgDir, "--strip-components=1"]);
+  // Its runtime dependencies beside it, as npm would install them (copied from ours: no network).
+  const deps = Object.keys((JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
+  for (const dep of deps) cpSync(join(ROOT, "node_modules", dep), join(app, "node_modules", dep), { recursive: true, dereference: true });
   mkdirSync(join(app, "public"));
   copyFileSync(join(ROOT, "models/stories260K.gguf"), join(app, "public/stories260K.gguf"));
   writeFileSync(join(app, "index.html"), `<!doctype html><meta charset="utf-8"><title>vite app</title><script type="module" src="/main.js"></script>\n`);
