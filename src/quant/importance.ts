@@ -7,7 +7,10 @@
 import { GGMLType, QK_K, type GGMLTypeId } from "./ggml-type.ts";
 import { readF16, writeF16 } from "./half.ts";
 import { iq4nlQuantizeBlock } from "./iq4-nl.ts";
-import { makeQkx3Quants, makeQpQuants, makeQxQuants } from "./k-quant-search.ts";
+// llama.cpp's make_qkx3_quants differs from make_qkx2_quants only in testing `max <= min` where
+// qkx2 tests `max == min`; the two agree for every input (max >= min, or both tests fail on NaN),
+// so the weighted quantizers use makeQkx2Quants with their own weights.
+import { makeQkx2Quants, makeQpQuants, makeQxQuants } from "./k-quant-search.ts";
 import { getScaleMinK4, pack2BitLevels, packQ3KLevels, packQ4KLevels, packQ5KLevels, packQ6KLevels, packed, putScaleMinK4, quantizeQ6KBlock } from "./k-quants.ts";
 import { f32, nearestInt } from "./rounding.ts";
 
@@ -58,7 +61,7 @@ function q2K(x: Float32Array, xOff: number, y: Uint8Array, yOff: number, n: numb
     for (let j = 0; j < 16; j++) {
       fillWeights(x, s + 16 * j, qw, QK_K * b + 16 * j, sigma2, 16);
       sw[j] = sumOf(weight, 16);
-      scales[j] = makeQkx3Quants(16, 3, x, s + 16 * j, weight, L, 16 * j, Laux, RMIN, RDELTA, 36, false, mins, j);
+      scales[j] = makeQkx2Quants(16, 3, x, s + 16 * j, weight, L, 16 * j, Laux, RMIN, RDELTA, 36, false, mins, j);
     }
     const dm = makeQpQuants(16, 15, scales, Ls, sw);
     const mm = makeQpQuants(16, 15, mins, Lm, sw);
@@ -118,7 +121,7 @@ function q45K(x: Float32Array, s: number, y: Uint8Array, p: number, b: number, q
   for (let j = 0; j < 8; j++) {
     fillWeights(x, s + 32 * j, qw, QK_K * b + 32 * j, sigma2, 32);
     sw[j] = sumOf(weight, 32);
-    scales[j] = makeQkx3Quants(32, nmax, x, s + 32 * j, weight, L, 32 * j, Laux, RMIN, RDELTA, 36, false, mins, j);
+    scales[j] = makeQkx2Quants(32, nmax, x, s + 32 * j, weight, L, 32 * j, Laux, RMIN, RDELTA, 36, false, mins, j);
   }
   const dBlock = makeQpQuants(8, 63, scales, Ls, sw);
   const mBlock = makeQpQuants(8, 63, mins, Lm, sw);
@@ -185,7 +188,7 @@ function q4_1(x: Float32Array, xOff: number, y: Uint8Array, yOff: number, n: num
   const sigma2 = rowSigma2(x, xOff, n);
   for (let b = 0, s = xOff, p = yOff; b < n / 32; b++, s += 32, p += 20) {
     fillWeights(x, s, qw, 32 * b, sigma2, 32);
-    const d = makeQkx3Quants(32, 15, x, s, weight, L, 0, Laux, RMIN, RDELTA, 36, false, theMin, 0);
+    const d = makeQkx2Quants(32, 15, x, s, weight, L, 0, Laux, RMIN, RDELTA, 36, false, theMin, 0);
     writeF16(y, p, d);
     writeF16(y, p + 2, -theMin[0]!);
     for (let j = 0; j < 16; j++) y[p + 4 + j] = L[j]! | (L[j + 16]! << 4);
@@ -223,7 +226,7 @@ function q5_1(x: Float32Array, xOff: number, y: Uint8Array, yOff: number, n: num
   const sigma2 = rowSigma2(x, xOff, n);
   for (let b = 0, s = xOff, p = yOff; b < n / 32; b++, s += 32, p += 24) {
     fillWeights(x, s, qw, 32 * b, sigma2, 32);
-    const d = makeQkx3Quants(32, 31, x, s, weight, L, 0, Laux, RMIN, RDELTA, 36, false, theMin, 0);
+    const d = makeQkx2Quants(32, 31, x, s, weight, L, 0, Laux, RMIN, RDELTA, 36, false, theMin, 0);
     writeF16(y, p, d);
     writeF16(y, p + 2, -theMin[0]!);
     pack5(y, p + 4, p + 8);
