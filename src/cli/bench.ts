@@ -16,6 +16,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { loadModel } from "../index.ts";
+import { nonNegative } from "./options.ts";
 import { openGGUFFile } from "../platform/node-file.ts";
 import { parseTensorName, tensorName } from "../model/tensors.ts";
 import { SeededRandom } from "../sampling/rng.ts";
@@ -659,11 +660,7 @@ async function specBenchCommand(o: Parameters<typeof benchCommand>[0] & { spec: 
 
 /** Adds `mimo bench` to the CLI. */
 export function registerBenchCommand(program: Command): void {
-  const int = (name: string) => (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}"`);
-    return n;
-  };
+  const int = nonNegative;
   program
     .command("bench")
     .description("measure prefill and decode speed, time to first token, load time and peak memory (like llama-bench)")

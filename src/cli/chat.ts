@@ -1,8 +1,9 @@
 // `mimo chat`: an interactive conversation in the terminal (or over piped stdin, one message per line).
 import { createInterface } from "node:readline";
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { loadModel, defaultModelPath, ChatSession } from "../index.ts";
 import { modelPath } from "./pull.ts";
+import { int, num } from "./options.ts";
 
 interface ChatCliOptions {
   model?: string;
@@ -23,29 +24,21 @@ interface ChatCliOptions {
 const HELP = `commands: /reset (forget the conversation), /system <text> (new system prompt, conversation reset), /exit
 end a line with \\ to continue the message on the next line; Ctrl-C stops an answer, Ctrl-D exits`;
 
-function num(name: string, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(integer ? Number.isInteger(n) : Number.isFinite(n))) throw new InvalidArgumentError(`${name} must be ${integer ? "an integer" : "a number"}, got "${v}"`);
-    return n;
-  };
-}
-
 export function registerChatCommand(program: Command): void {
   program
     .command("chat")
     .description("talk with a model: streamed answers, history, /reset and /system; reads one message per line from piped stdin")
     .option("-m, --model <file>", "GGUF model file or hf:OWNER/REPO[:QUANT] (pulled on first use; default: the bundled stories260K)")
     .option("--system <text>", "system prompt")
-    .option("-n, --n-predict <n>", "most tokens per answer", num("--n-predict", true), 512)
+    .option("-n, --n-predict <n>", "most tokens per answer", int("--n-predict"), 512)
     .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
-    .option("--top-k <k>", "top-k sampling; 0 = off", num("--top-k", true), 40)
+    .option("--top-k <k>", "top-k sampling; 0 = off", int("--top-k"), 40)
     .option("--top-p <p>", "top-p (nucleus) sampling; 1 = off", num("--top-p"), 0.95)
     .option("--min-p <p>", "min-p sampling; 0 = off", num("--min-p"), 0.05)
     .option("--repeat-penalty <r>", "penalty for recently seen tokens; 1 = off", num("--repeat-penalty"), 1)
-    .option("-s, --seed <n>", "random seed (same seed, same answers)", num("--seed", true))
-    .option("-c, --ctx-size <n>", "context size in tokens", num("--ctx-size", true))
-    .option("-t, --threads <n>", "compute threads (default: the number of cores)", num("--threads", true))
+    .option("-s, --seed <n>", "random seed (same seed, same answers)", int("--seed"))
+    .option("-c, --ctx-size <n>", "context size in tokens", int("--ctx-size"))
+    .option("-t, --threads <n>", "compute threads (default: the number of cores)", int("--threads"))
     .option("--backend <name>", "wasm (SIMD kernels on threads) or reference (plain TypeScript)", "wasm")
     .option("--no-stats", "no tok/s line after each answer")
     .action(chatCommand);

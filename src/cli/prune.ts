@@ -14,6 +14,7 @@ import {
   type LayerImportance,
 } from "../tools/prune.ts";
 import { progressLine } from "./progress.ts";
+import { positive } from "./options.ts";
 
 interface PruneCliOptions {
   text?: string;
@@ -31,13 +32,6 @@ interface PruneCliOptions {
   quiet?: boolean;
 }
 
-function positive(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${v}"`);
-    return n;
-  };
-}
 function layerList(v: string): number[] {
   return v.split(",").map((s) => {
     const n = Number(s.trim());

@@ -1,6 +1,6 @@
 // `mimo quantize` and `mimo imatrix`.
 import { readFile } from "node:fs/promises";
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { ModelFileError } from "../format/errors.ts";
 import { loadModel } from "../index.ts";
 import { writeGGUFFile } from "../platform/node-file.ts";
@@ -9,6 +9,7 @@ import { collectImatrix, imatrixGGUF, parseImatrix } from "../tools/imatrix.ts";
 import { RECIPES } from "../tools/quant-recipes.ts";
 import { quantizeModel } from "../tools/quantize.ts";
 import { progressLine } from "./progress.ts";
+import { positive } from "./options.ts";
 
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 
@@ -21,13 +22,6 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-function positive(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${v}"`);
-    return n;
-  };
-}
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
 }

