@@ -76,9 +76,15 @@ test("a client that disconnects mid-stream cancels its sequence at once; the oth
 test("a full queue answers 503 with Retry-After; the server keeps serving", async () => {
   const s = await startServer({ maxQueue: 1 }, { parallel: 1 });
   try {
-    const params = { model: MODEL_ID, prompt: "Once upon a time", max_tokens: 150, temperature: 0, ignore_eos: true };
+    // Long requests (the context's worth), and no fixed sleep: on a fast machine 150 tokens of
+    // stories260K take 30 ms, so the third request is sent once one runs and one waits.
+    const params = { model: MODEL_ID, prompt: "Once upon a time", max_tokens: 480, temperature: 0, ignore_eos: true };
     const running = [s.client.completions.create(params), s.client.completions.create(params)];
-    await new Promise((r) => setTimeout(r, 50));
+    const end = Date.now() + 10_000;
+    while (!(s.model.activeSequences === 1 && s.model.waitingRequests === 1)) {
+      assert.ok(Date.now() < end, `never saw 1 running and 1 queued request (${s.model.activeSequences} active, ${s.model.waitingRequests} waiting)`);
+      await new Promise((r) => setImmediate(r));
+    }
     const res = await fetch(`${s.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(params) });
     assert.equal(res.status, 503);
     assert.equal(res.headers.get("retry-after"), "1");
