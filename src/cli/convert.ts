@@ -7,6 +7,7 @@ import { ggmlTypeFromName, ggmlTypeName } from "../quant/ggml-type.ts";
 import { supportedWeightTypes } from "../quant/traits.ts";
 import { convertHuggingFace } from "../tools/convert-hf.ts";
 import { convertLlama2c } from "../tools/convert-llama2c.ts";
+import { RECIPES, findRecipe, type QuantRecipe } from "../tools/quant-recipes.ts";
 
 export interface ConvertOptions {
   tokenizer?: string;
@@ -25,14 +26,17 @@ async function readInput(path: string): Promise<Uint8Array> {
   }
 }
 
-/** The matrices' type from --outtype: auto, or a weight type mimo computes with (any case). */
-function parseOutType(v: string): number | "auto" {
+/** --outtype: auto, a weight type mimo computes with, or a llama.cpp file type such as q4_k_m (any case). */
+function parseOutType(v: string): number | "auto" | QuantRecipe {
   if (v.toLowerCase() === "auto") return "auto";
   const t = ggmlTypeFromName(v.toUpperCase());
-  if (t === undefined || !supportedWeightTypes.includes(t as never)) {
-    throw new Error(`--outtype must be auto or one of ${supportedWeightTypes.map((x) => ggmlTypeName(x).toLowerCase()).join(", ")}; got "${v}"`);
-  }
-  return t;
+  if (t !== undefined && supportedWeightTypes.includes(t as never)) return t;
+  const recipe = findRecipe(v);
+  if (recipe) return recipe;
+  throw new Error(
+    `--outtype must be auto, one of ${supportedWeightTypes.map((x) => ggmlTypeName(x).toLowerCase()).join(", ")}, ` +
+      `or a file type (${RECIPES.filter((r) => ggmlTypeFromName(r.name) === undefined).map((r) => r.name.toLowerCase()).join(", ")}); got "${v}"`,
+  );
 }
 
 /** A Hugging Face folder (or a file in one) or a llama2.c checkpoint. */
@@ -71,7 +75,7 @@ export async function convertCommand(input: string, o: ConvertOptions): Promise<
   let conv;
   try {
     conv = await convertHuggingFace(new NodeDirectory(kind.dir), {
-      outType,
+      ...(typeof outType === "object" ? { recipe: outType } : { outType }),
       name: o.name,
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
     });
@@ -83,7 +87,7 @@ export async function convertCommand(input: string, o: ConvertOptions): Promise<
   const total = sizes.reduce((a, b) => a + b, 0);
   process.stderr.write(
     `${kind.dir}: ${conv.arch}, ${conv.nLayers} layers${conv.nMtpLayers ? ` + ${conv.nMtpLayers} MTP` : ""}, ` +
-      `${conv.tiedEmbeddings ? "tied" : "separate"} output, matrices as ${ggmlTypeName(conv.outType)} -> ${o.output} (${formatBytes(total)})\n`,
+      `${conv.tiedEmbeddings ? "tied" : "separate"} output, ${typeof outType === "object" ? `${outType.name} (${outType.summary})` : `matrices as ${ggmlTypeName(conv.outType)}`} -> ${o.output} (${formatBytes(total)})\n`,
   );
   const tty = process.stderr.isTTY;
   let done = 0;

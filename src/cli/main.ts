@@ -77,7 +77,7 @@ export function buildCli(): Command {
     )
     .argument("<input>", "Hugging Face model folder (or a file in it), or a llama2.c checkpoint")
     .requiredOption("-o, --output <file>", "GGUF file to write")
-    .option("--outtype <type>", "type of the weight matrices: auto (the checkpoint's BF16/F16, else F16), f32, f16, bf16, or a quant type (q8_0, q4_k, ...)", "auto")
+    .option("--outtype <type>", "type of the weight matrices: auto (the checkpoint's BF16/F16, else F16), f32, f16, bf16, a quant type (q8_0, q4_k, ...), or a file type with llama.cpp's mixes (q4_k_m, q5_k_m, ...)", "auto")
     .option("-t, --tokenizer <file>", "llama2.c tokenizer.bin (llama2.c checkpoints only)")
     .option("--name <name>", "general.name to record")
     .option("-f, --force", "overwrite the output file if it exists")

@@ -21,6 +21,7 @@ import { architectureTensors, presenceIn, tensorName, type TensorDims, type Tens
 import { pureFileType } from "../quant/file-type.ts";
 import { GGMLType, ggmlTypeLayout, ggmlTypeName } from "../quant/ggml-type.ts";
 import { getQuantTraits } from "../quant/traits.ts";
+import { chooseTensorTypes, type QuantRecipe } from "./quant-recipes.ts";
 import { parseSentencePieceModel, sentencePieceToGGUFMetadata, tokenizerJsonToGGUFMetadata, typedTokenizerMetadata } from "../tokenizer/index.ts";
 
 /** config.json `architectures[0]` -> the GGUF architecture it converts to. */
@@ -34,6 +35,12 @@ export const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureName>> = {
 export interface HfConversionOptions {
   /** GGML type of the matrices; "auto" (default): BF16 or F16 as the checkpoint's first matrix is, else F16 (llama.cpp's --outtype auto). */
   readonly outType?: number | "auto";
+  /**
+   * A llama.cpp file type such as Q4_K_M instead of one matrix type: each tensor gets the type
+   * `mimo quantize` would give it (quant-recipes.ts), quantized straight from the checkpoint's
+   * values. Takes precedence over `outType`.
+   */
+  readonly recipe?: QuantRecipe;
   /** general.name; default the directory's name. */
   readonly name?: string;
   /** Notes for the user (a fallback type, rope scaling mimo cannot run). */
@@ -359,19 +366,27 @@ export async function convertHuggingFace(dir: ModelDirectory, opts: HfConversion
       const firstMatrix = plan.find((p) => p.role.kind === "matrix" && p.located)!.located!.tensor.dtype;
       outType = firstMatrix === "BF16" ? GGMLType.BF16 : GGMLType.F16;
     }
+    const recipe = opts.recipe;
+    if (recipe) outType = recipe.defaultType;
     const outTraits = getQuantTraits(outType);
-    const fileType = pureFileType(outType);
+    const fileType = recipe ? recipe.ftype : pureFileType(outType);
     if (fileType === undefined) throw new RangeError(`cannot write ${ggmlTypeName(outType)} files (no llama.cpp file type has that type)`);
+    const shapes = plan.map((p) => p.role.shape(dims));
+    // With a recipe: the types llama.cpp's quantizer gives a file converted to F32 first (its
+    // mixes, its shape fallbacks); tensors it leaves alone (norms, biases) stay F32.
+    const recipeTypes = recipe
+      ? chooseTensorTypes(plan.map((p, i) => ({ name: p.name, shape: shapes[i]!, type: GGMLType.F32 })), recipe, { arch, nHead: nHeads, nHeadKv: nKvHeads, nLayerAll: nLayers + nMtp }).map((c) => c.type)
+      : undefined;
 
-    const tensors: GGUFTensorToWrite[] = plan.map((p) => {
-      const shape = p.role.shape(dims);
+    const tensors: GGUFTensorToWrite[] = plan.map((p, i) => {
+      const shape = shapes[i]!;
       if (!p.located) {
         const f = ropeFactors!;
         return { name: p.name, type: GGMLType.F32, shape, data: () => new Uint8Array(f.buffer) };
       }
-      let type: number = p.role.kind === "matrix" ? outType : GGMLType.F32;
+      let type: number = recipeTypes ? recipeTypes[i]! : p.role.kind === "matrix" ? outType : GGMLType.F32;
       const block = ggmlTypeLayout(type)!.blockSize;
-      if (shape[0]! % block !== 0) {
+      if (!recipeTypes && shape[0]! % block !== 0) {
         opts.onWarning?.(`${p.name}: rows of ${shape[0]} are not whole ${outTraits.name} blocks of ${block}; written as F16 (as llama.cpp's converter does)`);
         type = GGMLType.F16;
       }

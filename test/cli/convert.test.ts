@@ -47,5 +47,40 @@ test("mimo convert turns a Hugging Face folder into a GGUF, keeps an existing fi
 
   const bad = mimo("convert", dir, "-o", join(root, "x.gguf"), "--outtype", "q9_9");
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /--outtype must be auto or one of f32, f16, .*q8_0.*; got "q9_9"/);
+  assert.match(bad.stderr, /--outtype must be auto, one of f32, f16, .*q8_0.*; got "q9_9"/);
+});
+
+test("mimo convert --outtype q4_k_m writes the bytes and types of convert to F32 followed by mimo quantize Q4_K_M", async () => {
+  const dir = join(root, "Qwen2-256");
+  // 256-column rows so the K-quant mixes apply; 4 layers so Q4_K_M's "more bits" layers differ from the rest.
+  writeHfModel(dir, { arch: "qwen2", dim: 256, ffnDim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, vocabSize: 300, tied: false, dtype: "F32", seed: 5 });
+  const direct = join(root, "direct-q4km.gguf");
+  const r = mimo("convert", dir, "-o", direct, "--outtype", "Q4_K_M");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /separate output, Q4_K_M \(Q4_K, attn_v and ffn_down Q6_K on half the layers\) -> /);
+  const f32 = join(root, "f32.gguf");
+  assert.equal(mimo("convert", dir, "-o", f32, "--outtype", "f32").code, 0);
+  const twoStep = join(root, "two-step-q4km.gguf");
+  const q = mimo("quantize", f32, twoStep, "Q4_K_M", "-q");
+  assert.equal(q.code, 0, q.stderr);
+  const a = await openGGUFFile(direct);
+  const b = await openGGUFFile(twoStep);
+  try {
+    assert.equal(a.metadata.get("general.file_type"), b.metadata.get("general.file_type"));
+    const types = new Set<number>();
+    for (const t of b.tensors) {
+      assert.equal(a.tensor(t.name).type, t.type, t.name);
+      assert.deepEqual(await a.readTensorBytes(t.name), await b.readTensorBytes(t.name), t.name);
+      types.add(t.type);
+    }
+    assert.equal(a.tensors.length, b.tensors.length);
+    // The mix is really a mix: Q4_K, Q6_K (attn_v/ffn_down on the more-bits layers, output) and F32 norms.
+    assert.deepEqual([...types].sort((x, y) => x - y), [GGMLType.F32, GGMLType.Q4_K, GGMLType.Q6_K]);
+  } finally {
+    await a.source.close();
+    await b.source.close();
+  }
+  const bad = mimo("convert", dir, "-o", join(root, "y.gguf"), "--outtype", "q4_k_x");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /or a file type \(.*q4_k_m.*\); got "q4_k_x"/);
 });
