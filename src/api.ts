@@ -36,6 +36,7 @@ export {
   type CompiledGrammar,
 } from "./grammar/index.ts";
 export type { ModelConfig } from "./model/config.ts";
+export { OpProfile, type OpTotal } from "./compute/profile.ts";
 export type { LoadProgress } from "./model/weights.ts";
 export { ModelFileError, TokenizerError, UnsupportedModelError, UnsupportedTensorTypeError } from "./errors/model-file.ts";
 export { BlobByteSource, MemoryByteSource, type ByteSource } from "./format/byte-source.ts";

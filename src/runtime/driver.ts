@@ -7,6 +7,7 @@
 
 import type { ForwardSegment, Transformer } from "../model/transformer.ts";
 import type { KvPool } from "../compute/backend.ts";
+import type { OpProfile } from "../compute/profile.ts";
 import { now, Yielder } from "../platform/yield.ts";
 import { CostCurve } from "../speculative/policy.ts";
 import type { Speculation } from "../speculative/speculation.ts";
@@ -63,6 +64,8 @@ export class Driver {
   readonly stepBudget: number;
   /** Milliseconds of decode passes by tokens per pass: what drafting costs (the adaptive draft length reads it). */
   readonly costs = new CostCurve();
+  /** While set, steps record their forward pass, sampling, token output and yields into it. */
+  profile: OpProfile | undefined = undefined;
 
   constructor(transformer: Transformer, pool: KvPool, stepBudget: number) {
     this.transformer = transformer;
@@ -108,10 +111,14 @@ export class Driver {
     const yielder = new Yielder();
     try {
       while (this.requests.length > 0 && !this.disposed) {
+        const prof = this.profile;
+        const t0 = prof ? now() : 0;
         if (!this.step()) await new Promise<void>((resolve) => (this.wake = resolve));
+        const t1 = prof ? prof.lap("step (driver total)", t0) : 0;
         // Consumers read their tokens (promise continuations) after every step; every few ms a
         // full event-loop turn lets timers, I/O, input and aborts run and new requests join.
         await yielder.yield();
+        prof?.lap("yield to event loop", t1);
       }
     } finally {
       this.running = false;
@@ -171,6 +178,7 @@ export class Driver {
     const t0 = now();
     try {
       outs = this.transformer.forward(batch.map((b) => b.seg), this.pool, { borrow: true });
+      this.profile?.add("forward (total)", now() - t0);
     } catch (e) {
       for (const { req } of batch) {
         this.remove(req);
@@ -220,11 +228,16 @@ export class Driver {
         else req.pending = [last];
         continue;
       }
+      const prof = this.profile;
+      const ts = prof ? now() : 0;
       const forced = req.sampler.forced?.();
       const token = forced ?? req.sampler.sample(out.logits);
       req.sampler.accept(token);
+      const tt = prof ? prof.lap("sampling", ts) : 0;
       spec?.countFirst();
-      if (!req.onToken(token)) {
+      const goOn = req.onToken(token);
+      prof?.lap("token output (text, stop strings, stream)", tt);
+      if (!goOn) {
         this.remove(req);
         continue;
       }

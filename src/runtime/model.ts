@@ -11,6 +11,7 @@ import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
 import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type JsonSchemaOptions } from "../grammar/index.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts";
+import type { OpProfile } from "../compute/profile.ts";
 import { StopStringMatcher } from "./stop-strings.ts";
 import { Driver, type DriverRequest, type EndReason, type TokenSampler } from "./driver.ts";
 import { Sequence, SlotTable } from "./sequence.ts";
@@ -245,6 +246,17 @@ export class Model {
    */
   setForwardProbe(probe: ForwardProbe | undefined): void {
     this.transformer.probe = probe;
+  }
+
+  /**
+   * Records where the time of generation goes (`mimo bench --profile`): the backend's ops (wasm:
+   * kernels by matrix, input conversion, copies, waits for the worker threads), the forward pass,
+   * sampling, token output and yields, into `profile` until called with undefined. Costs a clock
+   * reading or two per op while attached.
+   */
+  setProfile(profile: OpProfile | undefined): void {
+    this.driver.profile = profile;
+    this.transformer.backend.profile = profile;
   }
 
   /** Sequences holding a KV slot now (generating, prefilling, or held by their caller). */

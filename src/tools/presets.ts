@@ -38,8 +38,11 @@ export interface ModelPreset {
   readonly num_nextn_predict_layers?: number;
   readonly bos_token_id: number;
   readonly eos_token_id: number;
-  /** Which bundled tokenizer.json to embed. */
-  readonly tokenizer: "qwen" | "llama3";
+  /**
+   * The tokenizer to embed: a bundled tokenizer.json (qwen, llama3), or Llama 2's SentencePiece
+   * vocabulary (llama2: the test data's llama.cpp vocabulary file, in a repository checkout).
+   */
+  readonly tokenizer: "qwen" | "llama3" | "llama2";
 }
 
 export const presets = {
@@ -124,6 +127,65 @@ export const presets = {
     bos_token_id: 151643,
     eos_token_id: 151645,
     tokenizer: "qwen",
+  },
+  // Karpathy's TinyStories models (llama2.c, huggingface.co/karpathy/tinyllamas): dim, n_layers,
+  // n_heads, n_kv_heads and max context length from the model table of karpathy/llama2.c's
+  // README; hidden_dim as its model.py derives it (4 * dim, times 2/3, rounded up to a multiple of
+  // multiple_of = 32); ModelArgs' norm_eps 1e-5 and RoPE theta 10000; the classifier shares the
+  // token embedding (weight tying); Llama 2's 32,000-token SentencePiece vocabulary.
+  stories15m: {
+    hfId: "karpathy/tinyllamas stories15M",
+    source: "karpathy/llama2.c README model table + model.py",
+    arch: "llama",
+    hidden_size: 288,
+    intermediate_size: 768,
+    num_hidden_layers: 6,
+    num_attention_heads: 6,
+    num_key_value_heads: 6,
+    vocab_size: 32000,
+    tie_word_embeddings: true,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 256,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    tokenizer: "llama2",
+  },
+  stories42m: {
+    hfId: "karpathy/tinyllamas stories42M",
+    source: "karpathy/llama2.c README model table + model.py",
+    arch: "llama",
+    hidden_size: 512,
+    intermediate_size: 1376,
+    num_hidden_layers: 8,
+    num_attention_heads: 8,
+    num_key_value_heads: 8,
+    vocab_size: 32000,
+    tie_word_embeddings: true,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 1024,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    tokenizer: "llama2",
+  },
+  stories110m: {
+    hfId: "karpathy/tinyllamas stories110M",
+    source: "karpathy/llama2.c README model table + model.py",
+    arch: "llama",
+    hidden_size: 768,
+    intermediate_size: 2048,
+    num_hidden_layers: 12,
+    num_attention_heads: 12,
+    num_key_value_heads: 12,
+    vocab_size: 32000,
+    tie_word_embeddings: true,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 1024,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    tokenizer: "llama2",
   },
   // XiaomiMiMo/MiMo-7B-Base: a Qwen2 decoder (MiMoConfig extends Qwen2Config, q/k/v biases) plus
   // num_nextn_predict_layers MTP layers. Shapes from the config.json of a MiMo-7B fine-tune

@@ -37,6 +37,60 @@ test("full-size presets have the published shapes' weight sizes", () => {
   for (const name of presetNames) assert.ok(presets[name].source.length > 0);
 });
 
+test("stories presets: llama2.c's published shapes, tied classifier", () => {
+  // karpathy/llama2.c README: dim / n_layers / n_heads / n_kv_heads / max context; hidden_dim from
+  // model.py: multiple_of(32) * ceil(int(2 * 4 * dim / 3) / 32).
+  const hidden = (dim: number) => 32 * Math.ceil(Math.floor((2 * 4 * dim) / 3) / 32);
+  for (const [name, dim, layers, heads, ctx] of [["stories15m", 288, 6, 6, 256], ["stories42m", 512, 8, 8, 1024], ["stories110m", 768, 12, 12, 1024]] as const) {
+    const p = presets[name];
+    assert.deepEqual(
+      [p.hidden_size, p.num_hidden_layers, p.num_attention_heads, p.num_key_value_heads, p.max_position_embeddings, p.intermediate_size, p.vocab_size],
+      [dim, layers, heads, heads, ctx, hidden(dim), 32000],
+      name,
+    );
+    const spec = syntheticModel(presetSpec(name, { type: GGMLType.Q8_0 }));
+    assert.ok(!spec.tensors.some((t) => t.name === "output.weight"), `${name}: the classifier is the token embedding`);
+    assert.equal(spec.tensors.filter((t) => t.name.endsWith("attn_q.weight")).length, layers);
+  }
+  assert.deepEqual([presets.stories15m.intermediate_size, presets.stories42m.intermediate_size, presets.stories110m.intermediate_size], [768, 1376, 2048]);
+});
+
+test("a stories15M-shaped Q8_0 file: Llama 2's vocabulary, loads in mimo and llama.cpp, same greedy tokens", async () => {
+  const path = join(dir, "stories15m-Q8_0.gguf");
+  const r = await writePresetModel({ preset: "stories15m", type: "Q8_0", output: path, progress: false });
+  assert.equal(r.tokenizer, "real");
+  const prompt = "Once upon a time";
+  const model = await loadModel(path, { threads: 2, contextSize: 64 });
+  let ours: number[], tokens: number[];
+  try {
+    tokens = model.tokenize(prompt);
+    assert.deepEqual(tokens, [1, 9038, 2501, 263, 931]); // BOS "▁Once" "▁upon" "▁a" "▁time" in Llama 2's vocabulary
+    ours = (await model.complete(tokens, { temperature: 0, maxTokens: 8, ignoreEos: true })).tokens;
+  } finally {
+    await model.dispose();
+  }
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error", progressLogs: false } as never);
+  const lm = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  try {
+    assert.deepEqual([...lm.tokenize(prompt)], tokens.slice(1));
+    const ctx = await lm.createContext({ contextSize: 64, threads: 1, flashAttention: false });
+    try {
+      const seq = ctx.getSequence();
+      const theirs: number[] = [];
+      for await (const t of seq.evaluate(tokens as never, { temperature: 0, yieldEogToken: true } as never)) {
+        theirs.push(t as number);
+        if (theirs.length >= 8) break;
+      }
+      seq.dispose();
+      assert.deepEqual(ours, theirs);
+    } finally {
+      await ctx.dispose();
+    }
+  } finally {
+    await lm.dispose();
+  }
+});
+
 test("K-quant rows that are not whole 256-blocks fall back as llama.cpp's quantizer does", () => {
   assert.equal(typeForRow(GGMLType.Q4_K, 896), GGMLType.Q5_0);
   assert.equal(typeForRow(GGMLType.Q6_K, 896), GGMLType.Q8_0);
@@ -118,7 +172,7 @@ test("mimo synth CLI: refuses to overwrite, names unknown presets", () => {
   assert.match(r.stderr, /already exists/);
   const u = mimo("synth", "--preset", "gpt-5", "-o", join(dir, "u.gguf"));
   assert.equal(u.status, 1);
-  assert.match(u.stderr, /unknown preset "gpt-5" \(presets: qwen2-0.5b, qwen2-1.5b, llama-3.2-1b, qwen3-0.6b, mimo-7b\)/);
+  assert.match(u.stderr, /unknown preset "gpt-5" \(presets: qwen2-0.5b, qwen2-1.5b, llama-3.2-1b, qwen3-0.6b, stories15m, stories42m, stories110m, mimo-7b\)/);
 });
 
 test("mimo bench -o json reports every test with min/median/max, load time and peak RSS", () => {
@@ -135,4 +189,26 @@ test("mimo bench -o json reports every test with min/median/max, load time and p
     assert.ok(t.stat.min <= t.stat.median && t.stat.median <= t.stat.max && t.stat.min > 0);
   }
   assert.ok(results[0]!.loadMs > 0 && results[0]!.peakRssBytes > 0 && results[0]!.weightBytesPerToken > 0);
+});
+
+test("mimo bench --profile: every op of a decode step by kind, rows adding up to the time per token", () => {
+  const r = mimo("bench", "-m", join(fileURLToPath(new URL("../../models/", import.meta.url)), "stories260K.gguf"), "--profile", "-t", "1,2", "-n", "8", "-r", "1", "-o", "json", "-q");
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(r.stdout) as { threads: number; backend: string; usPerToken: number; plainTokPerS: number; workerBusyUs: number[]; rows: { label: string; us: number; calls?: number }[] }[];
+  assert.deepEqual(results.map((x) => x.threads), [1, 2]);
+  for (const x of results) {
+    const labels = x.rows.map((row) => row.label);
+    for (const l of ["matmul attn_q+attn_k+attn_v", "matmul attn_output", "matmul ffn_gate+ffn_up", "matmul ffn_down", "matmul token_embd", "attention", "rmsnorm", "rope", "swiglu", "residual add", "embedding rows", "sampling"]) {
+      assert.ok(labels.includes(l), `t=${x.threads}: no "${l}" row in ${labels.join(", ")}`);
+    }
+    const calls = (l: string) => x.rows.find((row) => row.label === l)!.calls;
+    assert.equal(calls("matmul attn_q+attn_k+attn_v"), 5); // stories260K has 5 layers
+    assert.equal(calls("sampling"), 1);
+    // One repetition: the rows (measured and derived) add up to the measured time per token.
+    const sum = x.rows.reduce((a, row) => a + row.us, 0);
+    assert.ok(Math.abs(sum - x.usPerToken) < 1e-6 * x.usPerToken + 1e-9, `t=${x.threads}: rows sum to ${sum}, total ${x.usPerToken}`);
+    assert.ok(x.plainTokPerS > 0);
+    assert.equal(labels.includes("sync: wait for workers"), x.threads === 2);
+  }
+  assert.ok(results[1]!.workerBusyUs[1]! > 0, "the worker thread reports its job time");
 });

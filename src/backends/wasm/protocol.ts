@@ -12,6 +12,12 @@ export const CTL_OP = 2;
 export const CTL_NJOBS = 3;
 /** Set (to the thread index + 1) by a worker whose jobs threw; the coordinator then fails the op. */
 export const CTL_ERROR = 4;
+/** Non-zero while a profile is attached: workers then add their job time to CTL_BUSY + thread. */
+export const CTL_PROFILE = 5;
+/** Worker t's job time (units of BUSY_UNIT_MS) at CTL_BUSY + t, for threads 1..PROFILED_THREADS. */
+export const CTL_BUSY = 7;
+export const PROFILED_THREADS = 8;
+export const BUSY_UNIT_MS = 1e-4;
 export const CTL_HEADER = 16;
 
 export const OP_RUN = 1;

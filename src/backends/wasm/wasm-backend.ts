@@ -34,9 +34,10 @@ import type {
 } from "../../compute/backend.ts";
 import { ReferenceBackend } from "../reference.ts";
 import {
-  ATTENTION_KERNEL, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN,
+  ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
   adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
 } from "./protocol.ts";
+import { opLabelOfTensor, type OpProfile } from "../../compute/profile.ts";
 
 /** How a weight type runs on the kernels (activation format, placement, kernel names): a row of the type table. */
 type MatmulFamily = WasmType;
@@ -131,6 +132,8 @@ interface MatmulPlan {
   readonly jobKind: readonly number[];
   readonly fn: readonly number[];
   readonly maxShardRows: number;
+  /** Profile label of its kernel time: "matmul attn_q+attn_k+attn_v". */
+  readonly label: string;
 }
 
 interface Shard {
@@ -232,6 +235,30 @@ export class WasmBackend implements ComputeBackend {
   private readonly canBlock = threadCanBlock();
   private spinLimit: number;
   private disposed = false;
+  private profile_: OpProfile | undefined = undefined;
+
+  /**
+   * Where the time goes (`mimo bench --profile`): while set, every op adds its wall-clock time on
+   * this thread to it, split into kernels, input conversion and copies, waiting for the workers
+   * and gathering their outputs, and the workers report their own job time.
+   */
+  get profile(): OpProfile | undefined {
+    return this.profile_;
+  }
+  set profile(p: OpProfile | undefined) {
+    this.collectWorkerBusy();
+    this.profile_ = p;
+    this.ctl[CTL_PROFILE] = p ? 1 : 0;
+  }
+
+  /** Moves the workers' job time counted so far into the attached profile. */
+  collectWorkerBusy(): void {
+    const p = this.profile_;
+    for (let t = 1; t < Math.min(this.threads, PROFILED_THREADS + 1); t++) {
+      const units = Atomics.exchange(this.ctl, CTL_BUSY + t, 0);
+      if (p) p.workerBusyMs[t] = (p.workerBusyMs[t] ?? 0) + units * BUSY_UNIT_MS;
+    }
+  }
   private disposing: Promise<void> | undefined;
 
   private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
@@ -408,6 +435,7 @@ export class WasmBackend implements ComputeBackend {
       jobKind: ws.map((w) => kinds.indexOf(w.family!.activation)),
       fn: ws.map((w) => functionNames.indexOf(w.family!.matmul)),
       maxShardRows: Math.max(0, ...ws.flatMap((w) => w.shards.map((sh) => sh.rows))),
+      label: `matmul ${ws.map((w) => opLabelOfTensor(w.info.name)).join("+")}`,
     };
     if (cached) cached.push(plan);
     else this.plans.set(ws[0]!, [plan]);
@@ -417,6 +445,8 @@ export class WasmBackend implements ComputeBackend {
   private runMatmul(plan: MatmulPlan, x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
     const { all: ws, k } = plan;
     const nThreads = this.threads;
+    const prof = this.profile_;
+    let t0 = prof ? performance.now() : 0;
     for (let t = 0; t < nThreads; t++) this.ensureOut(t, plan.maxShardRows * nTokens * 4);
     // Convert the input once per activation format, then copy it into every thread's memory.
     const m0 = this.mem[0]!;
@@ -429,9 +459,11 @@ export class WasmBackend implements ComputeBackend {
       const p0 = actPtr[a * nThreads]!;
       if (fmt.convert) this.converters.get(fmt.convert)!(x.byteOffset, p0, k, nTokens);
       else m0.u8().set(new Uint8Array(x.buffer, x.byteOffset, bytes), p0);
+      if (prof) t0 = prof.lap("matmul: quantize input", t0);
       if (nThreads > 1) {
         const src = m0.u8().subarray(p0, p0 + bytes);
         for (let t = 1; t < nThreads; t++) this.mem[t]!.u8().set(src, actPtr[a * nThreads + t]!);
+        if (prof) t0 = prof.lap("matmul: copy input to threads", t0);
       }
     }
     // Thread 0 writes straight into the output when its rows are contiguous there (one token, or
@@ -462,7 +494,9 @@ export class WasmBackend implements ComputeBackend {
         ctl[o + 8] = nTokens;
       }
     }
-    this.dispatch();
+    if (prof) t0 = prof.lap("matmul: post jobs", t0);
+    this.dispatch(true, "a matmul", plan.label);
+    if (prof) t0 = performance.now();
     // Gather the other threads' rows into the full outputs.
     for (let j = 0; j < ws.length; j++) {
       const w = ws[j]!;
@@ -477,6 +511,7 @@ export class WasmBackend implements ComputeBackend {
         else for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
       }
     }
+    if (prof) prof.lap("matmul: gather outputs", t0);
   }
 
   /** Whether a view lies in thread 0's memory (where the kernels can write it directly). */
@@ -502,16 +537,22 @@ export class WasmBackend implements ComputeBackend {
   }
 
   /** Runs the posted jobs on every thread: the workers in parallel with this one (or only this one's, when the workers have none). */
-  private dispatch(workers = true, what = "a matmul"): void {
+  private dispatch(workers = true, what = "a matmul", label = what): void {
     const ctl = this.ctl;
     const nWorkers = workers ? this.threads - 1 : 0;
+    const prof = this.profile_;
+    const t0 = prof ? performance.now() : 0;
     if (nWorkers > 0) {
       Atomics.store(ctl, CTL_DONE, 0);
       Atomics.store(ctl, CTL_OP, OP_RUN);
       Atomics.add(ctl, CTL_SEQ, 1);
       Atomics.notify(ctl, CTL_SEQ);
     }
+    if (prof && nWorkers > 0) prof.add("sync: wake workers", performance.now() - t0);
+    const t1 = prof ? performance.now() : 0;
     runJobs(ctl, 0, this.fns);
+    if (prof) prof.add(label, performance.now() - t1);
+    const t2 = prof ? performance.now() : 0;
     if (nWorkers > 0) {
       let spins = this.spinLimit;
       while (Atomics.load(ctl, CTL_DONE) < nWorkers && spins-- > 0);
@@ -528,6 +569,7 @@ export class WasmBackend implements ComputeBackend {
         }
         if (this.canBlock) this.spinLimit = adaptSpin(this.spinLimit, performance.now() - start, this.spin);
       }
+      if (prof) prof.add("sync: wait for workers", performance.now() - t2);
       const failed = Atomics.load(ctl, CTL_ERROR);
       if (failed !== 0) {
         Atomics.store(ctl, CTL_ERROR, 0);
@@ -539,6 +581,12 @@ export class WasmBackend implements ComputeBackend {
   // ---- the rest of a layer runs on the coordinator ----
 
   getRows(handle: MatrixHandle, ids: readonly number[], out: Float32Array): void {
+    const t0 = this.profile_ ? performance.now() : 0;
+    this.getRowsUnprofiled(handle, ids, out);
+    this.profile_?.lap("embedding rows", t0);
+  }
+
+  private getRowsUnprofiled(handle: MatrixHandle, ids: readonly number[], out: Float32Array): void {
     const w = handle as WasmMatrix;
     const traits = getQuantTraits(w.info.type, w.info.name);
     ids.forEach((id, i) => {
@@ -549,10 +597,18 @@ export class WasmBackend implements ComputeBackend {
   }
 
   rmsNorm(x: Float32Array, nRows: number, dim: number, weight: Float32Array, eps: number, out: Float32Array): void {
+    const t0 = this.profile_ ? performance.now() : 0;
     this.mem[0]!.ex.rmsNorm(this.ptr(x), this.ptr(weight), this.ptr(out), dim, nRows, eps);
+    this.profile_?.lap("rmsnorm", t0);
   }
 
   rope(x: Float32Array, nTokens: number, nHeads: number, positions: readonly number[], p: RopeParams): void {
+    const t0 = this.profile_ ? performance.now() : 0;
+    this.ropeUnprofiled(x, nTokens, nHeads, positions, p);
+    this.profile_?.lap("rope", t0);
+  }
+
+  private ropeUnprofiled(x: Float32Array, nTokens: number, nHeads: number, positions: readonly number[], p: RopeParams): void {
     if (p.ropeDim !== p.headDim) return this.fallback.rope(x, nTokens, nHeads, positions, p);
     const half = p.ropeDim / 2;
     const table = this.ropeTableFor(positions, nTokens, p);
@@ -749,6 +805,8 @@ export class WasmBackend implements ComputeBackend {
     const G = c.headShards;
     const qW = nHeads * hd, kW = nKvHeads * hd, vW = nKvHeads * hdV, oW = nHeads * hdV;
     const ctl = this.ctl;
+    const prof = this.profile_;
+    let t0 = prof ? performance.now() : 0;
     const scaleBits = f32ToBitsInt(p.scale);
     // Per thread: rows to stage (runs of contiguous segment rows), and its job count.
     const nJobs = this.jobCount;
@@ -805,7 +863,9 @@ export class WasmBackend implements ComputeBackend {
     if (maxJobs === 0) return;
     for (let t = 0; t < this.threads; t++) for (let j = nJobs[t]!; j < maxJobs; j++) ctl[jobOffset(t, j)] = -1;
     ctl[CTL_NJOBS] = maxJobs;
+    if (prof) prof.add("attention: stage q/k/v, post jobs", performance.now() - t0);
     this.dispatch(workerJobs, "attention");
+    if (prof) t0 = performance.now();
     // Gather: each thread's heads are a contiguous run within every row of out.
     for (let r = 0; r < R; r++) {
       for (let g = 0; g < G; g++) {
@@ -826,6 +886,7 @@ export class WasmBackend implements ComputeBackend {
         }
       }
     }
+    if (prof) prof.lap("attention: gather outputs", t0);
   }
 
   private readonly jobCount: number[];
@@ -857,17 +918,23 @@ export class WasmBackend implements ComputeBackend {
   }
 
   swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void {
+    const t0 = this.profile_ ? performance.now() : 0;
     this.mem[0]!.ex.swiglu(this.ptr(gate), this.ptr(up), this.ptr(out), n);
+    this.profile_?.lap("swiglu", t0);
   }
 
   addBias(x: Float32Array, nRows: number, bias: Float32Array): void {
+    const t0 = this.profile_ ? performance.now() : 0;
     const ex = this.mem[0]!.ex;
     const n = bias.length;
     for (let r = 0; r < nRows; r++) ex.add(this.ptr(x) + r * n * 4, this.ptr(bias), this.ptr(x) + r * n * 4, n);
+    this.profile_?.lap("bias add", t0);
   }
 
   addInPlace(x: Float32Array, y: Float32Array, n: number): void {
+    const t0 = this.profile_ ? performance.now() : 0;
     this.mem[0]!.ex.add(this.ptr(x), this.ptr(y), this.ptr(x), n);
+    this.profile_?.lap("residual add", t0);
   }
 
   /** Bytes held in the threads' WebAssembly memories (weights, KV cache, buffers). */

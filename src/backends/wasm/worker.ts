@@ -3,7 +3,9 @@
 // It waits for commands on the control buffer, runs its jobs, and reports done. Runs as a Node
 // worker_thread or a browser module Worker.
 import { instantiateKernels } from "../../kernels/kernels.ts";
-import { CTL_DONE, CTL_ERROR, CTL_OP, CTL_SEQ, OP_EXIT, adaptSpin, jobRunners, runJobs, type WorkerInit } from "./protocol.ts";
+import {
+  BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_OP, CTL_PROFILE, CTL_SEQ, OP_EXIT, PROFILED_THREADS, adaptSpin, jobRunners, runJobs, type WorkerInit,
+} from "./protocol.ts";
 
 function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
   const fns = jobRunners(instantiateKernels(init.module, init.memory), init.functions);
@@ -22,8 +24,11 @@ function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
     }
     seen = Atomics.load(ctl, CTL_SEQ);
     if (Atomics.load(ctl, CTL_OP) === OP_EXIT) break;
+    const profiled = ctl[CTL_PROFILE] !== 0 && init.thread <= PROFILED_THREADS;
+    const t0 = profiled ? performance.now() : 0;
     try {
       runJobs(ctl, init.thread, fns);
+      if (profiled) Atomics.add(ctl, CTL_BUSY + init.thread, Math.round((performance.now() - t0) / BUSY_UNIT_MS));
     } catch (e) {
       Atomics.store(ctl, CTL_ERROR, init.thread + 1);
       reply({ error: String(e) });
