@@ -13,17 +13,17 @@
 // Batched decode (--parallel) runs after the other tests on a second load of each contestant with
 // as many sequences as the largest S (so the other figures, peak RSS included, are those of a
 // one-sequence load); verification cost (--verify) runs with the other tests. wllama has neither.
-import { fork, type ChildProcess } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { batchTestsFor, contextFor, stat, testsFor, verifyName, verifyTestFor, weightBytesPerToken, wordTokenPool, type Measurement, type Stat, type TestSpec } from "../src/cli/bench.ts";
-import { writePresetModel } from "../src/cli/synth.ts";
 import { measureBandwidth } from "./bandwidth.ts";
 import { machineInfo } from "./machine.ts";
-import type { LoadReply, RunnerReply, RunnerRequest, TestReply } from "./runner.ts";
+import { Contestant } from "./contestant.ts";
+import { benchFile, warmPageCache } from "./files.ts";
+import type { LoadReply, TestReply } from "./runner.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const { values: a } = parseArgs({
@@ -73,59 +73,6 @@ const parallelGen = a["parallel-gen"] === undefined ? gen || 128 : ints(a["paral
 const verify = a.verify === undefined ? [] : ints(a.verify);
 const verifyDepth = a["verify-depth"] === undefined ? 128 : ints(a["verify-depth"])[0]!;
 
-/** A preset file under bench/files/ (written by `mimo synth` logic if missing), or a path. */
-async function ensureFile(spec: string): Promise<string> {
-  if (spec.endsWith(".gguf")) return spec;
-  const [preset, type = "Q4_0"] = spec.split(":");
-  const dir = join(here, "files");
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${preset}-${type.toUpperCase()}${layers === undefined ? "" : `-${layers}l`}.gguf`);
-  if (!existsSync(path)) {
-    process.stderr.write(`bench:peers: writing ${path} (mimo synth)\n`);
-    await writePresetModel({ preset: preset!, type, output: path, layers });
-  }
-  return path;
-}
-
-/** Reads the file once so that every contestant loads from the page cache. */
-function warmPageCache(path: string): Promise<void> {
-  return new Promise((res, rej) => createReadStream(path, { highWaterMark: 1 << 24 }).on("data", () => {}).on("end", res).on("error", rej));
-}
-
-class Contestant {
-  readonly name: string;
-  private child: ChildProcess;
-  private nextId = 1;
-  private pending = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void }>();
-  readonly ready: Promise<unknown>;
-  constructor(name: string) {
-    this.name = name;
-    this.child = fork(join(here, "runner.ts"), [name], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.ready = new Promise((res, rej) => this.pending.set(0, { res, rej }));
-    this.child.on("message", (m: RunnerReply) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      if (m.ok) p?.res(m.value);
-      else p?.rej(new Error(`${this.name}: ${m.error}`));
-    });
-    this.child.on("exit", (code) => {
-      for (const p of this.pending.values()) p.rej(new Error(`${this.name}: runner exited (code ${code})`));
-      this.pending.clear();
-    });
-  }
-  request<T>(m: RunnerRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((res, rej) => {
-      this.pending.set(id, { res: res as (v: unknown) => void, rej });
-      this.child.send({ ...m, id });
-    });
-  }
-  async close(): Promise<void> {
-    await this.request({ cmd: "exit" }).catch(() => {});
-    if (this.child.exitCode === null) this.child.kill();
-  }
-}
-
 interface EngineRun {
   engine: string;
   version?: string;
@@ -173,7 +120,7 @@ const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart };
 const SETTLE_MS = 300;
 const results: ConfigResult[] = [];
 for (const spec of fileSpecs) {
-  const file = await ensureFile(spec);
+  const file = await benchFile(spec, layers);
   const w = await weightBytesPerToken(file);
   const pool = await wordTokenPool(file);
   for (const threads of threadList) {

@@ -9,6 +9,8 @@ export type RunnerRequest =
   | { id: number; cmd: "load"; file: string; threads: number; contextSize: number; batchSize: number; sequences?: number; pool: number[] }
   | { id: number; cmd: "warmup"; seed: number; sequences?: number }
   | { id: number; cmd: "test"; test: TestSpec; seed: number }
+  | { id: number; cmd: "prefill"; tokens: number[] }
+  | { id: number; cmd: "decode"; first: number; n: number }
   | { id: number; cmd: "rss" }
   | { id: number; cmd: "exit" };
 
@@ -54,6 +56,10 @@ async function handle(m: RunnerRequest): Promise<unknown> {
       return warmup(loaded!, new SeededRandom(m.seed), pool);
     case "test":
       return (await measure(loaded!, m.test, new SeededRandom(m.seed), pool)) satisfies TestReply;
+    case "prefill":
+      return loaded!.prefill(m.tokens);
+    case "decode":
+      return loaded!.decode(m.first, m.n);
     case "rss":
       return peakRssBytes();
     case "exit":
@@ -69,4 +75,6 @@ process.on("message", (m: RunnerRequest) => {
     (e: unknown) => process.send!({ id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) } satisfies RunnerReply),
   );
 });
+// The parent is gone (stopped or crashed): so is this contestant.
+process.on("disconnect", () => process.exit(0));
 process.send!({ id: 0, ok: true, value: "ready" } satisfies RunnerReply);

@@ -7,15 +7,18 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { startDemoServer, type DemoServer } from "../../examples/browser-chat/serve.ts";
 import { STORIES_DIR } from "../helpers/testdata.ts";
+import { ChatSession, loadModel } from "../../src/index.ts";
 
 const CHROMIUM = process.env.MIMO_CHROMIUM ?? "/usr/bin/chromium";
 const haveBrowser = existsSync(CHROMIUM);
 if (!haveBrowser && process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM}; .ci/run installs Debian's chromium package`);
 const skip = haveBrowser ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MIMO_CHROMIUM)`;
 const goldenText = readFileSync(`${STORIES_DIR}/golden.greedy.txt`, "utf8").replace(/\n$/, "");
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SHOT = process.env.MIMO_DEMO_SCREENSHOT ?? join(tmpdir(), "mimo-demo.png");
 
 let browser: Browser;
@@ -64,7 +67,8 @@ test("demo page: load the bundled model, stream a completion, tok/s and time to 
     assert.match(await page.textContent("#load-status") ?? "", /stories260K\.gguf: llama, 5 layers, context 512; loaded in [\d.]+ s/);
     assert.match(await page.textContent("#backend") ?? "", /^relaxed-simd(-vnni)? x2$/);
 
-    // Greedy from an empty prompt: llama2.c's golden story, streamed token by token.
+    // Completion mode, greedy from an empty prompt: llama2.c's golden story, streamed token by token.
+    await page.check("input[name=mode][value=complete]");
     await page.fill("#prompt", "");
     await page.fill("#temperature", "0");
     await page.fill("#max-tokens", "256");
@@ -99,6 +103,57 @@ test("demo page: load the bundled model, stream a completion, tok/s and time to 
   }
 });
 
+test("demo page chat: the model's template (or the built-in one), two turns streamed, the second prefills only the new message; same answers as the library in Node", { skip, timeout: 180_000 }, async () => {
+  // The library in Node, the same conversation: the page must answer exactly this (greedy).
+  const node = await loadModel(join(ROOT, "models/stories260K.gguf"), { threads: 1, onWarning: () => {} });
+  const expected: string[] = [];
+  try {
+    const session = new ChatSession(node);
+    for (const m of ["Hi", "And then?"]) {
+      const it = session.send(m, { temperature: 0, maxTokens: 40 });
+      let step;
+      while (!(step = await it.next()).done);
+      expected.push(step.value.text);
+    }
+  } finally {
+    await node.dispose();
+  }
+  assert.ok(expected.every((t) => t.length > 0), "the model answers something");
+  const demo = await startDemoServer({ port: 0 });
+  try {
+    const page = await openDemo(demo);
+    assert.equal(await page.isChecked("input[name=mode][value=chat]"), true, "chat is the default mode");
+    await page.selectOption("#threads", "1");
+    await page.click("#load");
+    await page.waitForSelector("body[data-loaded=true]", { timeout: 120_000 });
+    // stories260K has no template of its own: the page says which one stands in.
+    assert.match(await page.textContent("#chat-info") ?? "", /chat template: the model has no chat template; using the built-in \w+ template/);
+    await page.fill("#temperature", "0");
+    await page.fill("#max-tokens", "40");
+    for (const [i, m] of ["Hi", "And then?"].entries()) {
+      await page.fill("#prompt", m);
+      await page.press("#prompt", "Enter");
+      await page.waitForSelector(`#output .turn.assistant:nth-of-type(${2 * (i + 1)})`);
+      await page.waitForSelector("body[data-done=true]", { timeout: 120_000 });
+      const turns = await page.$$eval("#output .turn", (ds) => ds.map((d) => ({ role: d.className.replace("turn ", ""), text: d.lastChild?.textContent ?? "" })));
+      assert.deepEqual(turns.at(-2), { role: "user", text: m });
+      assert.deepEqual(turns.at(-1), { role: "assistant", text: expected[i] });
+      assert.equal(await page.inputValue("#prompt"), "", "the message box is cleared");
+      const info = await page.textContent("#turn-info") ?? "";
+      const [, fresh, total] = /this turn: (\d+) new prompt tokens evaluated of (\d+)/.exec(info) ?? [];
+      assert.ok(fresh && total, info);
+      if (i === 0) assert.equal(fresh, total);
+      else assert.ok(Number(fresh) < Number(total) / 2, `second turn: ${info}`);
+    }
+    // A new chat forgets the conversation.
+    await page.click("#reset");
+    assert.equal(await page.$$eval("#output .turn", (ds) => ds.length), 0);
+    await page.close();
+  } finally {
+    await demo.close();
+  }
+});
+
 test("demo page without cross-origin isolation: says so and runs on 1 thread", { skip, timeout: 120_000 }, async () => {
   const demo = await startDemoServer({ port: 0, isolation: false });
   try {
@@ -107,6 +162,7 @@ test("demo page without cross-origin isolation: says so and runs on 1 thread", {
     await page.click("#load");
     await page.waitForSelector("body[data-loaded=true]", { timeout: 120_000 });
     assert.match(await page.textContent("#backend") ?? "", / x1$/);
+    await page.check("input[name=mode][value=complete]");
     await page.fill("#max-tokens", "20");
     await page.click("#generate");
     await page.waitForSelector("body[data-done=true]", { timeout: 60_000 });
