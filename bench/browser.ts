@@ -104,7 +104,10 @@ const loaders = {
       dispose: () => model.dispose(),
     };
   },
-  async wllama(url, threads, contextSize, batchSize) {
+  async wllama(url, threads, contextSize, batchSize, byteTokens) {
+    // wllama 3.13 fails a completion whose text is not valid UTF-8 (its JSON writer throws), which
+    // a random-weights model's byte tokens produce: they are never sampled (a 256-entry bias).
+    const noBytes = byteTokens.map((id) => [id, false]);
     const quiet = { debug() {}, log() {}, info() {}, warn: console.warn, error: console.error };
     const w = new Wllama({ default: "${WLLAMA}wasm/wllama.wasm" }, VERBOSE ? {} : { logger: quiet, suppressNativeLog: true });
     const blob = await (await fetch(url)).blob();
@@ -118,7 +121,7 @@ const loaders = {
     // is checked. It always samples at least one token, so its prefill figure is its own
     // prompt-evaluation time (timings.prompt_ms), without the message round trip to its worker.
     const run = async (prompt, tokens, n) => {
-      const r = await w.createCompletion({ prompt, n_predict: n, temperature: 0, ignore_eos: true, cache_prompt: false, stream: false });
+      const r = await w.createCompletion({ prompt, n_predict: n, temperature: 0, ignore_eos: true, cache_prompt: false, stream: false, logit_bias: noBytes });
       const t = r.timings ?? {};
       if (t.prompt_n !== tokens || (t.predicted_n ?? 0) !== Math.max(1, n)) throw new Error("wllama evaluated " + t.prompt_n + " prompt tokens and predicted " + t.predicted_n + ", not " + tokens + " and " + n);
       return t;
@@ -140,8 +143,8 @@ const loaders = {
 };
 let engine;
 window.bench = {
-  async load(name, url, threads, contextSize, batchSize) {
-    engine = await loaders[name](url, threads, contextSize, batchSize);
+  async load(name, url, threads, contextSize, batchSize, byteTokens) {
+    engine = await loaders[name](url, threads, contextSize, batchSize, byteTokens);
     return { describe: engine.describe, isolated: crossOriginIsolated };
   },
   prefill: (tokens, text) => engine.prefill(tokens, text),
@@ -188,7 +191,7 @@ type PageBench = {
 };
 
 /** mimo or wllama in its own Chromium page. */
-async function pageContender(browser: Browser, engine: string, url: string, threads: number, contextSize: number, batchSize: number): Promise<Contender> {
+async function pageContender(browser: Browser, engine: string, url: string, threads: number, contextSize: number, batchSize: number, byteTokens: number[]): Promise<Contender> {
   const page = await browser.newPage();
   page.on("pageerror", (e) => log(`${engine} page error: ${e.message}`));
   page.on("response", (r) => {
@@ -199,7 +202,7 @@ async function pageContender(browser: Browser, engine: string, url: string, thre
   });
   await page.goto(`${base}/`);
   await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
-  const r = await page.evaluate(([e, u, t, c, b]) => (window as unknown as { bench: PageBench }).bench.load(e, u, t, c, b), [engine, url, threads, contextSize, batchSize] as const);
+  const r = await page.evaluate(([e, u, t, c, b, y]) => (window as unknown as { bench: PageBench }).bench.load(e, u, t, c, b, y), [engine, url, threads, contextSize, batchSize, byteTokens] as const);
   if (!r.isolated) throw new Error("the page is not cross-origin isolated");
   return {
     describe: r.describe,
@@ -236,10 +239,17 @@ async function nodeContender(file: string, threads: number, contextSize: number,
   }
 }
 
-async function fileTokenizer(path: string): Promise<Tokenizer> {
+/** The file's tokenizer and its byte tokens (SentencePiece's <0xNN>, token type 6). */
+async function fileTokenizer(path: string): Promise<{ tok: Tokenizer; byteTokens: number[] }> {
   const f = await openGGUFFile(path);
   try {
-    return createTokenizer(f.metadata);
+    const types = f.metadata.get("tokenizer.ggml.token_type");
+    const byteTokens: number[] = [];
+    if (types && typeof (types as ArrayLike<number>).length === "number") {
+      const ts = types as ArrayLike<number>;
+      for (let i = 0; i < ts.length; i++) if (Number(ts[i]) === 6) byteTokens.push(i);
+    }
+    return { tok: createTokenizer(f.metadata), byteTokens };
   } finally {
     await f.close();
   }
@@ -406,7 +416,7 @@ try {
     const url = `/files/${basename(file)}`;
     served.set(url, file);
     const w = await weightBytesPerToken(file);
-    const tok = await fileTokenizer(file);
+    const { tok, byteTokens } = await fileTokenizer(file);
     // Decode starts from the empty text's tokens (BOS): one token, for every engine.
     const start = { tokens: tok.encode("", { addSpecial: true }), text: "" };
     if (start.tokens.length !== 1) throw new Error(`${basename(file)}: the empty prompt is ${start.tokens.length} tokens, not one (BOS)`);
@@ -428,7 +438,7 @@ try {
       for (const [i, engine] of engines.entries()) {
         await attempt(i, async () => {
           const t0 = performance.now();
-          const c = (cs[i] = engine === "mimo-node" ? await nodeContender(file, threads, contextSize, batchSize) : await pageContender(browser, engine, url, threads, contextSize, batchSize));
+          const c = (cs[i] = engine === "mimo-node" ? await nodeContender(file, threads, contextSize, batchSize) : await pageContender(browser, engine, url, threads, contextSize, batchSize, byteTokens));
           runs[i]!.loadMs = performance.now() - t0;
           runs[i]!.describe = c.describe;
           await c.prefill(warm.tokens, warm.text);
