@@ -4,6 +4,7 @@
 
 import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { checkMessages, checkTools, ChatInputError, type ChatMessage, type ChatMessageInput, type ChatTool } from "./messages.ts";
+import { toolCallFormatOf, toolPolyfill, type ToolCallFormat } from "./tool-calls.ts";
 
 /** Built-in templates, our own Jinja sources for each family's documented prompt format. */
 export const builtinTemplates = {
@@ -106,10 +107,16 @@ export class ChatTemplate {
     this.template = new Template(this.source);
   }
 
+  /** How this template's model writes tool calls (see tool-calls.ts). */
+  get toolFormat(): ToolCallFormat {
+    return toolCallFormatOf(this.source);
+  }
+
   /** The prompt text for `messages` (checked first: ChatInputError on a wrong shape, ChatTemplateError when the template refuses them). */
   render(messages: readonly ChatMessageInput[] | readonly ChatMessage[], options: RenderOptions = {}): string {
-    const msgs = checkMessages(messages);
     const tools = options.tools !== undefined ? checkTools(options.tools) : undefined;
+    // Tools, calls and results the template has no place for go into the messages themselves.
+    const msgs = toolPolyfill(checkMessages(messages), tools, this.toolFormat, this.source);
     const context: Record<string, unknown> = {
       ...options.variables,
       messages: msgs,

@@ -5,6 +5,6 @@ export { GrammarError, parseGbnf, type GbnfGrammar, type GbnfItem, type GbnfSequ
 export { compileGrammar, type CompiledGrammar, type CompileOptions } from "./compile.ts";
 export { GrammarEngine, DEAD } from "./matcher.ts";
 export { JsonSchemaError, jsonSchemaToGbnf, jsonValueGbnf, type JsonSchemaOptions } from "./json-schema.ts";
-export { TokenGrammar, GrammarConstraint, type TokenGrammarStats } from "./token-grammar.ts";
+export { TokenGrammar, GrammarConstraint, type GrammarTrigger, type TokenGrammarStats } from "./token-grammar.ts";
 export { VocabTrie, vocabTrieOf } from "./vocab-trie.ts";
 export { randomText, type RandomTextOptions } from "./random-text.ts";

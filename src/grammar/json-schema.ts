@@ -22,6 +22,11 @@ export interface JsonSchemaOptions {
    * 20 spaces or tabs).
    */
   readonly whitespace?: "compact" | "flexible";
+  /**
+   * Name of the rule that matches the whole value. Default "root"; another name lets the rules go
+   * inside a larger grammar (one whose own root wraps the value, e.g. a tool call's tags).
+   */
+  readonly rootName?: string;
 }
 
 /** Keywords that describe and do not constrain: accepted and ignored. */
@@ -113,18 +118,23 @@ class Converter {
   private readonly rules = new Map<string, string>();
   private readonly refNames = new Map<string, string>();
   private readonly ws: "compact" | "flexible";
+  private readonly top: string;
 
   constructor(root: Schema, opts: JsonSchemaOptions) {
     this.root = root;
     this.ws = opts.whitespace ?? "compact";
+    this.top = opts.rootName ?? "root";
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(this.top)) throw new JsonSchemaError(`rootName must be a GBNF rule name (letters, digits, dashes), got ${JSON.stringify(this.top)}`);
+    if (this.top !== "root") this.reserved.add("root");
     if (this.ws !== "compact" && this.ws !== "flexible") throw new JsonSchemaError(`whitespace must be "compact" or "flexible", got ${JSON.stringify(this.ws)}`);
   }
 
   run(): string {
-    const body = this.visit(this.root, "root", "#");
-    if (body !== "root") this.rules.set("root", body);
+    const top = this.top;
+    const body = this.visit(this.root, top, "#");
+    if (body !== top) this.rules.set(top, body);
     if (this.ws === "flexible") this.prim("space");
-    const order = ["root", ...[...this.rules.keys()].filter((k) => k !== "root").sort()];
+    const order = [top, ...[...this.rules.keys()].filter((k) => k !== top).sort()];
     return order.map((k) => `${k} ::= ${this.rules.get(k)}`).join("\n") + "\n";
   }
 
@@ -221,7 +231,7 @@ class Converter {
       let name = this.refNames.get(ref);
       if (name) return name;
       const target = this.resolveRef(ref, path);
-      name = this.unique(ref === "#" ? "root" : ref.split("/").pop()!);
+      name = ref === "#" ? this.top : this.unique(ref.split("/").pop()!);
       this.refNames.set(ref, name);
       this.reserved.add(name);
       const body = this.visit(target.schema, name, ref);

@@ -523,9 +523,23 @@ function popcount(x: number): number {
 }
 
 /**
+ * Where a lazy grammar starts (llama.cpp's grammar triggers): output is free until `word` appears
+ * in it, and from the word on it must match the grammar (whose text starts with the word). With
+ * `atStart`, only a word at the start of the output counts (whitespace before it allowed).
+ */
+export interface GrammarTrigger {
+  readonly word: string;
+  readonly atStart?: boolean;
+}
+
+const utf8 = new TextEncoder();
+
+/**
  * One sequence's grammar state, as a stage of the sampler chain (a TokenMaskProvider): the mask
  * of allowed tokens, told each accepted token. Prompt tokens are not grammar output: the
- * constraint ignores accepted tokens until `begin()` is called.
+ * constraint ignores accepted tokens until `begin()` is called. With triggers it is lazy: until a
+ * trigger word appears in the output nothing is masked; the text from the word on is then fed to
+ * the grammar, which constrains the rest.
  */
 export class GrammarConstraint {
   readonly grammar: TokenGrammar;
@@ -535,20 +549,33 @@ export class GrammarConstraint {
   private singleToken = -1;
   /** Accepted tokens that the grammar forced. */
   forcedCount = 0;
-  /** Grammar tokens accepted so far. */
+  /** Tokens accepted so far (since begin; before a trigger too). */
   produced = 0;
   /** Most tokens the output may take (set from maxTokens); the text is closed in time. */
   budget = Infinity;
   /** The budget ran low: the shortest completion is being forced. */
   closingMode = false;
+  private readonly triggers: readonly { readonly bytes: string; readonly atStart: boolean }[];
+  /** Output bytes (latin1) since begin, while a trigger is awaited. */
+  private buffer = "";
+  /** A trigger word has appeared (always true without triggers). */
+  triggered: boolean;
+  /** The output so far is whitespace and the beginning of an at-start word. */
+  private startOpen: boolean;
 
-  constructor(grammar: TokenGrammar, state = grammar.initial) {
+  constructor(grammar: TokenGrammar, state = grammar.initial, triggers: readonly GrammarTrigger[] = []) {
     this.grammar = grammar;
     this.state = state;
     this.single = new Uint32Array(grammar.trie.words);
+    this.triggers = triggers.map((t) => {
+      if (typeof t?.word !== "string" || t.word.length === 0) throw new TypeError("a grammar trigger needs a non-empty word");
+      return { bytes: String.fromCharCode(...utf8.encode(t.word)), atStart: t.atStart ?? false };
+    });
+    this.triggered = this.triggers.length === 0;
+    this.startOpen = this.triggers.some((t) => t.atStart);
   }
 
-  /** From now on, accepted tokens are grammar output. */
+  /** From now on, accepted tokens are output. */
   begin(): void {
     this.active = true;
   }
@@ -559,12 +586,12 @@ export class GrammarConstraint {
 
   /** The grammar matched a complete text. */
   get complete(): boolean {
-    return this.grammar.engine.isComplete(this.state);
+    return this.triggered && this.grammar.engine.isComplete(this.state);
   }
 
   /** Complete, and nothing may follow but the end. */
   get finished(): boolean {
-    return this.grammar.engine.isFinished(this.state);
+    return this.triggered && this.grammar.engine.isFinished(this.state);
   }
 
   /**
@@ -573,6 +600,7 @@ export class GrammarConstraint {
    * needs, the tokens of that completion (so output stays valid when it is cut short).
    */
   forced(): number | undefined {
+    if (!this.triggered) return undefined;
     if (!this.closingMode && this.budget !== Infinity && this.budget - this.produced <= this.grammar.engine.distance(this.state)) {
       this.closingMode = true;
     }
@@ -585,15 +613,18 @@ export class GrammarConstraint {
    * (it opens more than the rest can close), the first token of the shortest completion.
    */
   fit(token: number): number {
-    if (this.budget === Infinity || this.closingMode) return token;
+    if (this.budget === Infinity || this.closingMode || !this.triggered) return token;
     const left = this.budget - this.produced - 1;
     const next = this.grammar.next(this.state, token);
     if (next !== DEAD && this.grammar.engine.distance(next) <= left) return token;
     this.closingMode = true;
-    return this.grammar.closing(this.state)[0] ?? token;
+    // Complete already (e.g. between repetitions of the root): only the end stays within the budget.
+    return this.grammar.closing(this.state)[0] ?? this.grammar.trie.endTokens[0] ?? token;
   }
 
-  allowed(): Uint32Array {
+  /** The allowed tokens; null (no constraint) while a trigger is awaited. */
+  allowed(): Uint32Array | null {
+    if (!this.triggered) return null;
     const f = this.forced();
     if (f === undefined) return this.grammar.mask(this.state);
     if (this.singleToken !== f) {
@@ -606,11 +637,52 @@ export class GrammarConstraint {
 
   accept(token: number): void {
     if (!this.active) return;
+    if (!this.triggered) {
+      this.produced++;
+      this.watch(token);
+      return;
+    }
     if (this.forced() === token) this.forcedCount++;
     this.produced++;
     const next = this.grammar.next(this.state, token);
     if (next === DEAD) throw new Error(`token ${token} is not allowed by the grammar here`);
     this.state = next;
+  }
+
+  /** Looks for a trigger word in the output so far; on one, the grammar takes the text from the word on. */
+  private watch(token: number): void {
+    const piece = this.grammar.trie.pieces[token];
+    if (!piece || piece.length === 0) return;
+    this.buffer += String.fromCharCode(...piece);
+    const lead = this.buffer.length - this.buffer.trimStart().length;
+    let at = -1;
+    for (const t of this.triggers) {
+      const i = t.atStart ? (this.startOpen && this.buffer.startsWith(t.bytes, lead) ? lead : -1) : this.buffer.indexOf(t.bytes);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    if (at >= 0) {
+      const bytes = new Uint8Array(this.buffer.length - at);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = this.buffer.charCodeAt(at + i);
+      const next = this.grammar.engine.advanceBytes(this.grammar.initial, bytes);
+      if (next !== DEAD) {
+        this.state = next;
+        this.triggered = true;
+        this.buffer = "";
+        return;
+      }
+      // The text after the word does not fit the grammar: not a start; keep waiting past it.
+      this.buffer = this.buffer.slice(at + 1);
+      this.startOpen = false;
+    }
+    if (this.startOpen) {
+      const rest = this.buffer.slice(lead);
+      this.startOpen = this.triggers.some((t) => t.atStart && t.bytes.startsWith(rest));
+    }
+    if (!this.startOpen) {
+      // Only the tail a word could still be completing matters.
+      const keep = Math.max(0, ...this.triggers.filter((t) => !t.atStart).map((t) => t.bytes.length - 1));
+      if (this.buffer.length > keep) this.buffer = this.buffer.slice(this.buffer.length - keep);
+    }
   }
 
   reset(): void {
@@ -619,15 +691,22 @@ export class GrammarConstraint {
     this.forcedCount = 0;
     this.produced = 0;
     this.closingMode = false;
+    this.triggered = this.triggers.length === 0;
+    this.startOpen = this.triggers.some((t) => t.atStart);
+    this.buffer = "";
   }
 
   clone(): GrammarConstraint {
-    const c = new GrammarConstraint(this.grammar, this.state);
+    const c = new GrammarConstraint(this.grammar, this.state, []);
+    Object.assign(c, { triggers: this.triggers });
+    c.startOpen = this.startOpen;
     c.active = this.active;
     c.forcedCount = this.forcedCount;
     c.produced = this.produced;
     c.budget = this.budget;
     c.closingMode = this.closingMode;
+    c.triggered = this.triggered;
+    c.buffer = this.buffer;
     return c;
   }
 }

@@ -8,7 +8,7 @@ import { WasmBackend, wasmUnsupportedShape } from "../backends/wasm/wasm-backend
 import { UnsupportedModelError, quote } from "../errors/model-file.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
-import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type JsonSchemaOptions } from "../grammar/index.ts";
+import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type GrammarTrigger, type JsonSchemaOptions } from "../grammar/index.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts";
 import type { OpProfile } from "../compute/profile.ts";
@@ -86,6 +86,13 @@ export interface GenerateOptions extends SamplingOptions {
    * Unsupported keywords are a JsonSchemaError naming them.
    */
   readonly jsonSchema?: unknown;
+  /**
+   * Makes the grammar lazy (llama.cpp's grammar triggers): the output is free text until one of
+   * these words appears (a string: anywhere; `{ word, atStart: true }`: only at the start, after
+   * optional whitespace), then the text from the word on must match the grammar, which therefore
+   * starts with the word. How tool calls are constrained when the model may also answer in prose.
+   */
+  readonly grammarTriggers?: readonly (string | GrammarTrigger)[];
   /** Layout of JSON Schema output (see JsonSchemaOptions.whitespace). Default "compact". */
   readonly jsonWhitespace?: JsonSchemaOptions["whitespace"];
   /**
@@ -458,8 +465,15 @@ export class Model {
       if (typeof o.grammar !== "string") throw new TypeError(`grammar must be GBNF text (a string), got ${typeof o.grammar}`);
       gbnf = o.grammar;
     } else if (o.jsonSchema !== undefined) gbnf = jsonSchemaToGbnf(o.jsonSchema, { whitespace: o.jsonWhitespace });
+    else if (o.grammarTriggers !== undefined) throw new TypeError("grammarTriggers need a grammar (or jsonSchema) to start");
     else return undefined;
-    return new GrammarConstraint(this.compileGrammar(gbnf));
+    const triggers = o.grammarTriggers ?? [];
+    if (!Array.isArray(triggers)) throw new TypeError("grammarTriggers must be an array of words (strings or { word, atStart })");
+    return new GrammarConstraint(
+      this.compileGrammar(gbnf),
+      undefined,
+      triggers.map((t: string | GrammarTrigger) => (typeof t === "string" ? { word: t } : t)),
+    );
   }
 
   /** GBNF text compiled for this model's vocabulary (cached: the last 16 grammars). */

@@ -6,6 +6,8 @@
 import type { ChatMessage, ChatTool } from "../chat/messages.ts";
 import { checkMessages, checkTools, ChatInputError } from "../chat/messages.ts";
 import type { GenerateOptions } from "../runtime/model.ts";
+import { JsonSchemaError, jsonSchemaToGbnf, type GrammarTrigger } from "../grammar/index.ts";
+import type { ToolChoice } from "../chat/tool-calls.ts";
 import type { SamplingOptions } from "../sampling/options.ts";
 import { ApiError, badParam } from "./errors.ts";
 
@@ -92,11 +94,21 @@ export interface CommonRequest {
   /** Alternatives per token when log-probabilities are asked for, else undefined. */
   readonly logprobs: number | undefined;
   readonly ignoreEos: boolean;
+  /** The output's grammar (GBNF): from response_format, llama.cpp's grammar / json_schema, or the tools. */
+  readonly grammar: string | undefined;
+  /** With these, the grammar is lazy (tool_choice auto: free text until a call starts). */
+  readonly grammarTriggers?: readonly GrammarTrigger[];
+  /** Which request field the grammar came from (for errors while compiling it). */
+  readonly grammarParam?: string;
 }
 
 export interface ChatRequest extends CommonRequest {
   readonly messages: ChatMessage[];
   readonly tools: ChatTool[] | undefined;
+  /** "none" without tools. */
+  readonly toolChoice: ToolChoice;
+  /** Several calls in one answer (OpenAI's parallel_tool_calls). Default true. */
+  readonly parallelToolCalls: boolean;
   readonly templateVariables: Record<string, unknown> | undefined;
 }
 
@@ -151,7 +163,10 @@ function parseCommon(f: Fields, maxTokensField: "max_tokens" | "max_completion_t
     presencePenalty: f.number("presence_penalty", -2, 2),
     frequencyPenalty: f.number("frequency_penalty", -2, 2),
   };
+  const { grammar, grammarParam } = parseGrammar(f);
   return {
+    grammar,
+    grammarParam,
     model: f.string("model"),
     stream,
     includeUsage,
@@ -163,6 +178,79 @@ function parseCommon(f: Fields, maxTokensField: "max_tokens" | "max_completion_t
     logprobs: undefined,
     ignoreEos: f.boolean("ignore_eos") ?? false,
   };
+}
+
+/**
+ * The output grammar a request asks for: OpenAI's response_format (text, json_object = any JSON
+ * object, json_schema), or llama.cpp's own fields `json_schema` (a schema) and `grammar` (GBNF).
+ */
+function parseGrammar(f: Fields): { grammar: string | undefined; grammarParam: string | undefined } {
+  const asked: [string, string][] = [];
+  const rf = f.raw("response_format");
+  if (rf !== undefined) {
+    if (typeof rf !== "object" || Array.isArray(rf)) throw badParam("response_format", `must be an object { type: "text" | "json_object" | "json_schema" }, got ${kind(rf)}`, "invalid_type");
+    const r = rf as Record<string, unknown>;
+    if (r.type === "json_object") asked.push(["response_format", schemaGbnf({ type: "object", additionalProperties: true }, "response_format")]);
+    else if (r.type === "json_schema") {
+      const js = r.json_schema;
+      const p = "response_format.json_schema";
+      if (typeof js !== "object" || js === null || Array.isArray(js)) throw badParam(p, `must be an object { name, schema, strict? }, got ${kind(js)}`, js === undefined ? "missing_required_parameter" : "invalid_type");
+      const j = js as Record<string, unknown>;
+      if (typeof j.name !== "string") throw badParam(`${p}.name`, `must be a string, got ${kind(j.name)}`, j.name === undefined ? "missing_required_parameter" : "invalid_type");
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(j.name)) throw badParam(`${p}.name`, `must be 1 to 64 letters, digits, underscores or dashes, got ${kind(j.name)}`);
+      if (j.strict !== undefined && j.strict !== null && typeof j.strict !== "boolean") throw badParam(`${p}.strict`, `must be true or false, got ${kind(j.strict)}`, "invalid_type");
+      if (j.description !== undefined && j.description !== null && typeof j.description !== "string") throw badParam(`${p}.description`, `must be a string, got ${kind(j.description)}`, "invalid_type");
+      // No schema: any JSON object (as OpenAI's JSON mode). Output always follows the schema, strict or not.
+      const schema = j.schema ?? { type: "object", additionalProperties: true };
+      if (typeof schema !== "object" || Array.isArray(schema)) throw badParam(`${p}.schema`, `must be a JSON Schema object, got ${kind(schema)}`, "invalid_type");
+      asked.push([`${p}.schema`, schemaGbnf(schema, `${p}.schema`)]);
+    } else if (r.type !== "text") {
+      throw badParam("response_format.type", `must be "text", "json_object" or "json_schema", got ${kind(r.type)}`, r.type === undefined ? "missing_required_parameter" : "invalid_value");
+    }
+  }
+  const js = f.raw("json_schema");
+  if (js !== undefined) {
+    if (typeof js !== "object" && typeof js !== "boolean") throw badParam("json_schema", `must be a JSON Schema object, got ${kind(js)}`, "invalid_type");
+    asked.push(["json_schema", schemaGbnf(js, "json_schema")]);
+  }
+  const g = f.string("grammar");
+  if (g !== undefined && g.trim() !== "") asked.push(["grammar", g]);
+  if (asked.length > 1) throw badParam(asked[1]![0], `cannot be combined with ${asked[0]![0]}: give one output format`);
+  return { grammar: asked[0]?.[1], grammarParam: asked[0]?.[0] };
+}
+
+/** GBNF of a JSON Schema; an unsupported or bad schema is a 400 naming the keyword and where it is. */
+function schemaGbnf(schema: unknown, param: string): string {
+  try {
+    return jsonSchemaToGbnf(schema);
+  } catch (e) {
+    if (e instanceof JsonSchemaError) throw badParam(param, e.message, "invalid_schema");
+    throw e;
+  }
+}
+
+function parseToolChoice(f: Fields, tools: ChatTool[] | undefined): ToolChoice {
+  const v = f.raw("tool_choice");
+  const has = tools !== undefined && tools.length > 0;
+  if (v === undefined) return has ? "auto" : "none";
+  if (v === "none") return v;
+  if (v === "auto" || v === "required") {
+    if (!has) throw badParam("tool_choice", `is ${JSON.stringify(v)} but the request has no tools`);
+    return v;
+  }
+  if (typeof v === "object" && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    const fn = o.function as Record<string, unknown> | undefined;
+    if (o.type !== "function" || typeof fn !== "object" || fn === null || typeof fn.name !== "string") {
+      throw badParam("tool_choice", `must be "none", "auto", "required" or { type: "function", function: { name } }, got ${kind(v)}`, "invalid_type");
+    }
+    const name = fn.name;
+    if (!has || !tools.some((t) => t.function.name === name)) {
+      throw badParam("tool_choice.function.name", `${JSON.stringify(name)} is not one of the request's tools (${(tools ?? []).map((t) => JSON.stringify(t.function.name)).join(", ") || "none given"})`);
+    }
+    return { type: "function", function: { name } };
+  }
+  throw badParam("tool_choice", `must be "none", "auto", "required" or { type: "function", function: { name } }, got ${kind(v)}`, typeof v === "string" ? "invalid_value" : "invalid_type");
 }
 
 export function parseChatRequest(body: unknown): ChatRequest {
@@ -182,12 +270,15 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const wantLogprobs = f.boolean("logprobs") ?? false;
   const top = f.integer("top_logprobs", 0, 20);
   if (top !== undefined && !wantLogprobs) throw badParam("top_logprobs", "needs logprobs: true");
-  f.unsupported("response_format", (v) => typeof v === "object" && v !== null && (v as { type?: unknown }).type === "text", 'only { "type": "text" } for now');
-  f.unsupported("tool_choice", (v) => v === "none" || v === "auto", "forced tool calls are not implemented yet");
+  const toolChoice = parseToolChoice(f, tools);
+  const parallelToolCalls = f.boolean("parallel_tool_calls") ?? true;
+  if (toolChoice !== "none" && common.grammar !== undefined) {
+    throw badParam(common.grammarParam!, 'cannot be combined with tool calls: send tool_choice "none", or no tools');
+  }
   f.unsupported("audio", () => false, "text only");
   f.unsupported("modalities", (v) => Array.isArray(v) && v.every((m) => m === "text"), "text only");
   const kwargs = f.object("chat_template_kwargs");
-  return { ...common, logprobs: wantLogprobs ? (top ?? 0) : undefined, messages, tools, templateVariables: kwargs };
+  return { ...common, logprobs: wantLogprobs ? (top ?? 0) : undefined, messages, tools, toolChoice, parallelToolCalls, templateVariables: kwargs };
 }
 
 export function parseCompletionRequest(body: unknown): CompletionRequest {
@@ -222,5 +313,7 @@ export function generateOptionsFor(req: CommonRequest, index: number, signal: Ab
     logprobs: req.logprobs,
     ignoreEos: req.ignoreEos,
     signal,
+    grammar: req.grammar,
+    grammarTriggers: req.grammarTriggers,
   };
 }

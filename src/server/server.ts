@@ -9,10 +9,12 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { ChatInputError } from "../chat/messages.ts";
 import { ChatTemplateError } from "../chat/template.ts";
+import { parseToolCalls, ToolCallStream, toolCallGrammar, type ToolCallFormat, type ToolStreamEvent } from "../chat/tool-calls.ts";
+import { GrammarError, JsonSchemaError } from "../grammar/index.ts";
 import type { GenerationChunk, GenerationResult, Model, TokenLogprob } from "../runtime/model.ts";
 import { ApiError, badParam } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
-import { Fields, generateOptionsFor, kind, parseChatRequest, parseCompletionRequest, type CommonRequest } from "./params.ts";
+import { Fields, generateOptionsFor, kind, parseChatRequest, parseCompletionRequest, type ChatRequest, type CommonRequest } from "./params.ts";
 
 export interface ServerOptions {
   /** Interface to bind. Default 127.0.0.1 (loopback only). */
@@ -239,9 +241,46 @@ export class MimoServer {
     }
   }
 
+  /**
+   * Tool calls asked for (tool_choice other than "none"): the grammar of calls in the template's
+   * format, from the start (required, a named function) or from the format's trigger on (auto).
+   */
+  private withTools(model: Model, r: ChatRequest): { req: ChatRequest; format: ToolCallFormat | undefined } {
+    const choice = r.toolChoice;
+    if (choice === "none" || !r.tools) return { req: r, format: undefined };
+    const format = model.chatTemplate.toolFormat;
+    const tools = typeof choice === "object" ? r.tools.filter((t) => t.function.name === choice.function.name) : r.tools;
+    let grammar: string;
+    try {
+      grammar = toolCallGrammar(format, tools, r.parallelToolCalls);
+    } catch (e) {
+      if (e instanceof JsonSchemaError) {
+        const m = /^tools\[(\d+)\]/.exec(e.message);
+        const index = m ? r.tools.indexOf(tools[Number(m[1])]!) : -1;
+        const message = index >= 0 ? e.message.replace(/^tools\[\d+\]/, `tools[${index}]`) : e.message;
+        throw badParam(index >= 0 ? `tools[${index}].function.parameters` : "tools", message.replace(/^tools\[\d+\]\.function\.parameters:? ?/, ""), "invalid_schema");
+      }
+      throw e;
+    }
+    return { req: { ...r, grammar, grammarParam: "tools", grammarTriggers: choice === "auto" ? [format.trigger] : undefined }, format };
+  }
+
+  /** Compiles a request's grammar for the model's vocabulary now (cached), so a bad one is a 400 before anything runs. */
+  private compileGrammar(model: Model, r: CommonRequest): void {
+    if (r.grammar === undefined) return;
+    try {
+      model.compileGrammar(r.grammar);
+    } catch (e) {
+      if (e instanceof GrammarError || e instanceof JsonSchemaError || e instanceof RangeError) throw badParam(r.grammarParam ?? "grammar", (e as Error).message, "invalid_grammar");
+      throw e;
+    }
+  }
+
   private async chatCompletions(model: Model, body: unknown, res: ServerResponse, t0: number): Promise<void> {
-    const r = parseChatRequest(body);
-    this.checkModel(r.model);
+    const parsed = parseChatRequest(body);
+    this.checkModel(parsed.model);
+    const { req: r, format } = this.withTools(model, parsed);
+    this.compileGrammar(model, r);
     let tokens: number[];
     try {
       ({ tokens } = model.applyChatTemplate(r.messages, { tools: r.tools, templateVariables: r.templateVariables }));
@@ -251,12 +290,13 @@ export class MimoServer {
       throw e;
     }
     this.checkContext(model, tokens.length, r.maxTokens);
-    await this.generate(model, r, [tokens], "chat", res, t0);
+    await this.generate(model, r, [tokens], "chat", res, t0, format);
   }
 
   private async completions(model: Model, body: unknown, res: ServerResponse, t0: number): Promise<void> {
     const r = parseCompletionRequest(body);
     this.checkModel(r.model);
+    this.compileGrammar(model, r);
     const prompts = r.prompts.map((p, i) => {
       const toks = typeof p === "string" ? model.tokenize(p, { addSpecial: true }) : this.tokenIds(model, p, r.prompts.length > 1 ? `prompt[${i}]` : "prompt");
       if (toks.length === 0) throw badParam("prompt", "is empty and this model's tokenizer adds no BOS token: nothing to start from");
@@ -267,7 +307,7 @@ export class MimoServer {
   }
 
   /** Runs n choices per prompt concurrently on the model and answers as one response or one SSE stream. */
-  private async generate(model: Model, r: CommonRequest, prompts: number[][], shape: "chat" | "text", res: ServerResponse, t0: number): Promise<void> {
+  private async generate(model: Model, r: CommonRequest, prompts: number[][], shape: "chat" | "text", res: ServerResponse, t0: number, toolFormat?: ToolCallFormat): Promise<void> {
     const release = this.admit(model, prompts.length * r.n);
     const controller = new AbortController();
     this.live.add(controller);
@@ -284,6 +324,23 @@ export class MimoServer {
     const choices = prompts.flatMap((tokens, p) => Array.from({ length: r.n }, (_, k) => ({ index: p * r.n + k, tokens, seedIndex: k })));
     const texts = choices.map(() => "");
     const logprobs: TokenLogprob[][] = choices.map(() => []);
+    // Streamed tool calls: each choice's text goes through its own parser; one random id per call.
+    const toolStreams = stream && toolFormat ? choices.map(() => new ToolCallStream(toolFormat)) : undefined;
+    const callIds = choices.map(() => [] as string[]);
+    const callId = (choice: number, index: number) => (callIds[choice]![index] ??= `call_${randomBytes(12).toString("hex")}`);
+    const sendEvents = async (index: number, events: readonly ToolStreamEvent[], lp: unknown) => {
+      for (const ev of events) {
+        const delta =
+          ev.kind === "content"
+            ? { content: ev.text }
+            : ev.kind === "call"
+              ? { tool_calls: [{ index: ev.index, id: callId(index, ev.index), type: "function", function: { name: ev.name, arguments: "" } }] }
+              : { tool_calls: [{ index: ev.index, function: { arguments: ev.text } }] };
+        await stream!.send({ ...head, choices: [{ index, delta, logprobs: lp, finish_reason: null }], ...(r.includeUsage ? { usage: null } : {}) });
+        lp = null;
+      }
+      if (lp) await stream!.send({ ...head, choices: [{ index, delta: {}, logprobs: lp, finish_reason: null }], ...(r.includeUsage ? { usage: null } : {}) });
+    };
     try {
       if (stream && shape === "chat") {
         for (const c of choices) await stream.send({ ...head, choices: [{ index: c.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(r.includeUsage ? { usage: null } : {}) });
@@ -306,6 +363,10 @@ export class MimoServer {
               texts[c.index] += chunk.text;
               if (stream && (chunk.text !== "" || chunk.logprob)) {
                 const lp = chunk.logprob ? (shape === "chat" ? chatLogprobs(tok, [chunk.logprob]) : textLogprobs(tok, [chunk.logprob], texts[c.index]!.length - chunk.text.length)) : null;
+                if (toolStreams) {
+                  await sendEvents(c.index, toolStreams[c.index]!.push(chunk.text), lp);
+                  continue;
+                }
                 const choice = shape === "chat" ? { index: c.index, delta: { content: chunk.text }, logprobs: lp, finish_reason: null } : { index: c.index, text: chunk.text, logprobs: lp, finish_reason: null };
                 await stream.send({ ...head, choices: [choice], ...(r.includeUsage ? { usage: null } : {}) });
               }
@@ -322,8 +383,9 @@ export class MimoServer {
       const usage = this.usage(results, prompts, r.n);
       const finish = (x: GenerationResult) => (x.finishReason === "stop" ? "stop" : "length");
       if (stream) {
+        if (toolStreams) for (const c of choices) await sendEvents(c.index, toolStreams[c.index]!.end(), null);
         for (const c of choices) {
-          const fr = finish(results[c.index]!);
+          const fr = toolStreams && toolStreams[c.index]!.count > 0 ? "tool_calls" : finish(results[c.index]!);
           const choice = shape === "chat" ? { index: c.index, delta: {}, logprobs: null, finish_reason: fr } : { index: c.index, text: "", logprobs: null, finish_reason: fr };
           await stream.send({ ...head, choices: [choice], ...(r.includeUsage ? { usage: null } : {}) });
         }
@@ -335,6 +397,13 @@ export class MimoServer {
       const out = choices.map((c) => {
         const x = results[c.index]!;
         const lps = r.logprobs === undefined ? null : shape === "chat" ? chatLogprobs(tok, logprobs[c.index]!) : textLogprobs(tok, logprobs[c.index]!, 0);
+        if (shape === "chat" && toolFormat) {
+          const { content, calls } = parseToolCalls(toolFormat, x.text);
+          if (calls.length > 0) {
+            const toolCalls = calls.map((call, k) => ({ id: callId(c.index, k), type: "function", function: { name: call.name, arguments: call.arguments } }));
+            return { index: c.index, message: { role: "assistant", content, tool_calls: toolCalls, refusal: null }, logprobs: lps, finish_reason: "tool_calls" };
+          }
+        }
         return shape === "chat"
           ? { index: c.index, message: { role: "assistant", content: x.text, refusal: null }, logprobs: lps, finish_reason: finish(x) }
           : { index: c.index, text: x.text, logprobs: lps, finish_reason: finish(x) };

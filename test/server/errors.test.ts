@@ -63,7 +63,7 @@ test("wrong field types are 400 naming the field", async () => {
 test("unsupported parameters say so instead of being ignored", async () => {
   await expectError("/v1/chat/completions", { ...ok, logit_bias: { "5": 10 } }, 400, /logit_bias: is not supported/, { code: "unsupported_parameter" });
   await expectError("/v1/completions", { prompt: "a", echo: true }, 400, /echo: is not supported/);
-  await expectError("/v1/chat/completions", { ...ok, response_format: { type: "json_object" } }, 400, /response_format: is not supported/);
+  await expectError("/v1/chat/completions", { ...ok, response_format: { type: "xml" } }, 400, /^response_format\.type: must be "text", "json_object" or "json_schema"/);
   // The values that mean "off" are accepted.
   assert.equal((await post(s.url, "/v1/chat/completions", { ...ok, logit_bias: {}, response_format: { type: "text" } })).status, 200);
 });

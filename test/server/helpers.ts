@@ -58,8 +58,11 @@ export async function waitIdle(model: Model, ms = 5000): Promise<void> {
   }
 }
 
-/** A copy of the bundled stories260K GGUF carrying `tokenizer.chat_template` (a real file on disk, as a converter writes it). */
-export async function storiesWithTemplate(template: string): Promise<string> {
+/**
+ * A copy of the bundled stories260K GGUF carrying `tokenizer.chat_template` (a real file on disk, as
+ * a converter writes it); `tokens` gives some token ids another text (same weights, same ids).
+ */
+export async function storiesWithTemplate(template: string, tokens: Readonly<Record<number, string>> = {}): Promise<string> {
   const { mkdtempSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
@@ -70,6 +73,12 @@ export async function storiesWithTemplate(template: string): Promise<string> {
     const path = join(mkdtempSync(join(tmpdir(), "mimo-template-")), "stories260K-templated.gguf");
     const metadata = [...src.metadataTypes].filter(([k]) => k !== "tokenizer.chat_template");
     metadata.push(["tokenizer.chat_template", gguf.str(template)]);
+    if (Object.keys(tokens).length > 0) {
+      const i = metadata.findIndex(([k]) => k === "tokenizer.ggml.tokens");
+      const texts = [...(metadata[i]![1].value as string[])];
+      for (const [id, text] of Object.entries(tokens)) texts[Number(id)] = text;
+      metadata[i] = ["tokenizer.ggml.tokens", gguf.strings(texts)];
+    }
     const tensors = [];
     for (const t of src.tensors) tensors.push({ name: t.name, type: t.type, shape: t.shape, data: await src.readTensorBytes(t.name) });
     await writeGGUFFile(path, { metadata, tensors, alignment: src.alignment });
