@@ -18,6 +18,18 @@ export type {
 } from "./runtime/model.ts";
 export { ChatSession, type ChatOptions, type ChatSessionOptions } from "./runtime/chat.ts";
 export { ChatTemplate, ChatTemplateError, builtinTemplates, type BuiltinTemplateName, type RenderOptions } from "./chat/template.ts";
+export {
+  parseToolCalls,
+  ToolCallStream,
+  toolCallConstraint,
+  toolCallFormatOf,
+  toolCallFormats,
+  toolCallGrammar,
+  type ParsedToolCall,
+  type ToolCallFormat,
+  type ToolChoice,
+  type ToolStreamEvent,
+} from "./chat/tool-calls.ts";
 export { ChatInputError, type ChatMessage, type ChatMessageInput, type ChatRole, type ChatTool, type ChatToolCall } from "./chat/messages.ts";
 export type { SamplingOptions } from "./sampling/options.ts";
 export type { SpeculativeOptions, SpeculativeMethod, SpeculationStats } from "./speculative/speculation.ts";
@@ -32,6 +44,7 @@ export {
   GrammarEngine,
   TokenGrammar,
   GrammarConstraint,
+  type GrammarTrigger,
   type JsonSchemaOptions,
   type CompiledGrammar,
 } from "./grammar/index.ts";

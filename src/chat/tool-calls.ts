@@ -98,6 +98,34 @@ export function toolCallGrammar(format: ToolCallFormat, tools: readonly ChatTool
   return `root ::= ${root}\ntool-call ::= ${one}\n${json}`;
 }
 
+/**
+ * The generation options that make a model call tools as `choice` says: none for "none"; the
+ * calls' grammar from the start for "required" or a named function (that tool only); the same
+ * grammar lazily, from the format's trigger on, for "auto".
+ */
+export function toolCallConstraint(
+  format: ToolCallFormat,
+  tools: readonly ChatTool[],
+  choice: ToolChoice,
+  parallel = true,
+): { grammar: string; grammarTriggers: readonly GrammarTrigger[] | undefined } | undefined {
+  if (choice === "none") return undefined;
+  let chosen = tools;
+  if (typeof choice === "object") {
+    chosen = tools.filter((t) => t.function.name === choice.function.name);
+    if (chosen.length === 0) throw new RangeError(`tool_choice names ${JSON.stringify(choice.function.name)}, which is not one of the tools`);
+  } else if (choice !== "auto" && choice !== "required") throw new RangeError(`tool_choice must be "none", "auto", "required" or { type: "function", function: { name } }, got ${JSON.stringify(choice)}`);
+  let grammar: string;
+  try {
+    grammar = toolCallGrammar(format, chosen, parallel);
+  } catch (e) {
+    // Name the tool by its place in the whole list.
+    if (e instanceof JsonSchemaError && chosen !== tools) throw new JsonSchemaError(e.message.replace(/^tools\[0\]/, `tools[${tools.indexOf(chosen[0]!)}]`));
+    throw e;
+  }
+  return { grammar, grammarTriggers: choice === "auto" ? [format.trigger] : undefined };
+}
+
 /** A schema placed at `base` inside a larger one: its local $refs ("#/...") re-pointed there. */
 function rebaseRefs(schema: unknown, base: string): unknown {
   if (Array.isArray(schema)) return schema.map((s) => rebaseRefs(s, base));

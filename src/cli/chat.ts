@@ -1,9 +1,9 @@
 // `mimo chat`: an interactive conversation in the terminal (or over piped stdin, one message per line).
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
-import { loadModel, defaultModelPath, ChatSession } from "../index.ts";
+import { loadModel, defaultModelPath, ChatSession, jsonSchemaToGbnf } from "../index.ts";
 import { modelPath } from "./pull.ts";
-import { int, num } from "./options.ts";
+import { grammarFlags, int, num } from "./options.ts";
 
 interface ChatCliOptions {
   model?: string;
@@ -19,6 +19,8 @@ interface ChatCliOptions {
   threads?: number;
   backend: string;
   stats: boolean;
+  grammar?: string;
+  jsonSchema?: string;
 }
 
 const HELP = `commands: /reset (forget the conversation), /system <text> (new system prompt, conversation reset), /exit
@@ -40,12 +42,15 @@ export function registerChatCommand(program: Command): void {
     .option("-c, --ctx-size <n>", "context size in tokens", int("--ctx-size"))
     .option("-t, --threads <n>", "compute threads (default: the number of cores)", int("--threads"))
     .option("--backend <name>", "wasm (SIMD kernels on threads) or reference (plain TypeScript)", "wasm")
+    .option("--grammar <file>", "constrain every answer to this GBNF grammar (llama.cpp's format)")
+    .option("-j, --json-schema <file>", "constrain every answer to JSON valid under this JSON Schema file")
     .option("--no-stats", "no tok/s line after each answer")
     .action(chatCommand);
 }
 
 export async function chatCommand(o: ChatCliOptions): Promise<void> {
   if (o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
+  const constraint = grammarFlags(o);
   const interactive = process.stdin.isTTY === true;
   const model = await loadModel(o.model === undefined ? defaultModelPath() : await modelPath(o.model, {}), {
     contextSize: o.ctxSize,
@@ -54,6 +59,15 @@ export async function chatCommand(o: ChatCliOptions): Promise<void> {
     onWarning: (m) => process.stderr.write(`mimo: warning: ${m}\n`),
   });
   void model.chatTemplate; // the template warning (if any) before the first prompt
+  // A bad grammar or schema is an error now, not at the first message.
+  if (constraint.grammar !== undefined || constraint.jsonSchema !== undefined) {
+    try {
+      model.compileGrammar(constraint.grammar ?? jsonSchemaToGbnf(constraint.jsonSchema));
+    } catch (e) {
+      await model.dispose();
+      throw new Error(`${constraint.grammar !== undefined ? `--grammar ${o.grammar}` : `--json-schema ${o.jsonSchema}`}: ${(e as Error).message}`);
+    }
+  }
   const session = new ChatSession(model, { system: o.system });
   const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive, historySize: 200 });
   let answering: AbortController | undefined;
@@ -117,6 +131,7 @@ export async function chatCommand(o: ChatCliOptions): Promise<void> {
           repeatPenalty: o.repeatPenalty,
           seed: o.seed,
           signal: answering.signal,
+          ...constraint,
         });
         for (;;) {
           const step = await it.next();

@@ -1,4 +1,5 @@
 // Option parsers the commands share: a bad value names the flag and what was given.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
 
 export function int(name: string) {
@@ -31,4 +32,26 @@ export function nonNegative(name: string) {
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}"`);
     return n;
   };
+}
+
+/** A file a flag names, read as text; a clear error naming the flag when it cannot be read. */
+export function readFlagFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`${flag} ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+}
+
+/** The output constraint of --grammar FILE (GBNF) or --json-schema FILE (run and chat). */
+export function grammarFlags(o: { grammar?: string; jsonSchema?: string }): { grammar?: string; jsonSchema?: unknown } {
+  if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new Error("give either --grammar or --json-schema, not both");
+  if (o.grammar !== undefined) return { grammar: readFlagFile("--grammar", o.grammar) };
+  if (o.jsonSchema === undefined) return {};
+  const text = readFlagFile("--json-schema", o.jsonSchema);
+  try {
+    return { jsonSchema: JSON.parse(text) };
+  } catch (e) {
+    throw new Error(`--json-schema ${o.jsonSchema}: not valid JSON (${(e as Error).message})`);
+  }
 }

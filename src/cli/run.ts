@@ -1,9 +1,10 @@
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename } from "node:path";
 import { loadModel, defaultModelPath, type GenerationStats, type SpeculativeOptions } from "../index.ts";
 import { exitProcess, inFlagTerms, warn } from "./errors.ts";
 import { LOAD_PROGRESS_MIN_BYTES, progressBar } from "./progress.ts";
 import { modelPath } from "./pull.ts";
+import { grammarFlags } from "./options.ts";
 
 /** Library option -> the flag that sets it, for errors in the user's terms. */
 const RUN_FLAGS: Readonly<Record<string, string>> = {
@@ -73,15 +74,6 @@ export function parseSpec(o: Pick<RunOptions, "spec" | "draftMax" | "draftMin" |
   throw new Error(`--spec must be mtp, ngram or draft:FILE (a draft model with the same vocabulary), got "${o.spec}"`);
 }
 
-/** A file a flag names, read as text; a clear error naming the flag when it cannot be read. */
-function readFlagFile(flag: string, path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new Error(`${flag} ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
-  }
-}
-
 function fmt(ms: number): string {
   return ms < 10 ? ms.toFixed(2) : ms.toFixed(0);
 }
@@ -98,17 +90,7 @@ function statsLine(loadMs: number, s: Pick<GenerationStats, "promptTokens" | "ti
 
 export async function runCommand(prompt: string, o: RunOptions): Promise<void> {
   if (o.backend !== undefined && o.backend !== "wasm" && o.backend !== "reference") throw new Error(`--backend must be "wasm" or "reference", got "${o.backend}"`);
-  if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new Error("give either --grammar or --json-schema, not both");
-  const grammar = o.grammar !== undefined ? readFlagFile("--grammar", o.grammar) : undefined;
-  let jsonSchema: unknown;
-  if (o.jsonSchema !== undefined) {
-    const text = readFlagFile("--json-schema", o.jsonSchema);
-    try {
-      jsonSchema = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`--json-schema ${o.jsonSchema}: not valid JSON (${(e as Error).message})`);
-    }
-  }
+  const { grammar, jsonSchema } = grammarFlags(o);
   const { speculative, draftModel } = parseSpec(o);
   const path = o.model === undefined ? defaultModelPath() : await modelPath(o.model, o);
   // Ctrl-C: before generation starts there is nothing to keep (exit at once); during generation it

@@ -5,6 +5,7 @@
 import { ChatTemplate, type RenderOptions } from "../chat/template.ts";
 import { checkMessages, type ChatMessage, type ChatMessageInput, type ChatTool } from "../chat/messages.ts";
 import type { Tokenizer } from "../tokenizer/index.ts";
+import { toolCallConstraint, type ToolChoice } from "../chat/tool-calls.ts";
 import type { GenerateOptions, GenerationChunk, GenerationResult, Model } from "./model.ts";
 
 export interface ChatOptions extends GenerateOptions {
@@ -12,6 +13,31 @@ export interface ChatOptions extends GenerateOptions {
   readonly tools?: readonly ChatTool[];
   /** More template variables (e.g. { enable_thinking: false } for Qwen3). */
   readonly templateVariables?: Readonly<Record<string, unknown>>;
+  /**
+   * With tools: "auto" (the default) lets the model answer in prose or call tools, each call held
+   * to its tool's parameter schema from the moment it starts (a lazy grammar); "required" or
+   * { type: "function", function: { name } } makes it call (that) tool at once; "none" leaves the
+   * output free. Read the calls with parseToolCalls(model.chatTemplate.toolFormat, result.text).
+   * A grammar or jsonSchema of your own replaces this.
+   */
+  readonly toolChoice?: ToolChoice;
+  /** Several calls in one answer where the format allows it. Default true. */
+  readonly parallelToolCalls?: boolean;
+}
+
+/** The generate options of a chat call: the caller's, plus the tool-call grammar its tools and toolChoice ask for. */
+export function chatGenerateOptions(template: ChatTemplate, o: ChatOptions, tools: readonly ChatTool[] | undefined = o.tools): GenerateOptions {
+  if (!tools || tools.length === 0) {
+    if (o.toolChoice !== undefined && o.toolChoice !== "none") throw new TypeError(`toolChoice ${JSON.stringify(o.toolChoice)} needs tools`);
+    return o;
+  }
+  const own = o.grammar !== undefined || o.jsonSchema !== undefined;
+  if (own) {
+    if (o.toolChoice !== undefined && o.toolChoice !== "none") throw new TypeError("give either a grammar / jsonSchema or a toolChoice, not both");
+    return o;
+  }
+  const c = toolCallConstraint(template.toolFormat, tools, o.toolChoice ?? "auto", o.parallelToolCalls ?? true);
+  return c ? { ...o, grammar: c.grammar, grammarTriggers: c.grammarTriggers } : o;
 }
 
 /** The chat template of a GGUF: its `tokenizer.chat_template`, or a built-in one for its family. */
@@ -113,7 +139,7 @@ export class ChatSession {
         this.cached = undefined;
         this.droppedTurns++;
       }
-      const it = this.model.generate(prompt, options);
+      const it = this.model.generate(prompt, chatGenerateOptions(template, options, render.tools));
       let step;
       while (!(step = await it.next()).done) yield step.value;
       const result = step.value;

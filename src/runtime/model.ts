@@ -23,7 +23,7 @@ import type { Proposer } from "../speculative/proposer.ts";
 import { resolveSpeculativeOptions, Speculation, type SpeculationStats, type SpeculativeOptions } from "../speculative/speculation.ts";
 import type { ChatTemplate } from "../chat/template.ts";
 import type { ChatMessageInput } from "../chat/messages.ts";
-import { chatPromptTokens, chatTemplateOf, type ChatOptions } from "./chat.ts";
+import { chatGenerateOptions, chatPromptTokens, chatTemplateOf, type ChatOptions } from "./chat.ts";
 
 export interface LoadOptions {
   /** Positions each sequence can hold (its context); default min(model context length, 4096). */
@@ -292,7 +292,7 @@ export class Model {
    * added only if the template did not write it). ChatInputError on a wrong message shape,
    * ChatTemplateError when the template rejects the conversation.
    */
-  applyChatTemplate(messages: readonly ChatMessageInput[], opts: Omit<ChatOptions, keyof GenerateOptions> & { addGenerationPrompt?: boolean } = {}): { text: string; tokens: number[] } {
+  applyChatTemplate(messages: readonly ChatMessageInput[], opts: Pick<ChatOptions, "tools" | "templateVariables"> & { addGenerationPrompt?: boolean } = {}): { text: string; tokens: number[] } {
     const text = this.chatTemplate.render(messages, { addGenerationPrompt: opts.addGenerationPrompt ?? true, tools: opts.tools, variables: opts.templateVariables });
     return { text, tokens: chatPromptTokens(this.tokenizer, text) };
   }
@@ -300,7 +300,7 @@ export class Model {
   /** Streams the assistant's answer to a conversation (see generate); ChatSession keeps one going. */
   chat(messages: readonly ChatMessageInput[], options: ChatOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
     const { tokens } = this.applyChatTemplate(messages, options);
-    return this.generate(tokens, options);
+    return this.generate(tokens, chatGenerateOptions(this.chatTemplate, options));
   }
 
   tokenize(text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {

@@ -9,7 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { ChatInputError } from "../chat/messages.ts";
 import { ChatTemplateError } from "../chat/template.ts";
-import { parseToolCalls, ToolCallStream, toolCallGrammar, type ToolCallFormat, type ToolStreamEvent } from "../chat/tool-calls.ts";
+import { parseToolCalls, ToolCallStream, toolCallConstraint, type ToolCallFormat, type ToolStreamEvent } from "../chat/tool-calls.ts";
 import { GrammarError, JsonSchemaError } from "../grammar/index.ts";
 import type { GenerationChunk, GenerationResult, Model, TokenLogprob } from "../runtime/model.ts";
 import { ApiError, badParam } from "./errors.ts";
@@ -246,23 +246,17 @@ export class MimoServer {
    * format, from the start (required, a named function) or from the format's trigger on (auto).
    */
   private withTools(model: Model, r: ChatRequest): { req: ChatRequest; format: ToolCallFormat | undefined } {
-    const choice = r.toolChoice;
-    if (choice === "none" || !r.tools) return { req: r, format: undefined };
+    if (r.toolChoice === "none" || !r.tools) return { req: r, format: undefined };
     const format = model.chatTemplate.toolFormat;
-    const tools = typeof choice === "object" ? r.tools.filter((t) => t.function.name === choice.function.name) : r.tools;
-    let grammar: string;
     try {
-      grammar = toolCallGrammar(format, tools, r.parallelToolCalls);
+      const c = toolCallConstraint(format, r.tools, r.toolChoice, r.parallelToolCalls)!;
+      return { req: { ...r, grammar: c.grammar, grammarParam: "tools", grammarTriggers: c.grammarTriggers }, format };
     } catch (e) {
-      if (e instanceof JsonSchemaError) {
-        const m = /^tools\[(\d+)\]/.exec(e.message);
-        const index = m ? r.tools.indexOf(tools[Number(m[1])]!) : -1;
-        const message = index >= 0 ? e.message.replace(/^tools\[\d+\]/, `tools[${index}]`) : e.message;
-        throw badParam(index >= 0 ? `tools[${index}].function.parameters` : "tools", message.replace(/^tools\[\d+\]\.function\.parameters:? ?/, ""), "invalid_schema");
-      }
-      throw e;
+      if (!(e instanceof JsonSchemaError)) throw e;
+      // "tools[1].function.parameters at /properties/x: unsupported keyword ..."
+      const m = /^(tools\[\d+\]\.function\.parameters)(?: at)? ?([\s\S]*)$/.exec(e.message);
+      throw badParam(m ? m[1]! : "tools", m ? m[2]!.replace(/^: /, "") : e.message, "invalid_schema");
     }
-    return { req: { ...r, grammar, grammarParam: "tools", grammarTriggers: choice === "auto" ? [format.trigger] : undefined }, format };
   }
 
   /** Compiles a request's grammar for the model's vocabulary now (cached), so a bad one is a 400 before anything runs. */
