@@ -555,6 +555,9 @@ export class GrammarConstraint {
   budget = Infinity;
   /** The budget ran low: the shortest completion is being forced. */
   closingMode = false;
+  /** In closing mode: the completion's tokens, fixed when it began (a suffix re-tokenized could take more). */
+  private plan: readonly number[] = [];
+  private planAt = 0;
   private readonly triggers: readonly { readonly bytes: string; readonly atStart: boolean }[];
   /** Output bytes (latin1) since begin, while a trigger is awaited. */
   private buffer = "";
@@ -601,10 +604,8 @@ export class GrammarConstraint {
    */
   forced(): number | undefined {
     if (!this.triggered) return undefined;
-    if (!this.closingMode && this.budget !== Infinity && this.budget - this.produced <= this.grammar.engine.distance(this.state)) {
-      this.closingMode = true;
-    }
-    if (this.closingMode) return this.grammar.closing(this.state)[0];
+    if (!this.closingMode && this.budget !== Infinity && !this.closable(this.state, this.budget - this.produced - 1)) this.close();
+    if (this.closingMode) return this.plan[this.planAt];
     return this.grammar.forced(this.state)[0];
   }
 
@@ -616,10 +617,26 @@ export class GrammarConstraint {
     if (this.budget === Infinity || this.closingMode || !this.triggered) return token;
     const left = this.budget - this.produced - 1;
     const next = this.grammar.next(this.state, token);
-    if (next !== DEAD && this.grammar.engine.distance(next) <= left) return token;
-    this.closingMode = true;
+    if (next !== DEAD && this.closable(next, left)) return token;
+    this.close();
     // Complete already (e.g. between repetitions of the root): only the end stays within the budget.
-    return this.grammar.closing(this.state)[0] ?? this.grammar.trie.endTokens[0] ?? token;
+    return this.plan[0] ?? this.grammar.trie.endTokens[0] ?? token;
+  }
+
+  private close(): void {
+    this.closingMode = true;
+    this.plan = this.grammar.closing(this.state);
+    this.planAt = 0;
+  }
+
+  /**
+   * Whether a shortest completion of `state` takes at most `left` tokens. Its length in bytes
+   * bounds its length in tokens and costs nothing; the tokens themselves are counted only when
+   * the bytes do not fit (near the end of the budget), so a long forced tail ("</tool_call>")
+   * does not close the text early on a vocabulary with long tokens.
+   */
+  private closable(state: number, left: number): boolean {
+    return this.grammar.engine.distance(state) <= left || this.grammar.closing(state).length <= left;
   }
 
   /** The allowed tokens; null (no constraint) while a trigger is awaited. */
@@ -643,6 +660,7 @@ export class GrammarConstraint {
       return;
     }
     if (this.forced() === token) this.forcedCount++;
+    if (this.closingMode && this.plan[this.planAt] === token) this.planAt++;
     this.produced++;
     const next = this.grammar.next(this.state, token);
     if (next === DEAD) throw new Error(`token ${token} is not allowed by the grammar here`);
@@ -691,6 +709,8 @@ export class GrammarConstraint {
     this.forcedCount = 0;
     this.produced = 0;
     this.closingMode = false;
+    this.plan = [];
+    this.planAt = 0;
     this.triggered = this.triggers.length === 0;
     this.startOpen = this.triggers.some((t) => t.atStart);
     this.buffer = "";
@@ -705,6 +725,8 @@ export class GrammarConstraint {
     c.produced = this.produced;
     c.budget = this.budget;
     c.closingMode = this.closingMode;
+    c.plan = this.plan;
+    c.planAt = this.planAt;
     c.triggered = this.triggered;
     c.buffer = this.buffer;
     return c;
