@@ -25,7 +25,8 @@
 //          u0..u1 the units of rowGranularity rows to compute: rows u0*G .. min(u1*G, nrows) - 1
 //                 (for R8 layouts the 8-row groups, padded rows are never written);
 //                 a thread computing all its local rows passes 0, ceil(nrows / G);
-//          ntok   tokens; 1 is the decode fast path, larger tiles 4 tokens per weight pass.
+//          ntok   tokens; 1 is the decode fast path; more go 4 per weight pass (Q4_0: 2 per pass
+//                 over whole 8-row groups), each token's sums bit-identical to ntok = 1.
 //     3. the coordinator gathers the f32 outputs.
 //   k must be a multiple of 32 for the block types; the float types take any k.
 
