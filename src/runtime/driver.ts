@@ -148,7 +148,7 @@ export class Driver {
           let draft: number[] = [];
           if (limit >= 1) {
             try {
-              draft = spec.draft([...req.sequence.tokens, req.pending[0]!], limit);
+              draft = spec.draft(req.sequence.tokens, req.pending[0]!, limit);
             } catch (e) {
               this.remove(req);
               req.onEnd("done", e);

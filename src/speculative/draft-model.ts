@@ -1,8 +1,8 @@
 // A smaller model with the same vocabulary as a proposer. It runs on the target's backend threads
 // with its own KV pool; its slot mirrors the target sequence's slot. Its cache is kept in step
 // lazily: each proposal first cuts it back to the longest prefix it shares with the target
-// sequence (rejected drafts go), evaluates the target's new tokens, then drafts greedily one
-// token per small forward pass.
+// sequence (rejected drafts go; the check starts after what is known to agree), evaluates the
+// target's new tokens, then drafts greedily one token per small forward pass.
 
 import type { KvPool } from "../compute/backend.ts";
 import type { Transformer } from "../model/transformer.ts";
@@ -17,6 +17,12 @@ export class DraftModelProposer implements Proposer {
   private readonly slot: number;
   /** Tokens whose keys/values the draft's slot holds. */
   private readonly cells: number[];
+  /**
+   * Positions known equal in cells and the target sequence: everything the target evaluated at the
+   * last proposal, less what it rolled back since. The prefix check starts here, so a step costs
+   * the new tokens only, not the whole context.
+   */
+  private synced = 0;
 
   /** `cells` is the draft slot's record of its tokens, shared with the next user of the slot (a prompt cache). */
   constructor(draft: Transformer, pool: KvPool, slot: number, cells: number[]) {
@@ -28,18 +34,24 @@ export class DraftModelProposer implements Proposer {
 
   observe(): void {}
 
-  rollback(): void {}
+  rollback(length: number): void {
+    this.synced = Math.min(this.synced, length);
+  }
 
   propose(req: ProposeRequest): Draft {
     const t = req.tokens;
     const cells = this.cells;
-    let common = 0;
-    const n = Math.min(cells.length, t.length - 1); // the last token is always evaluated: its logits propose
+    // req.next is always evaluated: its logits propose
+    const n = Math.min(cells.length, t.length);
+    let common = Math.min(this.synced, n);
     while (common < n && cells[common] === t[common]) common++;
     cells.length = common;
     const slotSize = this.pool.spec.slotSize;
-    let out = this.draft.forward([{ slot: this.slot, startPos: common, tokens: t.slice(common), logits: "last" }], this.pool, { borrow: true })[0]!;
-    for (let i = common; i < t.length; i++) cells.push(t[i]!);
+    const fresh = t.slice(common);
+    fresh.push(req.next);
+    let out = this.draft.forward([{ slot: this.slot, startPos: common, tokens: fresh, logits: "last" }], this.pool, { borrow: true })[0]!;
+    for (const tok of fresh) cells.push(tok);
+    this.synced = cells.length;
     const tokens: number[] = [];
     const probs: number[] = [];
     for (;;) {

@@ -69,7 +69,7 @@ export class MtpProposer implements Proposer {
   }
 
   propose(req: ProposeRequest): Draft {
-    const seqLen = req.tokens.length - 1;
+    const seqLen = req.tokens.length;
     // Every position up to the last cached one must be covered: the hidden rows of done..seqLen-1.
     if (this.count === 0 || this.done + this.count !== seqLen) return EMPTY_DRAFT;
     const t = this.transformer;
@@ -82,7 +82,7 @@ export class MtpProposer implements Proposer {
       out = t.mtpForward(0, {
         slot: this.slot,
         startPos: p0,
-        nextTokens: req.tokens.slice(p0 + 1, p0 + 1 + n),
+        nextTokens: nextTokens(req, p0 + 1, n),
         hidden: this.rows.subarray(from * dim, (from + n) * dim),
         logits: from + n === this.count ? "last" : "none",
       }, this.pool);
@@ -116,4 +116,11 @@ export function best(logits: Float32Array, wantProb: boolean): { token: number; 
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
   return { token, prob: 1 / sum };
+}
+
+/** The n tokens from position p of the sequence followed by req.next (which sits at position req.tokens.length). */
+function nextTokens(req: ProposeRequest, p: number, n: number): number[] {
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = p + i < req.tokens.length ? req.tokens[p + i]! : req.next;
+  return out;
 }

@@ -44,8 +44,10 @@ export class NgramProposer implements Proposer {
   observe(): void {}
 
   propose(req: ProposeRequest): Draft {
+    // The history is the cached tokens, then req.next at position len - 1.
     const t = req.tokens;
-    const len = t.length;
+    const next = req.next;
+    const len = t.length + 1;
     // The history only grows while a sequence generates; anything else (a reused proposer) re-indexes.
     if (len < this.indexed + 1) {
       this.index = this.emptyIndex();
@@ -57,10 +59,11 @@ export class NgramProposer implements Proposer {
     }
     this.indexed = Math.max(this.indexed, len - 1);
     for (let n = Math.min(this.ngramMax, len); n >= this.ngramMin; n--) {
-      const e = this.index[n - this.ngramMin]!.get(key(t, len - 1, n));
+      const e = this.index[n - this.ngramMin]!.get(n === 1 ? String(next) : `${key(t, len - 2, n - 1)},${next}`);
       if (e === undefined) continue;
       const end = Math.min(len, e + 1 + req.max);
-      const tokens = t.slice(e + 1, end) as number[];
+      const tokens = t.slice(e + 1, Math.min(end, len - 1));
+      if (end === len) tokens.push(next);
       return { tokens, probs: tokens.map(() => 1) };
     }
     return EMPTY_DRAFT;

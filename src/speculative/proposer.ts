@@ -14,10 +14,12 @@ export interface Draft {
 
 export interface ProposeRequest {
   /**
-   * The target sequence: every token whose keys/values it holds, then the token just chosen
-   * (not in the cache yet; the next forward evaluates it together with the draft).
+   * The target sequence: every token whose keys/values it holds. This is the sequence's own
+   * array (not a copy, so a step costs nothing per token of context): read it during the call only.
    */
   readonly tokens: readonly number[];
+  /** The token just chosen (not in the cache yet; the next forward evaluates it with the draft). */
+  readonly next: number;
   /** Most tokens to propose (>= 1). */
   readonly max: number;
   /** Stop before a token whose probability under the proposer is below this (0: never). */

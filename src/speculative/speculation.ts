@@ -126,15 +126,15 @@ export class Speculation {
   }
 
   /**
-   * Draft tokens to evaluate after `tokens` (the sequence's cached tokens, then the token just
-   * chosen), at most `limit`.
+   * Draft tokens to evaluate after `tokens` (the sequence's cached tokens: its own array, not a
+   * copy) and `next` (the token just chosen), at most `limit`.
    */
-  draft(tokens: readonly number[], limit: number): number[] {
+  draft(tokens: readonly number[], next: number, limit: number): number[] {
     const k = this.policy.choose(limit);
     if (k === 0) return [];
     const t0 = now();
     const replay = this.opts.replay;
-    const d = this.proposer.propose({ tokens, max: k, pMin: replay ? 0 : this.opts.draftPMin });
+    const d = this.proposer.propose({ tokens, next, max: k, pMin: replay ? 0 : this.opts.draftPMin });
     const ms = now() - t0;
     this.proposeMs += ms;
     this.policy.proposeCost(ms, d.tokens.length);

@@ -221,12 +221,12 @@ test("MTP rollback stress: proposals after random accept/reject patterns equal a
     let checks = 0;
     for (let step = 0; len < 100; step++) {
       // The sequence holds truth[0..len); truth[len] is the token just chosen.
-      const proposal = live.propose({ tokens: truth.slice(0, len + 1), max: 1 + rand(3), pMin: 1e-30 });
+      const proposal = live.propose({ tokens: truth.slice(0, len), next: truth[len]!, max: 1 + rand(3), pMin: 1e-30 });
       if (step % 7 === 0) {
         // A fresh proposer on another slot: main forward over everything, MTP catch-up in one batch.
         const fresh = new MtpProposer(t, pool, 1);
         fresh.observe(0, truth.slice(0, len), t.forward([{ slot: 1, startPos: 0, tokens: truth.slice(0, len), logits: "none", hidden: "all" }], pool)[0]!.hidden);
-        const want = fresh.propose({ tokens: truth.slice(0, len + 1), max: proposal.tokens.length, pMin: 1e-30 });
+        const want = fresh.propose({ tokens: truth.slice(0, len), next: truth[len]!, max: proposal.tokens.length, pMin: 1e-30 });
         assert.deepEqual(proposal.tokens, want.tokens, `step ${step}, length ${len}`);
         assert.deepEqual(proposal.probs, want.probs, `step ${step}, length ${len}`);
         checks++;
