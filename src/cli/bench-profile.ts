@@ -83,7 +83,7 @@ export async function runProfile(o: {
   const out: ProfileResult[] = [];
   for (const threads of o.threads) {
     const contextSize = Math.ceil((o.tokens + 16) / 256) * 256;
-    const model = await loadModel(o.model, { threads, contextSize });
+    const model = await loadModel(o.model, { threads: threads || undefined, contextSize });
     try {
       const rng = new SeededRandom(o.seed);
       const first = () => 3 + (rng.nextU32() % (model.config.vocabSize - 3));
@@ -144,7 +144,7 @@ export async function runProfile(o: {
       ];
       out.push({
         file: o.model,
-        threads: model.backendName.match(/x(\d+)/) ? Number(model.backendName.match(/x(\d+)/)![1]) : (threads ?? 1),
+        threads: Number(/ x(\d+)/.exec(model.backendName)?.[1] ?? 1),
         backend: model.backendName,
         tokens: n,
         reps: o.reps,

@@ -18,7 +18,8 @@ import { InvalidArgumentError, type Command } from "commander";
 import { loadModel } from "../index.ts";
 import { nonNegative } from "./options.ts";
 import { openGGUFFile } from "../platform/node-file.ts";
-import { parseTensorName, tensorName } from "../model/tensors.ts";
+import { tensorName } from "../model/tensors.ts";
+import { decodeWeightBytes } from "../model/weights.ts";
 import { SeededRandom } from "../sampling/rng.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import { benchSpeculative, GROUNDED_PROMPT, SPEC_MODE_NOTE, specModes, specTable, type SpecModeResult } from "./bench-spec.ts";
@@ -27,6 +28,9 @@ import { parseSpec } from "./run.ts";
 /** One contestant, loaded on one file with a thread count. Every method starts from an empty cache. */
 export interface LoadedEngine {
   readonly vocabSize: number;
+  /** Threads it runs on, and (mimo) its backend's name, where it says how the count was chosen. */
+  readonly threads?: number;
+  readonly backend?: string;
   /**
    * wordTokenPool from the engine's own tokenizer, where it has one in this process: measuring
    * should not load a second tokenizer, whose memory would count in the engine's peak RSS.
@@ -58,7 +62,7 @@ export interface Engine {
   readonly name: string;
   /** Version or build details, for the report. */
   describe(): Promise<string>;
-  /** `sequences`: how many sequences can be live at once (mimo's parallel); default 1. */
+  /** `sequences`: how many sequences can be live at once (mimo's parallel); default 1. threads 0: the engine's default. */
   load(path: string, threads: number, contextSize: number, batchSize: number, sequences?: number): Promise<LoadedEngine>;
 }
 
@@ -86,11 +90,13 @@ export const mimoEngine: Engine = {
     }
   },
   async load(path, threads, contextSize, _batchSize, sequences = 1) {
-    const model = await loadModel(path, { threads, contextSize, parallel: sequences });
+    const model = await loadModel(path, { threads: threads || undefined, contextSize, parallel: sequences });
     const vocab = model.config.vocabSize;
     const greedy = { temperature: 0, ignoreEos: true } as const;
     return {
       vocabSize: model.config.vocabSize,
+      threads: Number(/ x(\d+)/.exec(model.backendName)?.[1] ?? 1),
+      backend: model.backendName,
       wordPool: () => wordTokenPoolOf(model.tokenizer),
       async prefill(tokens) {
         const t0 = performance.now();
@@ -178,17 +184,7 @@ export async function weightBytesPerToken(path: string): Promise<{ fileBytes: nu
   const f = await openGGUFFile(path);
   try {
     const arch = String(f.metadata.get("general.architecture"));
-    const blocks = Number(f.metadata.get(`${arch}.block_count`) ?? 0);
-    const mtp = Number(f.metadata.get(`${arch}.nextn_predict_layers`) ?? 0);
-    const tied = !f.tensors.some((t) => t.name === tensorName("output"));
-    let perToken = 0;
-    for (const t of f.tensors) {
-      const parsed = parseTensorName(t.name);
-      if (parsed?.role.scope === "mtp" || (parsed?.layer !== undefined && parsed.layer >= blocks - mtp)) continue;
-      if (t.name === tensorName("tokenEmbd") && !tied) continue;
-      perToken += t.byteSize;
-    }
-    return { fileBytes: statSync(path).size, perToken, arch };
+    return { fileBytes: statSync(path).size, perToken: decodeWeightBytes(f), arch };
   } finally {
     await f.close();
   }
@@ -373,6 +369,8 @@ export interface BenchResult {
   readonly fileBytes: number;
   readonly weightBytesPerToken: number;
   readonly threads: number;
+  /** The backend's name ("wasm-relaxed-simd x1 (auto)": "(auto)" when the thread count was the default's choice). */
+  readonly backend?: string;
   readonly loadMs: number;
   readonly peakRssBytes: number;
   /** Per test: tokens/s (pp, tg, batched), ms (ttft, verify) or x (verify ratios). */
@@ -381,6 +379,7 @@ export interface BenchResult {
 
 export interface BenchParams {
   model: string;
+  /** Thread counts; 0: the default (chosen for the model). */
   threads: number[];
   prompt: number[];
   gen: number[];
@@ -399,6 +398,9 @@ export interface BenchParams {
   verifyDepth?: number;
 }
 
+/** -t: thread counts; "auto" is 0 (the default count chosen for the model). */
+const threadList = (v: string): number[] => list("-t")(v.replace(/\bauto\b/g, "0"));
+
 const list = (name: string) => (v: string): number[] => {
   const parts = v.split(",").map((s) => Number(s.trim()));
   if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n < 0)) {
@@ -413,6 +415,11 @@ function fmt(v: number, unit: string): string {
   return unit === "ms" ? (v < 10 ? v.toFixed(2) : v.toFixed(1)) : v < 10 ? v.toFixed(2) : v.toFixed(1);
 }
 
+/** The thread count, marked "(auto)" when the backend chose it for the model. */
+export function threadsCell(r: { threads: number; backend?: string }): string {
+  return `${r.threads}${r.backend?.endsWith("(auto)") ? " (auto)" : ""}`;
+}
+
 export function markdownTable(results: readonly BenchResult[]): string {
   const lines = [
     "| engine | file | size | threads | test | min | median | max | unit |",
@@ -421,10 +428,10 @@ export function markdownTable(results: readonly BenchResult[]): string {
   for (const r of results) {
     const size = `${(r.fileBytes / 1e6).toFixed(0)} MB`;
     const row = (test: string, s: Stat, unit: string) =>
-      lines.push(`| ${r.engine} | ${r.file} | ${size} | ${r.threads} | ${test} | ${fmt(s.min, unit)} | ${fmt(s.median, unit)} | ${fmt(s.max, unit)} | ${unit} |`);
+      lines.push(`| ${r.engine} | ${r.file} | ${size} | ${threadsCell(r)} | ${test} | ${fmt(s.min, unit)} | ${fmt(s.median, unit)} | ${fmt(s.max, unit)} | ${unit} |`);
     for (const t of r.tests) row(t.name, t.stat, t.unit);
     row("load", stat([r.loadMs]), "ms");
-    lines.push(`| ${r.engine} | ${r.file} | ${size} | ${r.threads} | peak RSS | | ${(r.peakRssBytes / 1e6).toFixed(0)} | | MB |`);
+    lines.push(`| ${r.engine} | ${r.file} | ${size} | ${threadsCell(r)} | peak RSS | | ${(r.peakRssBytes / 1e6).toFixed(0)} | | MB |`);
   }
   return lines.join("\n");
 }
@@ -505,18 +512,22 @@ export async function runBench(p: BenchParams, log: (s: string) => void = () => 
   const version = await mimoEngine.describe();
   const results: BenchResult[] = [];
   for (const threads of p.threads) {
-    if (!(threads >= 1)) throw new RangeError(`-t must be at least 1, got ${threads}`);
+    if (!(threads >= 0)) throw new RangeError(`-t must be auto or at least 1, got ${threads}`);
     const rng = new SeededRandom(p.seed);
     let loadMs = NaN;
     let rss = 0;
     const figures = new Map<string, { unit: Measurement["unit"]; values: number[] }>();
-    const note = (m: Measurement, r: number) => log(`mimo bench: t=${threads} rep ${r + 1}/${p.reps} ${m.name}: ${fmt(m.value, m.unit)} ${m.unit}`);
+    let used = threads;
+    let backend: string | undefined;
+    const note = (m: Measurement, r: number) => log(`mimo bench: t=${used || "auto"} rep ${r + 1}/${p.reps} ${m.name}: ${fmt(m.value, m.unit)} ${m.unit}`);
     // pp, tg, ttft and verify on a model with one sequence (the figures of a plain run).
     if (main.length > 0) {
       const { contextSize, batchSize } = contextFor(main);
       const t0 = performance.now();
       const e = await mimoEngine.load(p.model, threads, contextSize, batchSize);
       loadMs = performance.now() - t0;
+      used = e.threads ?? threads;
+      backend = e.backend;
       const pool = e.wordPool!();
       try {
         await warmup(e, rng, pool);
@@ -532,6 +543,10 @@ export async function runBench(p: BenchParams, log: (s: string) => void = () => 
       const t0 = performance.now();
       const e = await mimoEngine.load(p.model, threads, contextSize, batchSize, sequences);
       if (!Number.isFinite(loadMs)) loadMs = performance.now() - t0;
+      if (!backend) {
+        used = e.threads ?? threads;
+        backend = e.backend;
+      }
       const pool = e.wordPool!();
       try {
         await warmupBatched(e, sequences, rng, pool);
@@ -547,7 +562,8 @@ export async function runBench(p: BenchParams, log: (s: string) => void = () => 
       file: p.model,
       fileBytes: w.fileBytes,
       weightBytesPerToken: w.perToken,
-      threads,
+      threads: used,
+      backend,
       loadMs,
       peakRssBytes: rss,
       tests: [...figures].map(([name, f]) => ({ name, unit: f.unit, stat: stat(f.values) })),
@@ -609,7 +625,7 @@ export async function benchCommand(o: {
   if (o.scenario !== undefined) {
     if (o.scenario !== "command") throw new InvalidArgumentError(`--scenario must be "command", got "${o.scenario}"`);
     const { runCommandScenario } = await import("./bench-command.ts");
-    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] ?? 1, peer: o.peer ?? true, commands: o.commands, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
+    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] || 1, peer: o.peer ?? true, commands: o.commands, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
     process.stdout.write(table + "\n");
     return;
   }
@@ -659,7 +675,7 @@ async function specBenchCommand(o: Parameters<typeof benchCommand>[0] & { spec: 
   const log = o.quiet ? () => {} : (s: string) => process.stderr.write(s + "\n");
   const rows: { engine: string; threads: number; method: string; result: SpecModeResult }[] = [];
   for (const threads of o.threads) {
-    const model = await loadModel(o.model, { threads, draftModel, contextSize: 4096 });
+    const model = await loadModel(o.model, { threads: threads || undefined, draftModel, contextSize: 4096 });
     try {
       const prompt = model.tokenize(o.prompt ?? GROUNDED_PROMPT);
       if (prompt.length + n + 16 > model.contextSize) throw new RangeError(`prompt (${prompt.length} tokens) + -n ${n} do not fit the context (${model.contextSize})`);
@@ -687,7 +703,7 @@ export function registerBenchCommand(program: Command): void {
     .command("bench")
     .description("measure prefill and decode speed, time to first token, load time and peak memory (like llama-bench)")
     .requiredOption("-m, --model <file>", "GGUF model file")
-    .option("-t, --threads <list>", "thread counts, comma-separated (1,2)", list("-t"), [1])
+    .option("-t, --threads <list>", "thread counts, comma-separated, \"auto\": the default chosen for the model (auto,1,2)", threadList, [0])
     .option("-p, --n-prompt <list>", "prompt tokens for pp and ttft, comma-separated; 0 = skip", list("-p"), [512])
     .option("-n, --n-gen <list>", "decode steps for tg, comma-separated; 0 = skip", list("-n"), [128])
     .option("-r, --repetitions <n>", "repetitions of each test", int("-r"), 5)

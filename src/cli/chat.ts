@@ -40,7 +40,7 @@ export function registerChatCommand(program: Command): void {
     .option("--repeat-penalty <r>", "penalty for recently seen tokens; 1 = off", num("--repeat-penalty"), 1)
     .option("-s, --seed <n>", "random seed (same seed, same answers)", int("--seed"))
     .option("-c, --ctx-size <n>", "context size in tokens", int("--ctx-size"))
-    .option("-t, --threads <n>", "compute threads (default: the number of cores)", int("--threads"))
+    .option("-t, --threads <n>", "compute threads (default: chosen for the model's size, at most the number of cores)", int("--threads"))
     .option("--backend <name>", "wasm (SIMD kernels on threads) or reference (plain TypeScript)", "wasm")
     .option("--grammar <file>", "constrain every answer to this GBNF grammar (llama.cpp's format)")
     .option("-j, --json-schema <file>", "constrain every answer to JSON valid under this JSON Schema file")

@@ -47,7 +47,7 @@ export function buildCli(): Command {
     .option("--frequency-penalty <p>", "frequency penalty", num("--frequency-penalty"), 0)
     .option("-s, --seed <n>", "random seed (same seed, same output)", int("--seed"))
     .option("-c, --ctx-size <n>", "context size in tokens", int("--ctx-size"))
-    .option("-t, --threads <n>", "compute threads (default: the number of cores)", int("--threads"))
+    .option("-t, --threads <n>", "compute threads (default: chosen for the model's size, at most the number of cores)", int("--threads"))
     .option("--backend <name>", "wasm (SIMD kernels on threads; the default) or reference (plain TypeScript; the default where the wasm kernels cannot run the model)")
     .option("--stop <text>", "stop before this string (repeatable)", collect, [])
     .option("--ignore-eos", "keep generating past end-of-generation tokens")

@@ -32,7 +32,7 @@ export function registerPerplexityCommand(program: Command): void {
     .option("--kl-divergence-base <file>", "base log-probabilities file: written when evaluating --text, read with --kl-divergence (llama-perplexity's format)")
     .option("--kl-divergence", "compare the model against the --kl-divergence-base file (its tokens are the text)")
     .option("--force", "overwrite an existing --kl-divergence-base file")
-    .option("-t, --threads <n>", "compute threads (default: the number of cores)", int("--threads"))
+    .option("-t, --threads <n>", "compute threads (default: chosen for the model's size, at most the number of cores)", int("--threads"))
     .option("--backend <name>", "wasm (SIMD kernels on threads) or reference (plain TypeScript)", "wasm")
     .option("--json", "print the result as JSON on stdout")
     .action(perplexityCommand);

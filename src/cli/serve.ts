@@ -37,7 +37,7 @@ export function registerServeCommand(program: Command): void {
     .option("--port <n>", "TCP port (0 = any free port)", int("--port"), 8080)
     .option("--parallel <n>", "sequences generated at once (batched into the same forward passes)", int("--parallel"), 4)
     .option("-c, --ctx-size <n>", "context size of each sequence in tokens", int("--ctx-size"))
-    .option("-t, --threads <n>", "compute threads (default: the number of cores)", int("--threads"))
+    .option("-t, --threads <n>", "compute threads (default: chosen for the model's size, at most the number of cores)", int("--threads"))
     .option("--backend <name>", "wasm (SIMD kernels on threads) or reference (plain TypeScript)", "wasm")
     .option("--api-key <key>", "require Authorization: Bearer <key> (default: $MIMO_API_KEY)")
     .option("--max-queue <n>", "requests that may wait for a free sequence; more get 503 + Retry-After", int("--max-queue"), 64)

@@ -7,6 +7,7 @@ import type { ComputeBackend, MatrixHandle, MatrixUsage } from "../compute/backe
 import type { ModelConfig } from "./config.ts";
 import {
   architectureTensors,
+  parseTensorName,
   presenceIn,
   tensorName,
   type LayerTensorKey,
@@ -167,3 +168,22 @@ const _keysMatch: [
   SameKeys<MtpTensorKey, Exclude<keyof MtpLayerWeights, keyof LayerWeights>>,
 ] = [true, true, true];
 void _keysMatch;
+
+/**
+ * Bytes of weights one decode step reads: every tensor of the main layers and the output matrix;
+ * not the MTP layers, nor an untied token embedding (a step looks up one row of it).
+ */
+export function decodeWeightBytes(file: GGUFFile): number {
+  const arch = String(file.metadata.get("general.architecture"));
+  const blocks = Number(file.metadata.get(`${arch}.block_count`) ?? 0);
+  const mtp = Number(file.metadata.get(`${arch}.nextn_predict_layers`) ?? 0);
+  const tied = !file.hasTensor(tensorName("output"));
+  let bytes = 0;
+  for (const t of file.tensors) {
+    const parsed = parseTensorName(t.name);
+    if (parsed?.role.scope === "mtp" || (parsed?.layer !== undefined && parsed.layer >= blocks - mtp)) continue;
+    if (t.name === tensorName("tokenEmbd") && !tied) continue;
+    bytes += t.byteSize;
+  }
+  return bytes;
+}

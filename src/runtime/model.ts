@@ -2,9 +2,10 @@ import type { ByteSource } from "../format/byte-source.ts";
 import { readGGUF, type GGUFFile } from "../format/gguf-reader.ts";
 import { checkTokenizerFits, readModelConfig, type ModelConfig } from "../model/config.ts";
 import { Transformer, type ForwardProbe, type RowSelection } from "../model/transformer.ts";
-import { loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
+import { decodeWeightBytes, loadTransformerWeights, type LoadProgress } from "../model/weights.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend, wasmUnsupportedShape } from "../backends/wasm/wasm-backend.ts";
+import type { ThreadWork } from "../backends/wasm/thread-choice.ts";
 import { UnsupportedModelError, quote } from "../errors/model-file.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
@@ -42,7 +43,13 @@ export interface LoadOptions {
   readonly onProgress?: (p: LoadProgress) => void;
   /** KV cache element type: "f16" (default, as llama.cpp) or "f32" (exact, twice the memory). */
   readonly kvCacheType?: KvCacheType;
-  /** Compute threads of the wasm backend, including the calling one. Default: the number of cores. */
+  /**
+   * Compute threads of the wasm backend, including the calling one. Default: as many as pay for
+   * themselves on this model (its weight bytes per decode step against the cost of synchronising
+   * threads, for `parallel` sequences; at most the number of cores; see
+   * backends/wasm/thread-choice.ts): 1 for a tiny model, all cores for a large one. The choice
+   * shows in `backendName` ("wasm-relaxed-simd x1 (auto)").
+   */
   readonly threads?: number;
   /**
    * A draft model for speculative decoding (`generate(..., { speculative: { method: "draft" } })`):
@@ -801,11 +808,11 @@ export function tokenLogprob(logits: Float32Array, token: number, top: number): 
   return { token, logprob: logits[token]! - logZ, top: best.map((t) => ({ token: t, logprob: logits[t]! - logZ })) };
 }
 
-async function createBackend(choice: ComputeBackend | "wasm" | "reference", opts: LoadOptions): Promise<ComputeBackend> {
+async function createBackend(choice: ComputeBackend | "wasm" | "reference", opts: LoadOptions, work: ThreadWork): Promise<ComputeBackend> {
   if (typeof choice !== "string") return choice;
   if (choice === "reference") return new ReferenceBackend();
   if ((opts.kvCacheType ?? "f16") !== "f16") return new ReferenceBackend();
-  return WasmBackend.create({ threads: opts.threads });
+  return WasmBackend.create({ threads: opts.threads, work });
 }
 
 /**
@@ -856,7 +863,10 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
     const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
     const parallel = opts.parallel ?? 1;
     const kvCacheType = opts.kvCacheType ?? "f16";
-    backend = await createBackend(choice, opts);
+    // The default thread count follows the work of a decode step (the draft model's included).
+    let weightBytes = decodeWeightBytes(file);
+    if (opts.draftModel) weightBytes += opts.draftModel.size;
+    backend = await createBackend(choice, opts, { weightBytes, layers: config.nLayers, batch: parallel });
     const weights = await loadTransformerWeights(file, config, backend, opts.onProgress);
     const transformer = new Transformer(config, weights, backend);
     let draft: { file: GGUFFile; transformer: Transformer } | undefined;

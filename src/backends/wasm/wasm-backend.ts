@@ -33,6 +33,7 @@ import type {
   WeightInfo,
 } from "../../compute/backend.ts";
 import { ReferenceBackend } from "../reference.ts";
+import { threadsForWork, type ThreadWork } from "./thread-choice.ts";
 import {
   ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
   adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
@@ -195,8 +196,13 @@ interface IoBuffers {
 }
 
 export interface WasmBackendOptions {
-  /** Compute threads including the calling one. Default: the number of cores. */
+  /**
+   * Compute threads including the calling one. Default: chosen for `work` (see thread-choice.ts),
+   * at most the number of cores; without `work`, the number of cores.
+   */
   readonly threads?: number;
+  /** What the model asks of the threads per decode step: the default thread count follows from it. */
+  readonly work?: ThreadWork;
   /** Most tokens per forward call (longer prompts are split). Default 128. */
   readonly maxBatch?: number;
   readonly kernels?: LoadKernelsOptions;
@@ -261,7 +267,7 @@ export class WasmBackend implements ComputeBackend {
   }
   private disposing: Promise<void> | undefined;
 
-  private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number) {
+  private constructor(mem: ThreadMemory[], workers: ComputeThread[], ctl: Int32Array, path: KernelPath, maxBatch: number, spin: number, auto: boolean) {
     this.mem = mem;
     this.workers = workers;
     this.ctl = ctl;
@@ -270,7 +276,8 @@ export class WasmBackend implements ComputeBackend {
     this.maxBatch = maxBatch;
     this.spin = spin;
     this.spinLimit = spin;
-    this.name = `wasm-${path} x${mem.length}`;
+    // "(auto)": the thread count was chosen for the model's size, not given.
+    this.name = `wasm-${path} x${mem.length}${auto ? " (auto)" : ""}`;
     this.fns = jobRunners(mem[0]!.ex, kernelNames);
     this.io = mem.map(() => ({ act: new Map(), out: 0, outSlotBytes: 0 }));
     this.buffers = mem.map(() => new Map());
@@ -284,7 +291,9 @@ export class WasmBackend implements ComputeBackend {
   }
 
   static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
-    const n = opts.threads ?? (await defaultThreadCount());
+    const cores = opts.threads === undefined ? await defaultThreadCount() : 0;
+    const auto = opts.threads === undefined && opts.work !== undefined;
+    const n = opts.threads ?? (opts.work ? threadsForWork(opts.work, cores) : cores);
     if (!(Number.isInteger(n) && n >= 1 && n <= 64)) throw new RangeError(`threads must be an integer from 1 to 64, got ${n}`);
     const maxBatch = opts.maxBatch ?? 128;
     const spin = opts.spin ?? 5_000; // ~0.1 ms of polling; see adaptSpin for the measurements
@@ -313,7 +322,7 @@ export class WasmBackend implements ComputeBackend {
         throw e;
       }
     }
-    return new WasmBackend(mem, workers, new Int32Array(control), kernels.path, maxBatch, spin);
+    return new WasmBackend(mem, workers, new Int32Array(control), kernels.path, maxBatch, spin, auto);
   }
 
   // ---- placement ----

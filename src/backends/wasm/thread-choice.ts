@@ -1,0 +1,61 @@
+// How many threads the wasm backend runs when the caller does not say: as many as pay for
+// themselves. Every dispatch (a fused matmul, a layer's attention) synchronises the threads, and
+// that costs about the same whatever the model; the work a thread takes off the others grows with
+// the model. A tiny model (stories260K, 1 MB) decodes about 3x faster on 1 thread than on 2; a
+// 0.5B model about 1.7x faster on 2 than on 1.
+//
+// The rule estimates one dispatch's time on t threads as work / t + sync(t), where work is the
+// weight bytes one decode step reads per dispatch (scaled up for several tokens in a step) at
+// the kernels' speed on one thread, and sync(t) the cost of synchronising t threads; it takes the
+// fastest t up to the cores, and more threads only for a clear (3%) gain. The two constants come
+// from measured crossovers on 2-core AMD EPYC (Zen 5) machines, Node 24, quiet: stories260K 5,663
+// tok/s on 1 thread and 1,637 on 2 (~18 µs per dispatch more on 2 threads), stories15M- and
+// stories42M-shaped files (27 and 34 MB) 1.3x and 1.4x faster on 2 threads, qwen2-0.5b Q4_0
+// (278 MB) 1.7x. So on 2 cores: 1 thread below about 460 KB of weights per dispatch
+// (stories260K, a stories15M shape in Q4_0), 2 above (stories15M Q8_0, stories42M Q4_0, 0.5B).
+
+/** What a model asks of the threads per decode step. */
+export interface ThreadWork {
+  /** Weight bytes one decode step reads (model/weights.ts decodeWeightBytes). */
+  readonly weightBytes: number;
+  /** Decoder layers: each costs DISPATCHES_PER_LAYER synchronisations, the output matmul one more. */
+  readonly layers: number;
+  /** Tokens a decode step carries (sequences decoding together). Default 1. */
+  readonly batch?: number;
+}
+
+/** Synchronisations of the threads per decoder layer in a decode step (q/k/v, attention, output projection, gate/up, down). */
+export const DISPATCHES_PER_LAYER = 5;
+/**
+ * Weight bytes per second of a whole decode step on one thread (kernels plus the rest of the
+ * step): measured 11.5 GB/s (stories42M shape, 34 MB, 338 tok/s) to 21 GB/s (stories15M shape,
+ * 27 MB, 770 tok/s); the lower figure keeps the rule from underrating a second thread.
+ */
+export const THREAD_BYTES_PER_S = 12e9;
+/** Seconds one synchronisation of 2 threads costs; each further thread adds half of it. */
+export const SYNC_S = 18e-6;
+/** More threads only when the estimate drops by at least this fraction. */
+const MIN_GAIN = 0.03;
+
+/** Estimated seconds of one dispatch's matmul work and synchronisation on t threads. */
+export function dispatchSeconds(w: ThreadWork, t: number): number {
+  const dispatches = DISPATCHES_PER_LAYER * Math.max(1, w.layers) + 1;
+  // Each further token in a step adds compute on weights already in cache: about half a pass.
+  const batch = Math.max(1, w.batch ?? 1);
+  const work = (w.weightBytes * (1 + (batch - 1) / 2)) / dispatches / THREAD_BYTES_PER_S;
+  return work / t + (t > 1 ? SYNC_S * (1 + (t - 2) / 2) : 0);
+}
+
+/** The default thread count for this work on `cores` cores (at least 1). */
+export function threadsForWork(w: ThreadWork, cores: number): number {
+  let best = 1;
+  let bestS = dispatchSeconds(w, 1);
+  for (let t = 2; t <= Math.max(1, Math.floor(cores)); t++) {
+    const s = dispatchSeconds(w, t);
+    if (s < bestS * (1 - MIN_GAIN)) {
+      best = t;
+      bestS = s;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,53 @@
+// The default thread count: as many threads as pay for themselves on the model (no timing here:
+// the rule's output for given sizes, and what loadModel does with it).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadModel, defaultModelPath } from "../../src/index.ts";
+import { openGGUFFile } from "../../src/platform/node-file.ts";
+import { decodeWeightBytes } from "../../src/model/weights.ts";
+import { threadsForWork } from "../../src/backends/wasm/thread-choice.ts";
+
+const MB = 1e6;
+
+test("the rule: 1 thread for tiny models, more as the work per step grows, never more than the cores", () => {
+  // stories260K (1 MB): 1 thread whatever the cores (measured: 1 thread about 3x faster than 2).
+  for (const cores of [1, 2, 4, 8, 64]) assert.equal(threadsForWork({ weightBytes: 1.04 * MB, layers: 5 }, cores), 1, `${cores} cores`);
+  // A stories15M shape in Q4_0 (8.6 MB) stays on 1; in Q8_0 (16 MB), a stories42M shape in Q4_0 (23 MB) and 0.5B models take 2 of 2 cores.
+  assert.equal(threadsForWork({ weightBytes: 8.56 * MB, layers: 6 }, 2), 1);
+  assert.equal(threadsForWork({ weightBytes: 16.15 * MB, layers: 6 }, 2), 2);
+  assert.equal(threadsForWork({ weightBytes: 23.48 * MB, layers: 8 }, 2), 2);
+  assert.equal(threadsForWork({ weightBytes: 278 * MB, layers: 24 }, 2), 2);
+  assert.ok(threadsForWork({ weightBytes: 278 * MB, layers: 24 }, 8) >= 4);
+  // Monotonic: more bytes, a larger batch or more cores never give fewer threads; never above the cores.
+  for (const cores of [1, 2, 3, 4, 8, 16]) {
+    let last = 1;
+    for (let mb = 0.25; mb <= 8000; mb *= 1.5) {
+      const t = threadsForWork({ weightBytes: mb * MB, layers: 16 }, cores);
+      assert.ok(t >= last && t <= cores && t >= 1, `${mb} MB on ${cores} cores: ${t} after ${last}`);
+      assert.ok(threadsForWork({ weightBytes: mb * MB, layers: 16, batch: 4 }, cores) >= t);
+      if (cores > 1) assert.ok(t >= threadsForWork({ weightBytes: mb * MB, layers: 16 }, cores - 1));
+      last = t;
+    }
+  }
+});
+
+test("stories260K: the default is 1 thread, shown in backendName; an explicit thread count wins", async () => {
+  const f = await openGGUFFile(defaultModelPath());
+  try {
+    assert.ok(decodeWeightBytes(f) > 0.9 * MB && decodeWeightBytes(f) < 1.2 * MB);
+  } finally {
+    await f.close();
+  }
+  const auto = await loadModel(defaultModelPath());
+  try {
+    assert.match(auto.backendName, /^wasm-\S+ x1 \(auto\)$/);
+  } finally {
+    await auto.dispose();
+  }
+  const two = await loadModel(defaultModelPath(), { threads: 2 });
+  try {
+    assert.match(two.backendName, /^wasm-\S+ x2$/);
+  } finally {
+    await two.dispose();
+  }
+});
