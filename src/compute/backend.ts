@@ -154,6 +154,13 @@ export interface ComputeBackend {
   /** x[i] += y[i]. */
   addInPlace(x: Float32Array, y: Float32Array, n: number): void;
 
+  /**
+   * Index of the largest value of x (the first on ties, NaN never, 0 if none is above -inf), where
+   * the backend has a faster way than a JavaScript loop for this array (greedy sampling over a
+   * large vocabulary); undefined: ask someone else.
+   */
+  argmax?(x: Float32Array): number | undefined;
+
   /** Frees the backend: stops its threads (resolves once every one has exited). */
   dispose(): Promise<void>;
 }

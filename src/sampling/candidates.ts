@@ -59,7 +59,11 @@ export class Candidates {
   private scanProbs = new Float32Array(0);
   private scanMark = new Uint8Array(0);
 
-  constructor(capacity = 0) {
+  private readonly fastArgmax: FastArgmax | undefined;
+
+  /** `fastArgmax`: a faster greedy scan over the caller's logits, where it has one (a backend's SIMD kernel). */
+  constructor(capacity = 0, fastArgmax?: FastArgmax) {
+    this.fastArgmax = fastArgmax;
     this.idsBuf = new Int32Array(capacity);
     this.logitsBuf = new Float32Array(capacity);
     this.probs = new Float32Array(capacity);
@@ -178,7 +182,7 @@ export class Candidates {
   best(): number {
     if (this.sortedPrefix > 0) return 0;
     const n = this.size;
-    if (this.source) return argmax(this.source, n);
+    if (this.source) return (n === this.source.length ? this.fastArgmax?.(this.source) : undefined) ?? argmax(this.source, n);
     if (this.identity) return argmax(this.logitsBuf, n);
     let b = 0;
     for (let i = 1; i < n; i++) if (this.before(i, b)) b = i;
@@ -419,6 +423,9 @@ function scanTop(x: Float32Array, n: number, k: number, buf: Int32Array, ids: In
     logits[j] = x[id]!;
   }
 }
+
+/** A faster argmax over a whole array (see Candidates' constructor), or undefined where it has none for that array. */
+export type FastArgmax = (x: Float32Array) => number | undefined;
 
 /** Index of the largest of x[0..n): one pass, the first maximum wins. */
 export function argmax(x: Float32Array, n: number = x.length): number {

@@ -1,4 +1,4 @@
-import { Candidates } from "./candidates.ts";
+import { Candidates, type FastArgmax } from "./candidates.ts";
 import { resolveSamplingOptions, type SamplingOptions } from "./options.ts";
 import {
   DistStage,
@@ -14,7 +14,7 @@ import {
   type TokenMaskProvider,
 } from "./stages.ts";
 
-export { Candidates, argmax } from "./candidates.ts";
+export { Candidates, argmax, type FastArgmax } from "./candidates.ts";
 export { defaultSampling, resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from "./options.ts";
 export * from "./stages.ts";
 
@@ -31,10 +31,14 @@ export * from "./stages.ts";
  */
 export class SamplerChain {
   readonly stages: readonly SamplerStage[];
-  private readonly current = new Candidates();
+  private readonly current: Candidates;
+  private readonly fastArgmax: FastArgmax | undefined;
 
-  constructor(stages: readonly SamplerStage[]) {
+  /** `fastArgmax`: a faster scan for the greedy choice over the caller's logits, where it has one (see CreateSamplerExtras). */
+  constructor(stages: readonly SamplerStage[], fastArgmax?: FastArgmax) {
     this.stages = [...stages];
+    this.fastArgmax = fastArgmax;
+    this.current = new Candidates(0, fastArgmax);
   }
 
   /**
@@ -99,7 +103,7 @@ export class SamplerChain {
 
   /** An independent deep copy (penalty window, random generator state, mask provider if it clones). */
   clone(): SamplerChain {
-    return new SamplerChain(this.stages.map((s) => s.clone()));
+    return new SamplerChain(this.stages.map((s) => s.clone()), this.fastArgmax);
   }
 }
 
@@ -109,6 +113,12 @@ export interface CreateSamplerExtras {
    * llama.cpp applies its grammar, before the penalties and truncation.
    */
   readonly mask?: TokenMaskFn | TokenMaskProvider;
+  /**
+   * The greedy choice over a logits array by a faster route than a JavaScript loop (a backend's
+   * SIMD kernel for the logits in its memory); undefined for an array it cannot scan. It must
+   * agree with `argmax` (first maximum, NaN never chosen).
+   */
+  readonly argmax?: FastArgmax;
 }
 
 /**
@@ -128,5 +138,5 @@ export function createSampler(options: SamplingOptions = {}, extras: CreateSampl
   } else {
     stages.push(new TopKStage(o.topK), new TopPStage(o.topP), new MinPStage(o.minP), new TemperatureStage(o.temperature), new DistStage(o.seed));
   }
-  return new SamplerChain(stages);
+  return new SamplerChain(stages, extras.argmax);
 }

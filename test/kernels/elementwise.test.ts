@@ -34,6 +34,33 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
       }
     });
 
+    test("argmaxF32 gives the scalar scan's answer: first maximum, NaN never, 0 when nothing is above -inf", () => {
+      const scalar = (x: Float32Array) => {
+        let best = 0, bv = -Infinity;
+        for (let i = 0; i < x.length; i++) if (x[i]! > bv) { bv = x[i]!; best = i; }
+        return best;
+      };
+      let seed = 7;
+      const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      for (const n of [0, 1, 3, 7, 8, 9, 15, 16, 17, 33, 1000, 32000]) {
+        for (let trial = 0; trial < 6; trial++) {
+          // Few distinct values (ties everywhere), some NaN and infinities.
+          const x = Float32Array.from({ length: n }, () => {
+            const r = next();
+            if (trial >= 2 && r < 0.05) return NaN;
+            if (trial >= 3 && r < 0.1) return -Infinity;
+            if (trial === 5 && r > 0.999) return Infinity;
+            return Math.floor(next() * (trial === 0 ? 1e6 : 5)) - 2;
+          });
+          if (trial === 4) x.fill(NaN); // nothing comparable: 0
+          const px = put(x);
+          assert.equal(ex.argmaxF32(px, n), scalar(x), `n=${n} trial ${trial}`);
+        }
+      }
+      const minus = put(new Float32Array(20).fill(-Infinity));
+      assert.equal(ex.argmaxF32(minus, 20), 0);
+    });
+
     test("add, mul and swiglu match their definitions, including tails", () => {
       for (const n of [1, 5, 4864]) {
         const a = randomFloats(n, 3 * n), b = randomFloats(n, 3 * n + 1);

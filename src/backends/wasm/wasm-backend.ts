@@ -940,6 +940,12 @@ export class WasmBackend implements ComputeBackend {
     this.profile_?.lap("bias add", t0);
   }
 
+  argmax(x: Float32Array): number | undefined {
+    // Logits live in thread 0's memory (the forward pass's scratch): a SIMD scan there.
+    if (x.length < 64 || !this.mem[0]!.owns(x.buffer)) return undefined;
+    return this.mem[0]!.ex.argmaxF32(x.byteOffset, x.length);
+  }
+
   addInPlace(x: Float32Array, y: Float32Array, n: number): void {
     const t0 = this.profile_ ? performance.now() : 0;
     this.mem[0]!.ex.add(this.ptr(x), this.ptr(y), this.ptr(x), n);

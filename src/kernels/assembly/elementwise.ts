@@ -68,6 +68,56 @@ export function add(a: usize, b: usize, y: usize, n: i32): void {
   for (; i < n; i++) { const o = <usize>i << 2; store<f32>(y + o, load<f32>(a + o) + load<f32>(b + o)); }
 }
 
+// Index of the largest of the n f32 at x, as the scalar loop `if (x[i] > best) best = x[i]`
+// from best = -inf finds it: the first index on ties, NaN never chosen, 0 when nothing is above
+// -inf. Eight lanes each keep their own first maximum; the lanes are then merged (ties: the lower
+// index), and the tail after the last group of eight is scanned as the scalar loop would.
+export function argmaxF32(x: usize, n: i32): i32 {
+  let bvA = f32x4.splat(-Infinity), bvB = f32x4.splat(-Infinity);
+  let biA = i32x4.splat(0), biB = i32x4.splat(0);
+  let idxA = i32x4(0, 1, 2, 3), idxB = i32x4(4, 5, 6, 7);
+  const step = i32x4.splat(8);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const p = x + (<usize>i << 2);
+    const a = v128.load(p), b = v128.load(p, 16);
+    const ga = f32x4.gt(a, bvA), gb = f32x4.gt(b, bvB);
+    bvA = v128.bitselect(a, bvA, ga);
+    biA = v128.bitselect(idxA, biA, ga);
+    bvB = v128.bitselect(b, bvB, gb);
+    biB = v128.bitselect(idxB, biB, gb);
+    idxA = i32x4.add(idxA, step);
+    idxB = i32x4.add(idxB, step);
+  }
+  let best: f32 = -Infinity;
+  let bi: i32 = 0;
+  for (let l = 0; l < 8; l++) {
+    let v: f32, j: i32;
+    switch (l) {
+      case 0: v = f32x4.extract_lane(bvA, 0); j = i32x4.extract_lane(biA, 0); break;
+      case 1: v = f32x4.extract_lane(bvA, 1); j = i32x4.extract_lane(biA, 1); break;
+      case 2: v = f32x4.extract_lane(bvA, 2); j = i32x4.extract_lane(biA, 2); break;
+      case 3: v = f32x4.extract_lane(bvA, 3); j = i32x4.extract_lane(biA, 3); break;
+      case 4: v = f32x4.extract_lane(bvB, 0); j = i32x4.extract_lane(biB, 0); break;
+      case 5: v = f32x4.extract_lane(bvB, 1); j = i32x4.extract_lane(biB, 1); break;
+      case 6: v = f32x4.extract_lane(bvB, 2); j = i32x4.extract_lane(biB, 2); break;
+      default: v = f32x4.extract_lane(bvB, 3); j = i32x4.extract_lane(biB, 3); break;
+    }
+    if (v > best || (v == best && j < bi)) {
+      best = v;
+      bi = j;
+    }
+  }
+  for (; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (v > best) {
+      best = v;
+      bi = i;
+    }
+  }
+  return bi;
+}
+
 // y = a * b.
 export function mul(a: usize, b: usize, y: usize, n: i32): void {
   let i = 0;
