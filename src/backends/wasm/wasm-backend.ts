@@ -52,6 +52,8 @@ const functionNames = [...new Set(families.map((f) => f.matmul))];
 /** The kernels jobs run (a job's first int indexes this list): the matmuls, then attention. */
 const kernelNames = [...functionNames, ATTENTION_KERNEL];
 const ATTENTION_FN = functionNames.length;
+/** Bytes of embedding rows kept per matrix whose rows are read from the file. */
+const EMBEDDING_ROW_CACHE_BYTES = 1 << 20;
 /** Matrices per fused matmul (each has an output slot per thread). */
 const MAX_MATMULS = 8;
 const activationKinds = [...new Set(families.map((f) => f.activation))];
@@ -597,13 +599,29 @@ export class WasmBackend implements ComputeBackend {
 
   private getRowsUnprofiled(handle: MatrixHandle, ids: readonly number[], out: Float32Array): void {
     const w = handle as WasmMatrix;
-    const traits = getQuantTraits(w.info.type, w.info.name);
-    ids.forEach((id, i) => {
+    let e = this.embeddingRows.get(w);
+    if (!e) this.embeddingRows.set(w, (e = { traits: getQuantTraits(w.info.type, w.info.name), rows: new Map() }));
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
       if (!(id >= 0 && id < w.rows)) throw new RangeError(`token id ${id} is outside the vocabulary (0..${w.rows - 1})`);
-      if (w.raw) traits.dequantizeRow(w.raw, id * w.rowBytes, out, i * w.cols, w.cols);
-      else traits.dequantizeRow(w.rowReader!(id), 0, out, i * w.cols, w.cols);
-    });
+      if (w.raw) {
+        e.traits.dequantizeRow(w.raw, id * w.rowBytes, out, i * w.cols, w.cols);
+        continue;
+      }
+      // Rows read from the file are kept (up to ~1 MB per matrix): text repeats its tokens, and a
+      // read is a system call per decoded token.
+      let row = e.rows.get(id);
+      if (!row) {
+        row = w.rowReader!(id).slice();
+        if ((e.rows.size + 1) * w.rowBytes > EMBEDDING_ROW_CACHE_BYTES) e.rows.clear();
+        e.rows.set(id, row);
+      }
+      e.traits.dequantizeRow(row, 0, out, i * w.cols, w.cols);
+    }
   }
+
+  /** Per embedding matrix read from the file: its row decoder and the rows read so far. */
+  private readonly embeddingRows = new Map<WasmMatrix, { traits: ReturnType<typeof getQuantTraits>; rows: Map<number, Uint8Array> }>();
 
   rmsNorm(x: Float32Array, nRows: number, dim: number, weight: Float32Array, eps: number, out: Float32Array): void {
     const t0 = this.profile_ ? performance.now() : 0;
