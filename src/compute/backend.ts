@@ -145,6 +145,18 @@ export interface ComputeBackend {
    */
   attention(pool: KvPool, layer: number, segments: readonly AttentionSegment[], q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams, out: Float32Array): void;
 
+  /**
+   * A layer's q/k/v projections of x (n x cols), RoPE of q and k, and attention(pool, layer, ...),
+   * in one step where the backend can fuse them (the wasm backend on several threads: one
+   * dispatch instead of two, and no q/k/v copies between the threads). The same results, bit for
+   * bit, as matmulMulti([wq, wk, wv]) + rope + attention. Returns false, having done nothing,
+   * where it cannot: the caller then runs the steps one by one.
+   */
+  qkvAttention?(
+    pool: KvPool, layer: number, segments: readonly AttentionSegment[], x: Float32Array, nTokens: number,
+    wq: MatrixHandle, wk: MatrixHandle, wv: MatrixHandle, positions: readonly number[], rope: RopeParams, p: AttentionParams, out: Float32Array,
+  ): boolean;
+
   /** out[i] = silu(gate[i]) * up[i]. */
   swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void;
 

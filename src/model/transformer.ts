@@ -338,15 +338,19 @@ export class Transformer {
     // Attention: norm, q/k/v projections, (qk norm), rope, store k/v and attend per sequence, output projection, residual.
     b.rmsNorm(x, n, c.dim, L.attnNorm, c.normEps, s.h);
     probe?.matmulInput?.(l, QKV, s.h, n, c.dim);
-    b.matmulMulti([L.wq, L.wk, L.wv], s.h, n, [s.q, s.k, s.v]);
-    if (L.bq) b.addBias(s.q, n, L.bq);
-    if (L.bk) b.addBias(s.k, n, L.bk);
-    if (L.bv) b.addBias(s.v, n, L.bv);
-    if (L.qNorm) b.rmsNorm(s.q, n * c.nHeads, c.headDim, L.qNorm, c.normEps, s.q);
-    if (L.kNorm) b.rmsNorm(s.k, n * c.nKvHeads, c.headDim, L.kNorm, c.normEps, s.k);
-    b.rope(s.q, n, c.nHeads, positions, this.rope);
-    b.rope(s.k, n, c.nKvHeads, positions, this.rope);
-    b.attention(pool, l, segs, s.q, s.k, s.v, this.attn, s.att);
+    // Without biases or q/k norms in between, a backend may fuse projections, RoPE and attention.
+    const plain = !(L.bq || L.bk || L.bv || L.qNorm || L.kNorm);
+    if (!(plain && b.qkvAttention?.(pool, l, segs, s.h, n, L.wq, L.wk, L.wv, positions, this.rope, this.attn, s.att))) {
+      b.matmulMulti([L.wq, L.wk, L.wv], s.h, n, [s.q, s.k, s.v]);
+      if (L.bq) b.addBias(s.q, n, L.bq);
+      if (L.bk) b.addBias(s.k, n, L.bk);
+      if (L.bv) b.addBias(s.v, n, L.bv);
+      if (L.qNorm) b.rmsNorm(s.q, n * c.nHeads, c.headDim, L.qNorm, c.normEps, s.q);
+      if (L.kNorm) b.rmsNorm(s.k, n * c.nKvHeads, c.headDim, L.kNorm, c.normEps, s.k);
+      b.rope(s.q, n, c.nHeads, positions, this.rope);
+      b.rope(s.k, n, c.nKvHeads, positions, this.rope);
+      b.attention(pool, l, segs, s.q, s.k, s.v, this.attn, s.att);
+    }
     probe?.matmulInput?.(l, WO, s.att, n, c.nHeads * c.headDimV);
     b.matmul(L.wo, s.att, n, s.o);
     if (L.bo) b.addBias(s.o, n, L.bo);

@@ -2,7 +2,7 @@
 // the rule's output for given sizes, and what loadModel does with it).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadModel, defaultModelPath } from "../../src/index.ts";
+import { loadModel, defaultModelPath, OpProfile } from "../../src/index.ts";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
 import { decodeWeightBytes } from "../../src/model/weights.ts";
 import { threadsForWork } from "../../src/backends/wasm/thread-choice.ts";
@@ -50,4 +50,28 @@ test("stories260K: the default is 1 thread, shown in backendName; an explicit th
   } finally {
     await two.dispose();
   }
+});
+
+test("2 threads: q/k/v, RoPE and attention run as one dispatch per layer, with the logits of 1 thread bit for bit", async () => {
+  const logits = async (threads: number) => {
+    const model = await loadModel(defaultModelPath(), { threads, contextSize: 64 });
+    const profile = new OpProfile();
+    try {
+      const seq = model.createSequence();
+      model.setProfile(profile);
+      // A 5-token prefill, then two decode steps: every row's logits.
+      const rows = [model.forward([{ sequence: seq, tokens: [1, 403, 407, 261, 374], logits: "all" }])[0]!.logits.slice()];
+      for (const t of [300, 301]) rows.push(model.forward([{ sequence: seq, tokens: [t], logits: "last" }])[0]!.logits.slice());
+      model.setProfile(undefined);
+      seq.release();
+      return { rows, fused: profile.totals.get("q/k/v + RoPE + attention (fused)")?.calls ?? 0 };
+    } finally {
+      await model.dispose();
+    }
+  };
+  const one = await logits(1);
+  const two = await logits(2);
+  assert.equal(one.fused, 0);
+  assert.equal(two.fused, 3 * 5, "every layer of the 3 forward passes took the fused dispatch");
+  assert.deepEqual(two.rows, one.rows);
 });

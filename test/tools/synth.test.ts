@@ -198,17 +198,20 @@ test("mimo bench --profile: every op of a decode step by kind, rows adding up to
   assert.deepEqual(results.map((x) => x.threads), [1, 2]);
   for (const x of results) {
     const labels = x.rows.map((row) => row.label);
-    for (const l of ["matmul attn_q+attn_k+attn_v", "matmul attn_output", "matmul ffn_gate+ffn_up", "matmul ffn_down", "matmul token_embd", "attention", "rmsnorm", "rope", "swiglu", "residual add", "embedding rows", "sampling"]) {
+    // On 2 threads q/k/v, RoPE and attention are one fused dispatch (each thread its own heads).
+    const qkv = x.threads === 1 ? ["matmul attn_q+attn_k+attn_v", "attention", "rope"] : ["q/k/v + RoPE + attention (fused)"];
+    for (const l of [...qkv, "matmul attn_output", "matmul ffn_gate+ffn_up", "matmul ffn_down", "matmul token_embd", "rmsnorm", "swiglu", "residual add", "embedding rows", "sampling"]) {
       assert.ok(labels.includes(l), `t=${x.threads}: no "${l}" row in ${labels.join(", ")}`);
     }
     const calls = (l: string) => x.rows.find((row) => row.label === l)!.calls;
-    assert.equal(calls("matmul attn_q+attn_k+attn_v"), 5); // stories260K has 5 layers
+    assert.equal(calls(qkv[0]!), 5); // stories260K has 5 layers
     assert.equal(calls("sampling"), 1);
     // One repetition: the rows (measured and derived) add up to the measured time per token.
     const sum = x.rows.reduce((a, row) => a + row.us, 0);
     assert.ok(Math.abs(sum - x.usPerToken) < 1e-6 * x.usPerToken + 1e-9, `t=${x.threads}: rows sum to ${sum}, total ${x.usPerToken}`);
     assert.ok(x.plainTokPerS > 0);
     assert.equal(labels.includes("sync: wait for workers"), x.threads === 2);
+    if (x.threads === 2) assert.equal(calls("sync: wait for workers"), 4 * 5 + 1, "4 dispatches per layer and the output's");
   }
   assert.ok(results[1]!.workerBusyUs[1]! > 0, "the worker thread reports its job time");
 });

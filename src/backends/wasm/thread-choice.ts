@@ -11,7 +11,7 @@
 // from measured crossovers on 2-core AMD EPYC (Zen 5) machines, Node 24, quiet: stories260K 5,663
 // tok/s on 1 thread and 1,637 on 2 (~18 µs per dispatch more on 2 threads), stories15M- and
 // stories42M-shaped files (27 and 34 MB) 1.3x and 1.4x faster on 2 threads, qwen2-0.5b Q4_0
-// (278 MB) 1.7x. So on 2 cores: 1 thread below about 460 KB of weights per dispatch
+// (278 MB) 1.7x (those with 5 dispatches per layer). So on 2 cores: 1 thread below about 460 KB of weights per dispatch
 // (stories260K, a stories15M shape in Q4_0), 2 above (stories15M Q8_0, stories42M Q4_0, 0.5B).
 
 /** What a model asks of the threads per decode step. */
@@ -24,8 +24,12 @@ export interface ThreadWork {
   readonly batch?: number;
 }
 
-/** Synchronisations of the threads per decoder layer in a decode step (q/k/v, attention, output projection, gate/up, down). */
-export const DISPATCHES_PER_LAYER = 5;
+/**
+ * Synchronisations of the threads per decoder layer in a decode step: q/k/v projections, RoPE and
+ * attention (one, fused, when each thread's rows are its KV heads; else two), the output
+ * projection, gate/up, down.
+ */
+export const DISPATCHES_PER_LAYER = 4;
 /**
  * Weight bytes per second of a whole decode step on one thread (kernels plus the rest of the
  * step): measured 11.5 GB/s (stories42M shape, 34 MB, 338 tok/s) to 21 GB/s (stories15M shape,

@@ -50,8 +50,10 @@ const families: readonly MatmulFamily[] = WASM_TYPES;
 const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];
 /** The kernels jobs run (a job's first int indexes this list): the matmuls, then attention. */
-const kernelNames = [...functionNames, ATTENTION_KERNEL];
+const kernelNames = [...functionNames, ATTENTION_KERNEL, "rope"];
 const ATTENTION_FN = functionNames.length;
+/** Job index of RoPE (rope(x, nHeads, headDim, cosSin, neox)) in the fused attention dispatch. */
+const ROPE_FN = functionNames.length + 1;
 /** Bytes of embedding rows kept per matrix whose rows are read from the file. */
 const EMBEDDING_ROW_CACHE_BYTES = 1 << 20;
 /** Matrices per fused matmul (each has an output slot per thread). */
@@ -459,24 +461,8 @@ export class WasmBackend implements ComputeBackend {
     const prof = this.profile_;
     let t0 = prof ? performance.now() : 0;
     for (let t = 0; t < nThreads; t++) this.ensureOut(t, plan.maxShardRows * nTokens * 4);
-    // Convert the input once per activation format, then copy it into every thread's memory.
-    const m0 = this.mem[0]!;
-    const actPtr = this.actPtrScratch;
-    for (let a = 0; a < plan.kinds.length; a++) {
-      const kind = plan.kinds[a]!;
-      const fmt = ACTIVATIONS[kind];
-      const bytes = fmt.bytes(k, nTokens);
-      for (let t = 0; t < nThreads; t++) actPtr[a * nThreads + t] = this.ensureAct(t, kind, bytes);
-      const p0 = actPtr[a * nThreads]!;
-      if (fmt.convert) this.converters.get(fmt.convert)!(x.byteOffset, p0, k, nTokens);
-      else m0.u8().set(new Uint8Array(x.buffer, x.byteOffset, bytes), p0);
-      if (prof) t0 = prof.lap("matmul: quantize input", t0);
-      if (nThreads > 1) {
-        const src = m0.u8().subarray(p0, p0 + bytes);
-        for (let t = 1; t < nThreads; t++) this.mem[t]!.u8().set(src, actPtr[a * nThreads + t]!);
-        if (prof) t0 = prof.lap("matmul: copy input to threads", t0);
-      }
-    }
+    const actPtr = this.stageInput(plan, x, nTokens);
+    if (prof) t0 = performance.now();
     // Thread 0 writes straight into the output when its rows are contiguous there (one token, or
     // all rows on one thread) and the output lives in its memory; other shards are gathered.
     const ctl = this.ctl;
@@ -523,6 +509,34 @@ export class WasmBackend implements ComputeBackend {
       }
     }
     if (prof) prof.lap("matmul: gather outputs", t0);
+  }
+
+  /**
+   * Converts a matmul's input once per activation format and copies it into every thread's
+   * memory; returns where (actPtrScratch[kind index * threads + thread]).
+   */
+  private stageInput(plan: MatmulPlan, x: Float32Array, nTokens: number): number[] {
+    const nThreads = this.threads;
+    const prof = this.profile_;
+    let t0 = prof ? performance.now() : 0;
+    const m0 = this.mem[0]!;
+    const actPtr = this.actPtrScratch;
+    for (let a = 0; a < plan.kinds.length; a++) {
+      const kind = plan.kinds[a]!;
+      const fmt = ACTIVATIONS[kind];
+      const bytes = fmt.bytes(plan.k, nTokens);
+      for (let t = 0; t < nThreads; t++) actPtr[a * nThreads + t] = this.ensureAct(t, kind, bytes);
+      const p0 = actPtr[a * nThreads]!;
+      if (fmt.convert) this.converters.get(fmt.convert)!(x.byteOffset, p0, plan.k, nTokens);
+      else m0.u8().set(new Uint8Array(x.buffer, x.byteOffset, bytes), p0);
+      if (prof) t0 = prof.lap("matmul: quantize input", t0);
+      if (nThreads > 1) {
+        const src = m0.u8().subarray(p0, p0 + bytes);
+        for (let t = 1; t < nThreads; t++) this.mem[t]!.u8().set(src, actPtr[a * nThreads + t]!);
+        if (prof) t0 = prof.lap("matmul: copy input to threads", t0);
+      }
+    }
+    return actPtr;
   }
 
   /** Whether a view lies in thread 0's memory (where the kernels can write it directly). */
@@ -914,6 +928,140 @@ export class WasmBackend implements ComputeBackend {
       }
     }
     if (prof) prof.lap("attention: gather outputs", t0);
+  }
+
+  /**
+   * Per q matrix: whether each thread's rows of wq, wk and wv are exactly the heads of its KV
+   * pool shard (then the thread can project, rotate and attend its heads without the others).
+   */
+  private readonly fusable = new Map<WasmMatrix, boolean>();
+
+  qkvAttention(
+    pool: KvPool, layer: number, segments: readonly AttentionSegment[], x: Float32Array, nTokens: number,
+    wqH: MatrixHandle, wkH: MatrixHandle, wvH: MatrixHandle, positions: readonly number[], rope: RopeParams, p: AttentionParams, out: Float32Array,
+  ): boolean {
+    const c = pool as WasmKvPool;
+    const s = c.spec;
+    const T = this.threads;
+    const wq = wqH as WasmMatrix, wk = wkH as WasmMatrix, wv = wvH as WasmMatrix;
+    const { nHeads, nKvHeads, headDim: hd, headDimV: hdV } = p;
+    // One thread has nothing to save; the rest must split the heads the way the pool does.
+    if (T === 1 || c.replicas !== 1 || c.headShards !== T || rope.ropeDim !== rope.headDim || rope.headDim !== hd) return false;
+    if (p.nKvHeads !== s.nKvHeads || hd !== s.headDim || hdV !== s.headDimV || !(nHeads % nKvHeads === 0)) return false;
+    if (3 + 2 * nTokens + segments.length > MAX_JOBS || !(layer >= 0 && layer < s.nLayers)) return false;
+    const group = nHeads / nKvHeads;
+    let ok = this.fusable.get(wq);
+    if (ok === undefined) {
+      ok = !!(wq.family && wk.family && wv.family);
+      for (let t = 0; ok && t < T; t++) {
+        const sh = c.shards[t]!;
+        const q = wq.shards[t]!, k = wk.shards[t]!, v = wv.shards[t]!;
+        ok = q.rowStart === sh.kv0 * group * hd && q.rows === sh.nkv * group * hd &&
+          k.rowStart === sh.kv0 * hd && k.rows === sh.nkv * hd && v.rowStart === sh.kv0 * hdV && v.rows === sh.nkv * hdV;
+      }
+      this.fusable.set(wq, ok);
+    }
+    if (!ok) return false;
+    for (const seg of segments) {
+      this.checkSlot(c, seg.slot);
+      if (!(Number.isInteger(seg.startPos) && seg.startPos >= 0 && seg.nTokens >= 1 && seg.startPos + seg.nTokens <= s.slotSize)) return false;
+    }
+    const prof = this.profile_;
+    const plan = this.planFor([wq, wk, wv]);
+    const actPtr = this.stageInput(plan, x, nTokens);
+    let t0 = prof ? performance.now() : 0;
+    // RoPE's (cos, sin) table, computed once on thread 0, then copied to every thread.
+    const half = hd / 2;
+    const table = this.ropeTableFor(positions, nTokens, rope);
+    const tableBytes = nTokens * half * 8;
+    const ctl = this.ctl;
+    const scaleBits = f32ToBitsInt(p.scale);
+    const neox = rope.style === "neox" ? 1 : 0;
+    let maxJobs = 0;
+    for (let t = 0; t < T; t++) {
+      const sh = c.shards[t]!;
+      const m = this.mem[t]!;
+      const qRows = sh.nkv * group * hd, kRows = sh.nkv * hd, vRows = sh.nkv * hdV, oW = sh.nkv * group * hdV;
+      const qb = this.buffer(t, "fusedQ", nTokens * qRows * 4);
+      const kb = this.buffer(t, "fusedK", nTokens * kRows * 4);
+      const vb = this.buffer(t, "fusedV", nTokens * vRows * 4);
+      const ob = this.buffer(t, "fusedOut", nTokens * oW * 4);
+      let tb = table;
+      if (t > 0) {
+        tb = this.buffer(t, "ropeTable", tableBytes);
+        m.u8().set(this.mem[0]!.u8().subarray(table, table + tableBytes), tb);
+      }
+      let j = 0;
+      const matmulJob = (w: WasmMatrix, index: number, dst: number) => {
+        const sw = w.shards[t]!;
+        const o = jobOffset(t, j++);
+        ctl[o] = plan.fn[index]!;
+        ctl[o + 1] = sw.ptr;
+        ctl[o + 2] = actPtr[plan.jobKind[index]! * T + t]!;
+        ctl[o + 3] = dst;
+        ctl[o + 4] = plan.k;
+        ctl[o + 5] = 0;
+        ctl[o + 6] = sw.groups;
+        ctl[o + 7] = sw.rows;
+        ctl[o + 8] = nTokens;
+      };
+      matmulJob(wq, 0, qb);
+      matmulJob(wk, 1, kb);
+      matmulJob(wv, 2, vb);
+      for (let tok = 0; tok < nTokens; tok++) {
+        for (const [ptr, heads] of [[qb + tok * qRows * 4, sh.nkv * group], [kb + tok * kRows * 4, sh.nkv]] as const) {
+          const o = jobOffset(t, j++);
+          ctl[o] = ROPE_FN;
+          ctl[o + 1] = ptr;
+          ctl[o + 2] = heads;
+          ctl[o + 3] = hd;
+          ctl[o + 4] = tb + tok * half * 8;
+          ctl[o + 5] = neox;
+        }
+      }
+      const scratch = this.buffers[t]!.get("attnScratch")!.ptr;
+      for (const seg of segments) {
+        const slot = this.slotAddress(sh, 1, layer, seg.slot);
+        const o = jobOffset(t, j++);
+        ctl[o] = ATTENTION_FN;
+        ctl[o + 1] = qb + seg.row * qRows * 4;
+        ctl[o + 2] = slot.k;
+        ctl[o + 3] = slot.v;
+        ctl[o + 4] = ob + seg.row * oW * 4;
+        ctl[o + 5] = scratch;
+        ctl[o + 6] = seg.startPos;
+        ctl[o + 7] = seg.nTokens;
+        ctl[o + 8] = sh.nkv * group;
+        ctl[o + 9] = sh.nkv;
+        ctl[o + 10] = hd;
+        ctl[o + 11] = hdV;
+        ctl[o + 12] = scaleBits;
+        ctl[o + 13] = sh.nkv; // a row of this thread's q, k, v and out holds only its heads
+        ctl[o + 14] = kb + seg.row * kRows * 4;
+        ctl[o + 15] = vb + seg.row * vRows * 4;
+      }
+      this.jobCount[t] = j;
+      maxJobs = Math.max(maxJobs, j);
+    }
+    for (let t = 0; t < T; t++) for (let j = this.jobCount[t]!; j < maxJobs; j++) ctl[jobOffset(t, j)] = -1;
+    ctl[CTL_NJOBS] = maxJobs;
+    if (prof) t0 = prof.lap("attention: stage q/k/v, post jobs", t0);
+    this.dispatch(true, "q/k/v + RoPE + attention", "q/k/v + RoPE + attention (fused)");
+    if (prof) t0 = performance.now();
+    // Gather: each thread's heads are a contiguous run of every row of out.
+    const fullW = nHeads * hdV;
+    for (let t = 0; t < T; t++) {
+      const sh = c.shards[t]!;
+      const oW = sh.nkv * group * hdV;
+      const a = sh.kv0 * group * hdV;
+      const local = this.mem[t]!.f32();
+      const base = this.buffers[t]!.get("fusedOut")!.ptr >>> 2;
+      for (const seg of segments) {
+        for (let row = seg.row; row < seg.row + seg.nTokens; row++) out.set(local.subarray(base + row * oW, base + (row + 1) * oW), row * fullW + a);
+      }
+    }
+    if (prof) prof.lap("attention: gather outputs", t0);
+    return true;
   }
 
   private readonly jobCount: number[];
