@@ -7,12 +7,16 @@
 // The rule estimates one dispatch's time on t threads as work / t + sync(t), where work is the
 // weight bytes one decode step reads per dispatch (scaled up for several tokens in a step) at
 // the kernels' speed on one thread, and sync(t) the cost of synchronising t threads; it takes the
-// fastest t up to the cores, and more threads only for a clear (3%) gain. The two constants come
-// from measured crossovers on 2-core AMD EPYC (Zen 5) machines, Node 24, quiet: stories260K 5,663
-// tok/s on 1 thread and 1,637 on 2 (~18 µs per dispatch more on 2 threads), stories15M- and
-// stories42M-shaped files (27 and 34 MB) 1.3x and 1.4x faster on 2 threads, qwen2-0.5b Q4_0
-// (278 MB) 1.7x (those with 5 dispatches per layer). So on 2 cores: 1 thread below about 460 KB of weights per dispatch
-// (stories260K, a stories15M shape in Q4_0), 2 above (stories15M Q8_0, stories42M Q4_0, 0.5B).
+// fastest t up to the cores, and more threads only for a clear (3%) gain. The constants come from
+// quiet runs on 2-core AMD EPYC (AVX-512 VNNI) machines, Node 24, against node-llama-cpp in the
+// same run (bench/results/2026-11-29-1818.md): stories42M-shaped Q4_0 (23 MB, 33 dispatches per
+// step) 622 tok/s on 1 thread and 526 on 2, stories15M-shaped Q8_0 (16 MB, 25 dispatches) 1,147
+// and 805, stories260K 6,056 and 1,431: each dispatch costs about 33 µs more on 2 threads than
+// its work saves at these sizes (an earlier machine of the same class measured ~18 µs, where the
+// 15M/42M shapes ran 1.3-1.4x faster on 2 threads: the larger figure keeps "never slower than 1
+// thread" on both), while qwen2-0.5b Q4_0 (278 MB) runs about 1.2-1.7x faster on 2. So on 2
+// cores: 1 thread below about 840 KB of weights per dispatch (stories260K, the stories15M and
+// stories42M shapes), 2 above (stories110M, 0.5B and larger).
 
 /** What a model asks of the threads per decode step. */
 export interface ThreadWork {
@@ -36,8 +40,13 @@ export const DISPATCHES_PER_LAYER = 4;
  * 27 MB, 770 tok/s); the lower figure keeps the rule from underrating a second thread.
  */
 export const THREAD_BYTES_PER_S = 12e9;
-/** Seconds one synchronisation of 2 threads costs; each further thread adds half of it. */
-export const SYNC_S = 18e-6;
+/** Seconds one synchronisation of 2 threads costs (measured, see above). */
+export const SYNC_S = 33e-6;
+/**
+ * Seconds each further thread adds to a synchronisation: not measured here (2 cores), kept at
+ * half of the first machine's 2-thread figure, so that a 0.5B model takes 4 threads of 8 cores.
+ */
+export const SYNC_EXTRA_S = 9e-6;
 /** More threads only when the estimate drops by at least this fraction. */
 const MIN_GAIN = 0.03;
 
@@ -47,7 +56,7 @@ export function dispatchSeconds(w: ThreadWork, t: number): number {
   // Each further token in a step adds compute on weights already in cache: about half a pass.
   const batch = Math.max(1, w.batch ?? 1);
   const work = (w.weightBytes * (1 + (batch - 1) / 2)) / dispatches / THREAD_BYTES_PER_S;
-  return work / t + (t > 1 ? SYNC_S * (1 + (t - 2) / 2) : 0);
+  return work / t + (t > 1 ? SYNC_S + SYNC_EXTRA_S * (t - 2) : 0);
 }
 
 /** The default thread count for this work on `cores` cores (at least 1). */
