@@ -3,7 +3,7 @@ import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { loadModel, defaultModelPath, ChatSession, jsonSchemaToGbnf } from "../index.ts";
 import { modelPath } from "./pull.ts";
-import { grammarFlags, int, num } from "./options.ts";
+import { grammarFlags, int, num, samplingOptions } from "./options.ts";
 
 interface ChatCliOptions {
   model?: string;
@@ -27,17 +27,12 @@ const HELP = `commands: /reset (forget the conversation), /system <text> (new sy
 end a line with \\ to continue the message on the next line; Ctrl-C stops an answer, Ctrl-D exits`;
 
 export function registerChatCommand(program: Command): void {
-  program
+  samplingOptions(program
     .command("chat")
     .description("talk with a model: streamed answers, history, /reset and /system; reads one message per line from piped stdin")
     .option("-m, --model <file>", "GGUF model file or hf:OWNER/REPO[:QUANT] (pulled on first use; default: the bundled stories260K)")
     .option("--system <text>", "system prompt")
-    .option("-n, --n-predict <n>", "most tokens per answer", int("--n-predict"), 512)
-    .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
-    .option("--top-k <k>", "top-k sampling; 0 = off", int("--top-k"), 40)
-    .option("--top-p <p>", "top-p (nucleus) sampling; 1 = off", num("--top-p"), 0.95)
-    .option("--min-p <p>", "min-p sampling; 0 = off", num("--min-p"), 0.05)
-    .option("--repeat-penalty <r>", "penalty for recently seen tokens; 1 = off", num("--repeat-penalty"), 1)
+    .option("-n, --n-predict <n>", "most tokens per answer", int("--n-predict"), 512))
     .option("-s, --seed <n>", "random seed (same seed, same answers)", int("--seed"))
     .option("-c, --ctx-size <n>", "context size in tokens", int("--ctx-size"))
     .option("-t, --threads <n>", "compute threads (default: chosen for the model's size, at most the number of cores)", int("--threads"))

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import { int, num } from "./options.ts";
+import { int, num, samplingOptions } from "./options.ts";
 import { reportUsageErrorsBriefly } from "./errors.ts";
 import { runCommand } from "./run.ts";
 import { infoCommand } from "./info.ts";
@@ -30,18 +30,13 @@ export function buildCli(): Command {
     .description("Speed-first on-device LLM inference: run GGUF models locally, no network round trip.")
     .version(packageVersion(), "-V, --version", "print mimo's version");
 
-  program
+  samplingOptions(program
     .command("run")
     .description("generate text from a prompt, streamed to stdout (timings on stderr)")
     .argument("[prompt]", 'the prompt ("" starts from BOS alone)', "")
     .option("-m, --model <file|ref>", "GGUF model file, or hf:OWNER/REPO[:QUANT] or a URL, pulled on first use (default: the bundled stories260K)")
     .option("--offline", "never use the network: an hf: model must already be in the cache")
-    .option("-n, --n-predict <n>", "tokens to generate", int("--n-predict"), 256)
-    .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
-    .option("--top-k <k>", "top-k sampling; 0 = off", int("--top-k"), 40)
-    .option("--top-p <p>", "top-p (nucleus) sampling; 1 = off", num("--top-p"), 0.95)
-    .option("--min-p <p>", "min-p sampling; 0 = off", num("--min-p"), 0.05)
-    .option("--repeat-penalty <r>", "penalty for recently seen tokens; 1 = off", num("--repeat-penalty"), 1)
+    .option("-n, --n-predict <n>", "tokens to generate", int("--n-predict"), 256))
     .option("--repeat-last-n <n>", "how many recent tokens the penalties consider", int("--repeat-last-n"), 64)
     .option("--presence-penalty <p>", "presence penalty", num("--presence-penalty"), 0)
     .option("--frequency-penalty <p>", "frequency penalty", num("--frequency-penalty"), 0)

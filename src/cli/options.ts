@@ -1,6 +1,6 @@
 // Option parsers the commands share: a bad value names the flag and what was given.
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 
 export function int(name: string) {
   return (v: string): number => {
@@ -54,4 +54,14 @@ export function grammarFlags(o: { grammar?: string; jsonSchema?: string }): { gr
   } catch (e) {
     throw new Error(`--json-schema ${o.jsonSchema}: not valid JSON (${(e as Error).message})`);
   }
+}
+
+/** The sampler flags `run` and `chat` share (same names, defaults and messages as llama.cpp's CLI). */
+export function samplingOptions(cmd: Command): Command {
+  return cmd
+    .option("--temp <t>", "temperature; 0 = greedy", num("--temp"), 0.8)
+    .option("--top-k <k>", "top-k sampling; 0 = off", int("--top-k"), 40)
+    .option("--top-p <p>", "top-p (nucleus) sampling; 1 = off", num("--top-p"), 0.95)
+    .option("--min-p <p>", "min-p sampling; 0 = off", num("--min-p"), 0.05)
+    .option("--repeat-penalty <r>", "penalty for recently seen tokens; 1 = off", num("--repeat-penalty"), 1);
 }
