@@ -387,10 +387,46 @@ export class TokenGrammar {
   forced(state: number): readonly number[] {
     let f = this.forcedCache.get(state);
     if (f) return f;
-    f = this.computeForced(state);
+    f = this.forcedRun(state);
     if (this.forcedCache.size > 65536) this.forcedCache.clear();
     this.forcedCache.set(state, f);
     return f;
+  }
+
+  /**
+   * The forced text's tokens (computeForced), then, while the state reached is not complete and
+   * its mask allows a single token, that token and the forced text after it: sampling could
+   * choose nothing else there (` ` before a number when no token joins a space and a digit), so
+   * it costs no sample and no forward pass of its own.
+   */
+  private forcedRun(state: number): readonly number[] {
+    const out: number[] = [];
+    let s = state;
+    while (out.length < 128) {
+      for (const t of this.computeForced(s)) {
+        out.push(t);
+        s = this.next(s, t);
+      }
+      if (s === DEAD || this.engine.isComplete(s) || this.engine.isFinished(s)) break;
+      const only = this.onlyToken(s);
+      if (only < 0) break;
+      out.push(only);
+      s = this.next(s, only);
+    }
+    return out;
+  }
+
+  /** The one token the mask of `state` allows, or -1 when it allows none or several. */
+  onlyToken(state: number): number {
+    const m = this.mask(state);
+    let only = -1;
+    for (let w = 0; w < m.length; w++) {
+      const x = m[w]!;
+      if (x === 0) continue;
+      if (only >= 0 || (x & (x - 1)) !== 0) return -1;
+      only = w * 32 + (31 - Math.clz32(x & -x));
+    }
+    return only;
   }
 
   private computeForced(state: number): readonly number[] {
@@ -650,6 +686,38 @@ export class GrammarConstraint {
       this.singleToken = f;
     }
     return this.single;
+  }
+
+  /**
+   * The greedy choice among the allowed tokens, as the mask stage followed by a greedy stage
+   * picks it (the first maximum in id order, compared with the first allowed token's value),
+   * without copying the vocabulary's candidates: only the mask's set bits are read. -1 while a
+   * trigger is awaited or when nothing is allowed.
+   */
+  argmax(logits: Float32Array): number {
+    const m = this.allowed();
+    if (!m) return -1;
+    const n = logits.length;
+    const words = Math.min(m.length, (n + 31) >>> 5);
+    let best = -1;
+    let bestV = -Infinity;
+    for (let w = 0; w < words; w++) {
+      let x = m[w]!;
+      while (x !== 0) {
+        const t = w * 32 + (31 - Math.clz32(x & -x));
+        x &= x - 1;
+        if (t >= n) break;
+        const v = logits[t]!;
+        if (best < 0) {
+          best = t;
+          bestV = v;
+        } else if (v > bestV) {
+          bestV = v;
+          best = t;
+        }
+      }
+    }
+    return best;
   }
 
   accept(token: number): void {

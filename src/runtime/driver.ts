@@ -79,6 +79,8 @@ export class Driver {
 
   add(req: DriverRequest): void {
     if (this.disposed) throw new Error("this model has been disposed");
+    // Tokens a grammar forces at the start (`{"name": "`) join the prompt's pass.
+    if (req.jumpForward && req.wantsTokens && !this.jumpForward(req, this.pool.spec.slotSize)) return;
     this.requests.push(req);
     this.kick();
     if (!this.running) {
@@ -250,19 +252,21 @@ export class Driver {
   /**
    * Appends the tokens the sampler forces to `req.pending` (accepted and reported as they come),
    * so they are evaluated with the last sampled token in one forward pass. The same tokens, in the
-   * same order, as taking one per step: only the forward passes in between are saved.
+   * same order, as taking one per step: only the forward passes in between are saved. False when
+   * the request ended on one of them.
    */
-  private jumpForward(req: DriverRequest, slotSize: number): void {
+  private jumpForward(req: DriverRequest, slotSize: number): boolean {
     while (req.sequence.length + req.pending.length < slotSize) {
       const f = req.sampler.forced?.();
-      if (f === undefined) return;
+      if (f === undefined) return true;
       req.sampler.accept(f);
       req.forwardsSaved = (req.forwardsSaved ?? 0) + 1;
       if (!req.onToken(f)) {
         this.remove(req);
-        return;
+        return false;
       }
       req.pending.push(f);
     }
+    return true;
   }
 }

@@ -8,7 +8,7 @@ import { WasmBackend, wasmUnsupportedShape } from "../backends/wasm/wasm-backend
 import type { ThreadWork } from "../backends/wasm/thread-choice.ts";
 import { UnsupportedModelError, quote } from "../errors/model-file.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
-import { createSampler, type SamplingOptions } from "../sampling/chain.ts";
+import { createSampler, resolveSamplingOptions, type SamplingOptions } from "../sampling/chain.ts";
 import { GrammarConstraint, TokenGrammar, jsonSchemaToGbnf, type GrammarTrigger, type JsonSchemaOptions } from "../grammar/index.ts";
 import { createTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import type { ComputeBackend, KvCacheType, KvPool } from "../compute/backend.ts";
@@ -650,8 +650,19 @@ class TextRequest implements DriverRequest {
     const inner: TokenSampler =
       o.logprobs === undefined ? chain : { sample: (logits) => ((this.lastLogits = logits), chain.sample(logits)), accept: (t) => chain.accept(t) };
     this.constraint = constraint;
+    // Greedy without penalties: the argmax over the grammar's allowed tokens alone is the chain's
+    // choice (mask stage, then greedy) without copying the whole vocabulary's candidates.
+    const so = resolveSamplingOptions(o);
+    const maskedGreedy = o.logprobs === undefined && so.temperature <= 0 && so.repeatPenalty === 1 && so.frequencyPenalty === 0 && so.presencePenalty === 0;
     this.sampler = constraint
-      ? { sample: (l) => constraint.fit(inner.sample(l)), accept: (t) => inner.accept(t), forced: () => constraint.forced() }
+      ? {
+          sample: (l) => {
+            const g = maskedGreedy ? constraint.argmax(l) : -1;
+            return constraint.fit(g >= 0 ? g : inner.sample(l));
+          },
+          accept: (t) => inner.accept(t),
+          forced: () => constraint.forced(),
+        }
       : inner;
     this.jumpForward = constraint !== undefined && (o.jumpForward ?? true);
     this.t0 = t0;

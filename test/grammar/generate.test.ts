@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { loadModel, defaultModelPath } from "../../src/index.ts";
 import { JsonSchemaError } from "../../src/grammar/index.ts";
 import { schemaCorpus, tinyQwenVocabModel, validateCorpus } from "./helpers.ts";
+import { commandSchema } from "../../src/cli/bench-command.ts";
 
 test("stories260K: constrained generations over the schema corpus are all valid (ajv)", async () => {
   const model = await loadModel(defaultModelPath(), { threads: 1 });
@@ -34,6 +35,39 @@ test("Qwen-vocabulary model: valid output, and jump-forward equals step-by-step 
       }
     }
     assert.ok(saved > 20, `jump-forward saved ${saved} forward passes`);
+  } finally {
+    await model.dispose();
+  }
+});
+
+test("Qwen vocabulary: one forward pass per sampled token (the forced opening joins the prompt's pass; a token the mask alone allows is forced)", async () => {
+  const model = await loadModel(await tinyQwenVocabModel(), { threads: 1 });
+  try {
+    // No Qwen token joins a space and a digit: the mask after `"v":` allows ` ` only, so the space
+    // (which the forced text alone leaves to sampling, as it could merge with what follows) is forced.
+    const g = model.compileGrammar('root ::= "{\\"v\\": " [0-9] [0-9]? "}"\n');
+    const forced = g.forced(g.initial);
+    assert.equal(model.tokenizer.decode([...forced]), '{"v": ');
+    let passes = 0;
+    const tr = (model as unknown as { transformer: { forward: (...a: unknown[]) => unknown } }).transformer;
+    const forward = tr.forward.bind(tr);
+    tr.forward = (...a: unknown[]) => (passes++, forward(...a));
+    for (const prompt of ["Command: lights on\nAction: ", "Command: music off\nAction: "]) {
+      for (const schema of [commandSchema, { type: "object", properties: { v: { type: "integer", minimum: 0, maximum: 99 } }, required: ["v"], additionalProperties: false }]) {
+        passes = 0;
+        const jump = await model.complete(prompt, { jsonSchema: schema, temperature: 0, maxTokens: 64 });
+        const jumpPasses = passes;
+        passes = 0;
+        const step = await model.complete(prompt, { jsonSchema: schema, temperature: 0, maxTokens: 64, jumpForward: false });
+        assert.deepEqual(jump.tokens, step.tokens);
+        assert.equal(jump.finishReason, "stop");
+        JSON.parse(jump.text);
+        const sampled = jump.stats.generatedTokens - jump.stats.forcedTokens;
+        // The last token is forced (`}`) and ends the text: no pass for it.
+        assert.equal(jumpPasses, sampled, `${jump.text}: ${jumpPasses} passes for ${sampled} sampled tokens`);
+        assert.equal(passes, jump.stats.generatedTokens, "step by step: one pass per token");
+      }
+    }
   } finally {
     await model.dispose();
   }
