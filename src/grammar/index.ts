@@ -6,5 +6,5 @@ export { compileGrammar, type CompiledGrammar, type CompileOptions } from "./com
 export { GrammarEngine, DEAD } from "./matcher.ts";
 export { JsonSchemaError, jsonSchemaToGbnf, jsonValueGbnf, type JsonSchemaOptions } from "./json-schema.ts";
 export { TokenGrammar, GrammarConstraint, type GrammarTrigger, type TokenGrammarStats } from "./token-grammar.ts";
-export { VocabTrie, vocabTrieOf } from "./vocab-trie.ts";
+export { VocabTrie, vocabTrieOf, vocabTrieOfAsync } from "./vocab-trie.ts";
 export { randomText, type RandomTextOptions } from "./random-text.ts";

@@ -14,9 +14,9 @@
 // End-of-generation tokens are allowed exactly when the grammar is complete.
 
 import type { Tokenizer } from "../tokenizer/index.ts";
-import { BYTES, END, REF, TOKEN, compileGrammar, type CompiledGrammar } from "./compile.ts";
+import { BYTES, END, REF, TOKEN, compileGrammar, type CompiledGrammar, type CompileOptions } from "./compile.ts";
 import { ACCEPT, DEAD, GrammarEngine, POPPED, ROOT, SENTINEL } from "./matcher.ts";
-import { vocabTrieOf, type VocabTrie } from "./vocab-trie.ts";
+import { vocabTrieOf, vocabTrieOfAsync, type VocabTrie } from "./vocab-trie.ts";
 
 interface PositionCache {
   /** Tokens accepted whatever encloses the frames: a bitset, or a short list of ids. */
@@ -71,9 +71,11 @@ export class TokenGrammar {
   private readonly stateAt: Int32Array;
   private readonly scratchBits: Uint32Array;
   private readonly popped: Uint8Array;
-  readonly compileMs: number;
+  /** Milliseconds of compilation (with compileAsync: of work, not counting the pauses). */
+  compileMs: number;
 
-  constructor(grammar: CompiledGrammar, trie: VocabTrie, tokenizer?: Tokenizer, opts: { precompute?: boolean } = {}) {
+  /** `precompute: "later"`: the caches are filled by precomputeAsync (compileAsync does it). */
+  constructor(grammar: CompiledGrammar, trie: VocabTrie, tokenizer?: Tokenizer, opts: { precompute?: boolean | "later" } = {}) {
     const t0 = performance.now();
     this.grammar = grammar;
     this.engine = new GrammarEngine(grammar);
@@ -85,21 +87,49 @@ export class TokenGrammar {
     this.stateAt = new Int32Array(trie.maxDepth + 2);
     this.scratchBits = new Uint32Array(trie.words);
     this.popped = new Uint8Array(trie.maxDepth + 2);
-    if (opts.precompute ?? true) for (const p of this.reachablePositions()) this.precompute([p]);
-    this.work.precomputing = false;
+    const pre = opts.precompute ?? true;
+    if (pre === true) for (const p of this.reachablePositions()) this.precompute([p]);
+    if (pre !== "later") this.work.precomputing = false;
     this.compileMs = performance.now() - t0;
+  }
+
+  /**
+   * GBNF text compiled for a tokenizer's vocabulary like fromGbnf, in slices of about `sliceMs`
+   * with `pause()` between them (the vocabulary trie's first build too), so a server's other
+   * streams keep flowing while a new schema compiles on a 150k vocabulary. The longest slice is
+   * one grammar position's walk over the trie. `onProgress(done, total)` after each slice.
+   */
+  static async compileAsync(
+    gbnf: string,
+    tokenizer: Tokenizer,
+    o: { pause: () => Promise<void>; sliceMs?: number; onProgress?: (done: number, total: number) => void },
+  ): Promise<TokenGrammar> {
+    const sliceMs = o.sliceMs ?? 8;
+    const g = compileGrammar(gbnf, grammarCompileOptions(tokenizer));
+    const trie = await vocabTrieOfAsync(tokenizer, o.pause, sliceMs);
+    const tg = new TokenGrammar(g, trie, tokenizer, { precompute: "later" });
+    const positions = tg.reachablePositions();
+    let work = tg.compileMs;
+    let t0 = performance.now();
+    for (let i = 0; i < positions.length; i++) {
+      tg.precompute([positions[i]!]);
+      if (performance.now() - t0 > sliceMs && i + 1 < positions.length) {
+        work += performance.now() - t0;
+        o.onProgress?.(i + 1, positions.length);
+        await o.pause();
+        t0 = performance.now();
+      }
+    }
+    work += performance.now() - t0;
+    o.onProgress?.(positions.length, positions.length);
+    tg.work.precomputing = false;
+    tg.compileMs = work;
+    return tg;
   }
 
   /** GBNF text compiled for a tokenizer's vocabulary (`<text>` token items resolved by it). */
   static fromGbnf(gbnf: string, tokenizer: Tokenizer, opts: { precompute?: boolean } = {}): TokenGrammar {
-    const g = compileGrammar(gbnf, {
-      vocabSize: tokenizer.vocabSize,
-      tokenLookup: (text) => {
-        const ids = tokenizer.encode(text, { addSpecial: false, parseSpecial: true });
-        if (ids.length !== 1) throw new Error(`GBNF: token ${text} is not a single token of this vocabulary (it encodes to ${ids.length} tokens)`);
-        return ids[0]!;
-      },
-    });
+    const g = compileGrammar(gbnf, grammarCompileOptions(tokenizer));
     return new TokenGrammar(g, vocabTrieOf(tokenizer), tokenizer, opts);
   }
 
@@ -508,6 +538,18 @@ export class TokenGrammar {
     for (const n of e.stateNodes[state]!) if (this.grammar.kind[e.nodePos[n]!] !== BYTES) return true;
     return false;
   }
+}
+
+/** GBNF compile options for a tokenizer: its vocabulary size, `<text>` token items resolved by it. */
+function grammarCompileOptions(tokenizer: Tokenizer): CompileOptions {
+  return {
+    vocabSize: tokenizer.vocabSize,
+    tokenLookup: (text) => {
+      const ids = tokenizer.encode(text, { addSpecial: false, parseSpecial: true });
+      if (ids.length !== 1) throw new Error(`GBNF: token ${text} is not a single token of this vocabulary (it encodes to ${ids.length} tokens)`);
+      return ids[0]!;
+    },
+  };
 }
 
 /** The rule of every position, and per rule the positions its frame returns to (-1: the end). */

@@ -150,6 +150,7 @@ function commonPrefix(a: Uint8Array, b: Uint8Array): number {
 }
 
 const tries = new WeakMap<Tokenizer, VocabTrie>();
+const building = new WeakMap<Tokenizer, Promise<VocabTrie>>();
 
 /** The trie of a tokenizer's vocabulary (built once per tokenizer, about 0.2 s for 150k tokens). */
 export function vocabTrieOf(tokenizer: Tokenizer): VocabTrie {
@@ -165,4 +166,38 @@ export function vocabTrieOf(tokenizer: Tokenizer): VocabTrie {
     tries.set(tokenizer, t);
   }
   return t;
+}
+
+/**
+ * vocabTrieOf without holding the thread for the whole build: the pieces are read in slices of
+ * about `sliceMs` with `pause()` (an event-loop turn) between them, so other work (a server's
+ * streams) goes on; the sort and the trie itself are one slice. One build per tokenizer, shared by
+ * concurrent callers.
+ */
+export function vocabTrieOfAsync(tokenizer: Tokenizer, pause: () => Promise<void>, sliceMs = 8): Promise<VocabTrie> {
+  const done = tries.get(tokenizer);
+  if (done) return Promise.resolve(done);
+  let p = building.get(tokenizer);
+  if (!p) {
+    p = (async () => {
+      const pieces: Uint8Array[] = [];
+      const ends: number[] = [];
+      let t0 = performance.now();
+      for (let id = 0; id < tokenizer.vocabSize; id++) {
+        pieces.push(tokenizer.tokenToPiece(id));
+        if (tokenizer.isEndOfGeneration(id)) ends.push(id);
+        if ((id & 255) === 255 && performance.now() - t0 > sliceMs) {
+          await pause();
+          t0 = performance.now();
+        }
+      }
+      await pause();
+      const t = tries.get(tokenizer) ?? new VocabTrie(pieces, ends);
+      tries.set(tokenizer, t);
+      return t;
+    })();
+    building.set(tokenizer, p);
+    void p.finally(() => building.delete(tokenizer)).catch(() => {});
+  }
+  return p;
 }

@@ -217,6 +217,7 @@ export class Model {
   private disposed = false;
   /** Compiled grammars by GBNF text (a server sees the same schema again and again). */
   private readonly grammars = new Map<string, TokenGrammar>();
+  private readonly compiling = new Map<string, Promise<TokenGrammar>>();
   private template: ChatTemplate | undefined;
   private readonly warn: ((message: string) => void) | undefined;
 
@@ -398,7 +399,7 @@ export class Model {
     this.ensureUsable();
     const o = options;
     o.signal?.throwIfAborted();
-    const constraint = this.constraintFor(o);
+    const constraint = await this.constraintFor(o);
     const backend = this.transformer.backend;
     const fast = backend.argmax ? (x: Float32Array) => backend.argmax!(x) : undefined;
     const sampler = createSampler(o, constraint ? { mask: constraint, argmax: fast } : { argmax: fast });
@@ -467,7 +468,7 @@ export class Model {
    * The grammar (compiled for this vocabulary, cached by text) a call asks for, as a fresh
    * per-sequence constraint; undefined without `grammar` / `jsonSchema`.
    */
-  private constraintFor(o: GenerateOptions): GrammarConstraint | undefined {
+  private async constraintFor(o: GenerateOptions): Promise<GrammarConstraint | undefined> {
     if (o.grammar !== undefined && o.jsonSchema !== undefined) throw new TypeError("give either grammar or jsonSchema, not both");
     let gbnf: string;
     if (o.grammar !== undefined) {
@@ -479,23 +480,52 @@ export class Model {
     const triggers = o.grammarTriggers ?? [];
     if (!Array.isArray(triggers)) throw new TypeError("grammarTriggers must be an array of words (strings or { word, atStart })");
     return new GrammarConstraint(
-      this.compileGrammar(gbnf),
+      await this.compileGrammarAsync(gbnf),
       undefined,
       triggers.map((t: string | GrammarTrigger) => (typeof t === "string" ? { word: t } : t)),
     );
   }
 
-  /** GBNF text compiled for this model's vocabulary (cached: the last 16 grammars). */
+  /** GBNF text compiled for this model's vocabulary (cached: the last 16 grammars), holding the thread until done. */
   compileGrammar(gbnf: string): TokenGrammar {
-    let g = this.grammars.get(gbnf);
-    if (g) {
-      this.grammars.delete(gbnf);
-    } else {
-      g = TokenGrammar.fromGbnf(gbnf, this.tokenizer);
-      if (this.grammars.size >= 16) this.grammars.delete(this.grammars.keys().next().value!);
-    }
-    this.grammars.set(gbnf, g);
+    const g = this.grammars.get(gbnf) ?? TokenGrammar.fromGbnf(gbnf, this.tokenizer);
+    this.cacheGrammar(gbnf, g);
     return g;
+  }
+
+  /**
+   * compileGrammar in slices with event-loop turns between them (generate uses it): the other
+   * sequences keep generating while a new grammar compiles, which takes seconds on a 150k
+   * vocabulary. Concurrent calls for the same text share one compilation.
+   */
+  compileGrammarAsync(gbnf: string, o: { onProgress?: (done: number, total: number) => void } = {}): Promise<TokenGrammar> {
+    const cached = this.grammars.get(gbnf);
+    if (cached) {
+      this.cacheGrammar(gbnf, cached);
+      return Promise.resolve(cached);
+    }
+    let p = this.compiling.get(gbnf);
+    if (!p) {
+      p = TokenGrammar.compileAsync(gbnf, this.tokenizer, { pause: yieldToEventLoop, onProgress: o.onProgress }).then((g) => {
+        this.cacheGrammar(gbnf, g);
+        return g;
+      });
+      this.compiling.set(gbnf, p);
+      const forget = () => this.compiling.delete(gbnf);
+      p.then(forget, forget);
+    }
+    return p;
+  }
+
+  /** Grammars being compiled now (compileGrammarAsync). */
+  get grammarsCompiling(): number {
+    return this.compiling.size;
+  }
+
+  private cacheGrammar(gbnf: string, g: TokenGrammar): void {
+    this.grammars.delete(gbnf);
+    if (this.grammars.size >= 16) this.grammars.delete(this.grammars.keys().next().value!);
+    this.grammars.set(gbnf, g);
   }
 
   /**

@@ -259,11 +259,14 @@ export class MimoServer {
     }
   }
 
-  /** Compiles a request's grammar for the model's vocabulary now (cached), so a bad one is a 400 before anything runs. */
-  private compileGrammar(model: Model, r: CommonRequest): void {
+  /**
+   * Compiles a request's grammar for the model's vocabulary now (cached), so a bad one is a 400
+   * before anything runs; in slices, so the other streams keep flowing meanwhile.
+   */
+  private async compileGrammar(model: Model, r: CommonRequest): Promise<void> {
     if (r.grammar === undefined) return;
     try {
-      model.compileGrammar(r.grammar);
+      await model.compileGrammarAsync(r.grammar);
     } catch (e) {
       if (e instanceof GrammarError || e instanceof JsonSchemaError || e instanceof RangeError) throw badParam(r.grammarParam ?? "grammar", (e as Error).message, "invalid_grammar");
       throw e;
@@ -274,7 +277,7 @@ export class MimoServer {
     const parsed = parseChatRequest(body);
     this.checkModel(parsed.model);
     const { req: r, format } = this.withTools(model, parsed);
-    this.compileGrammar(model, r);
+    await this.compileGrammar(model, r);
     let tokens: number[];
     try {
       ({ tokens } = model.applyChatTemplate(r.messages, { tools: r.tools, templateVariables: r.templateVariables }));
@@ -290,7 +293,7 @@ export class MimoServer {
   private async completions(model: Model, body: unknown, res: ServerResponse, t0: number): Promise<void> {
     const r = parseCompletionRequest(body);
     this.checkModel(r.model);
-    this.compileGrammar(model, r);
+    await this.compileGrammar(model, r);
     const prompts = r.prompts.map((p, i) => {
       const toks = typeof p === "string" ? model.tokenize(p, { addSpecial: true }) : this.tokenIds(model, p, r.prompts.length > 1 ? `prompt[${i}]` : "prompt");
       if (toks.length === 0) throw badParam("prompt", "is empty and this model's tokenizer adds no BOS token: nothing to start from");
