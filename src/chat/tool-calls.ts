@@ -71,43 +71,67 @@ export interface ParsedToolCall {
  * allows it) to one of `tools`, arguments valid under the tool's parameter schema. The grammar's
  * text starts with the format's trigger word, so the same grammar serves tool_choice "required"
  * (from the start) and "auto" (lazily, from the trigger). JsonSchemaError names the tool's schema.
+ * With `answer` (a JSON Schema): the calls, or instead a JSON text valid under that schema (what
+ * response_format asks of an answer that calls no tool); that grammar is not lazy.
  */
-export function toolCallGrammar(format: ToolCallFormat, tools: readonly ChatTool[], parallel = true): string {
+export function toolCallGrammar(format: ToolCallFormat, tools: readonly ChatTool[], parallel = true, answer?: unknown): string {
   if (tools.length === 0) throw new RangeError("a tool-call grammar needs at least one tool");
   const key = format.argumentsKey;
+  // With an answer schema, both sit under $defs of one schema (one set of rule names) and are the
+  // two alternatives of its root: "#/$defs/calls/anyOf/i/..." and "#/$defs/answer/...".
+  const callsAt = answer === undefined ? "#" : "#/$defs/calls";
   const calls = tools.map((t, i) => ({
     type: "object",
     properties: {
       name: { const: t.function.name },
-      [key]: rebaseRefs(t.function.parameters ?? { type: "object", properties: {} }, `#/anyOf/${i}/properties/${key}`),
+      [key]: rebaseRefs(t.function.parameters ?? { type: "object", properties: {} }, `${callsAt}/anyOf/${i}/properties/${key}`),
     },
     required: ["name", key],
   }));
   let json: string;
+  let callRule = "tool-call-json";
+  let answerRule = "";
   try {
-    json = jsonSchemaToGbnf({ anyOf: calls }, { rootName: "tool-call-json" });
+    if (answer === undefined) json = jsonSchemaToGbnf({ anyOf: calls }, { rootName: callRule });
+    else {
+      const both = {
+        $defs: { calls: { anyOf: calls }, answer: rebaseRefs(answer, "#/$defs/answer") },
+        anyOf: [{ $ref: "#/$defs/calls" }, { $ref: "#/$defs/answer" }],
+      };
+      json = jsonSchemaToGbnf(both, { rootName: "call-or-answer" });
+      // "call-or-answer ::= calls | answer" (names made unique by the converter).
+      const m = /^call-or-answer ::= ([A-Za-z0-9-]+) \| ([A-Za-z0-9-]+)$/m.exec(json);
+      if (!m) throw new Error(`tool-call grammar: unexpected converter output ${JSON.stringify(json.split("\n")[0])}`);
+      [callRule, answerRule] = [m[1]!, m[2]!];
+    }
   } catch (e) {
     if (!(e instanceof JsonSchemaError)) throw e;
     // "JSON Schema #/anyOf/2/properties/arguments/x: ..." -> the tool and the place in its parameters.
-    const m = /^JSON Schema #\/anyOf\/(\d+)(?:\/properties\/(?:arguments|parameters))?(\S*): ([\s\S]*)$/.exec(e.message);
-    if (!m) throw e;
-    throw new JsonSchemaError(`tools[${m[1]}].function.parameters${m[2] ? ` at ${m[2]}` : ""}: ${m[3]}`);
+    const m = /^JSON Schema #(?:\/\$defs\/calls)?\/anyOf\/(\d+)(?:\/properties\/(?:arguments|parameters))?(\S*): ([\s\S]*)$/.exec(e.message);
+    if (m) throw new JsonSchemaError(`tools[${m[1]}].function.parameters${m[2] ? ` at ${m[2]}` : ""}: ${m[3]}`);
+    const a = /^JSON Schema #\/\$defs\/answer(\S*): ([\s\S]*)$/.exec(e.message);
+    if (a) throw new JsonSchemaError(`JSON Schema #${a[1]}: ${a[2]}`);
+    throw e;
   }
-  const one = `${gbnfLiteral(format.open)} tool-call-json ${gbnfLiteral(format.close)}`.replace(/"" /g, "").replace(/ ""$/, "");
-  const root = parallel && format.separator !== undefined ? `tool-call (${gbnfLiteral(format.separator)} tool-call)*` : "tool-call";
+  const one = `${gbnfLiteral(format.open)} ${callRule} ${gbnfLiteral(format.close)}`.replace(/"" /g, "").replace(/ ""$/, "");
+  const calling = parallel && format.separator !== undefined ? `tool-call (${gbnfLiteral(format.separator)} tool-call)*` : "tool-call";
+  const root = answer === undefined ? calling : `${calling.includes(" ") ? `(${calling})` : calling} | ${answerRule}`;
   return `root ::= ${root}\ntool-call ::= ${one}\n${json}`;
 }
 
 /**
  * The generation options that make a model call tools as `choice` says: none for "none"; the
  * calls' grammar from the start for "required" or a named function (that tool only); the same
- * grammar lazily, from the format's trigger on, for "auto".
+ * grammar lazily, from the format's trigger on, for "auto". "auto" with an `answer` schema (the
+ * request's response_format): from the start, either the calls or a JSON answer valid under it,
+ * as OpenAI answers such a request (content that follows the schema when no tool is called).
  */
 export function toolCallConstraint(
   format: ToolCallFormat,
   tools: readonly ChatTool[],
   choice: ToolChoice,
   parallel = true,
+  answer?: unknown,
 ): { grammar: string; grammarTriggers: readonly GrammarTrigger[] | undefined } | undefined {
   if (choice === "none") return undefined;
   let chosen = tools;
@@ -115,15 +139,17 @@ export function toolCallConstraint(
     chosen = tools.filter((t) => t.function.name === choice.function.name);
     if (chosen.length === 0) throw new RangeError(`tool_choice names ${JSON.stringify(choice.function.name)}, which is not one of the tools`);
   } else if (choice !== "auto" && choice !== "required") throw new RangeError(`tool_choice must be "none", "auto", "required" or { type: "function", function: { name } }, got ${JSON.stringify(choice)}`);
+  // "auto" with an answer schema (response_format): calls or a JSON answer, from the first token.
+  const withAnswer = choice === "auto" && answer !== undefined;
   let grammar: string;
   try {
-    grammar = toolCallGrammar(format, chosen, parallel);
+    grammar = toolCallGrammar(format, chosen, parallel, withAnswer ? answer : undefined);
   } catch (e) {
     // Name the tool by its place in the whole list.
     if (e instanceof JsonSchemaError && chosen !== tools) throw new JsonSchemaError(e.message.replace(/^tools\[0\]/, `tools[${tools.indexOf(chosen[0]!)}]`));
     throw e;
   }
-  return { grammar, grammarTriggers: choice === "auto" ? [format.trigger] : undefined };
+  return { grammar, grammarTriggers: choice === "auto" && !withAnswer ? [format.trigger] : undefined };
 }
 
 /** A schema placed at `base` inside a larger one: its local $refs ("#/...") re-pointed there. */

@@ -18,7 +18,8 @@ export interface ChatOptions extends GenerateOptions {
    * to its tool's parameter schema from the moment it starts (a lazy grammar); "required" or
    * { type: "function", function: { name } } makes it call (that) tool at once; "none" leaves the
    * output free. Read the calls with parseToolCalls(model.chatTemplate.toolFormat, result.text).
-   * A grammar or jsonSchema of your own replaces this.
+   * A grammar of your own replaces this; a jsonSchema with "auto" becomes the format of an answer
+   * that calls no tool (the output is the calls or that JSON, from the first token).
    */
   readonly toolChoice?: ToolChoice;
   /** Several calls in one answer where the format allows it. Default true. */
@@ -31,12 +32,19 @@ export function chatGenerateOptions(template: ChatTemplate, o: ChatOptions, tool
     if (o.toolChoice !== undefined && o.toolChoice !== "none") throw new TypeError(`toolChoice ${JSON.stringify(o.toolChoice)} needs tools`);
     return o;
   }
-  const own = o.grammar !== undefined || o.jsonSchema !== undefined;
-  if (own) {
-    if (o.toolChoice !== undefined && o.toolChoice !== "none") throw new TypeError("give either a grammar / jsonSchema or a toolChoice, not both");
+  const choice = o.toolChoice ?? "auto";
+  if (o.grammar !== undefined) {
+    if (o.toolChoice !== undefined && o.toolChoice !== "none") throw new TypeError("a GBNF grammar cannot be combined with a toolChoice (a jsonSchema can: the answer follows it when no tool is called)");
     return o;
   }
-  const c = toolCallConstraint(template.toolFormat, tools, o.toolChoice ?? "auto", o.parallelToolCalls ?? true);
+  if (o.jsonSchema !== undefined) {
+    if (choice === "none") return o;
+    if (choice !== "auto") throw new TypeError(`toolChoice ${JSON.stringify(choice)} makes the answer tool calls only, so a jsonSchema for it has nothing to constrain: give one or the other`);
+    // The calls, or a JSON answer valid under the schema, from the first token (as OpenAI's response_format with tools).
+    const c = toolCallConstraint(template.toolFormat, tools, "auto", o.parallelToolCalls ?? true, o.jsonSchema)!;
+    return { ...o, jsonSchema: undefined, grammar: c.grammar, grammarTriggers: c.grammarTriggers };
+  }
+  const c = toolCallConstraint(template.toolFormat, tools, choice, o.parallelToolCalls ?? true);
   return c ? { ...o, grammar: c.grammar, grammarTriggers: c.grammarTriggers } : o;
 }
 

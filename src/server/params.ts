@@ -100,6 +100,8 @@ export interface CommonRequest {
   readonly grammarTriggers?: readonly GrammarTrigger[];
   /** Which request field the grammar came from (for errors while compiling it). */
   readonly grammarParam?: string;
+  /** The JSON Schema the grammar was made from (response_format, json_schema); with tools, the answer's alternative to a call. */
+  readonly grammarSchema?: unknown;
 }
 
 export interface ChatRequest extends CommonRequest {
@@ -163,10 +165,11 @@ function parseCommon(f: Fields, maxTokensField: "max_tokens" | "max_completion_t
     presencePenalty: f.number("presence_penalty", -2, 2),
     frequencyPenalty: f.number("frequency_penalty", -2, 2),
   };
-  const { grammar, grammarParam } = parseGrammar(f);
+  const { grammar, grammarParam, grammarSchema } = parseGrammar(f);
   return {
     grammar,
     grammarParam,
+    grammarSchema,
     model: f.string("model"),
     stream,
     includeUsage,
@@ -184,13 +187,14 @@ function parseCommon(f: Fields, maxTokensField: "max_tokens" | "max_completion_t
  * The output grammar a request asks for: OpenAI's response_format (text, json_object = any JSON
  * object, json_schema), or llama.cpp's own fields `json_schema` (a schema) and `grammar` (GBNF).
  */
-function parseGrammar(f: Fields): { grammar: string | undefined; grammarParam: string | undefined } {
-  const asked: [string, string][] = [];
+function parseGrammar(f: Fields): { grammar: string | undefined; grammarParam: string | undefined; grammarSchema?: unknown } {
+  const asked: [string, string, unknown?][] = [];
   const rf = f.raw("response_format");
   if (rf !== undefined) {
     if (typeof rf !== "object" || Array.isArray(rf)) throw badParam("response_format", `must be an object { type: "text" | "json_object" | "json_schema" }, got ${kind(rf)}`, "invalid_type");
     const r = rf as Record<string, unknown>;
-    if (r.type === "json_object") asked.push(["response_format", schemaGbnf({ type: "object", additionalProperties: true }, "response_format")]);
+    const anyObject = { type: "object", additionalProperties: true };
+    if (r.type === "json_object") asked.push(["response_format", schemaGbnf(anyObject, "response_format"), anyObject]);
     else if (r.type === "json_schema") {
       const js = r.json_schema;
       const p = "response_format.json_schema";
@@ -203,7 +207,7 @@ function parseGrammar(f: Fields): { grammar: string | undefined; grammarParam: s
       // No schema: any JSON object (as OpenAI's JSON mode). Output always follows the schema, strict or not.
       const schema = j.schema ?? { type: "object", additionalProperties: true };
       if (typeof schema !== "object" || Array.isArray(schema)) throw badParam(`${p}.schema`, `must be a JSON Schema object, got ${kind(schema)}`, "invalid_type");
-      asked.push([`${p}.schema`, schemaGbnf(schema, `${p}.schema`)]);
+      asked.push([`${p}.schema`, schemaGbnf(schema, `${p}.schema`), schema]);
     } else if (r.type !== "text") {
       throw badParam("response_format.type", `must be "text", "json_object" or "json_schema", got ${kind(r.type)}`, r.type === undefined ? "missing_required_parameter" : "invalid_value");
     }
@@ -211,12 +215,12 @@ function parseGrammar(f: Fields): { grammar: string | undefined; grammarParam: s
   const js = f.raw("json_schema");
   if (js !== undefined) {
     if (typeof js !== "object" && typeof js !== "boolean") throw badParam("json_schema", `must be a JSON Schema object, got ${kind(js)}`, "invalid_type");
-    asked.push(["json_schema", schemaGbnf(js, "json_schema")]);
+    asked.push(["json_schema", schemaGbnf(js, "json_schema"), js]);
   }
   const g = f.string("grammar");
   if (g !== undefined && g.trim() !== "") asked.push(["grammar", g]);
   if (asked.length > 1) throw badParam(asked[1]![0], `cannot be combined with ${asked[0]![0]}: give one output format`);
-  return { grammar: asked[0]?.[1], grammarParam: asked[0]?.[0] };
+  return { grammar: asked[0]?.[1], grammarParam: asked[0]?.[0], grammarSchema: asked[0]?.[2] };
 }
 
 /** GBNF of a JSON Schema; an unsupported or bad schema is a 400 naming the keyword and where it is. */
@@ -272,8 +276,8 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (top !== undefined && !wantLogprobs) throw badParam("top_logprobs", "needs logprobs: true");
   const toolChoice = parseToolChoice(f, tools);
   const parallelToolCalls = f.boolean("parallel_tool_calls") ?? true;
-  if (toolChoice !== "none" && common.grammar !== undefined) {
-    throw badParam(common.grammarParam!, 'cannot be combined with tool calls: send tool_choice "none", or no tools');
+  if (toolChoice !== "none" && common.grammar !== undefined && common.grammarSchema === undefined) {
+    throw badParam(common.grammarParam!, 'a GBNF grammar cannot be combined with tool calls: send tool_choice "none", no tools, or the answer\'s format as response_format json_schema');
   }
   f.unsupported("audio", () => false, "text only");
   f.unsupported("modalities", (v) => Array.isArray(v) && v.every((m) => m === "text"), "text only");

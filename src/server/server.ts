@@ -249,7 +249,7 @@ export class MimoServer {
     if (r.toolChoice === "none" || !r.tools) return { req: r, format: undefined };
     const format = model.chatTemplate.toolFormat;
     try {
-      const c = toolCallConstraint(format, r.tools, r.toolChoice, r.parallelToolCalls)!;
+      const c = toolCallConstraint(format, r.tools, r.toolChoice, r.parallelToolCalls, r.grammarSchema)!;
       return { req: { ...r, grammar: c.grammar, grammarParam: "tools", grammarTriggers: c.grammarTriggers }, format };
     } catch (e) {
       if (!(e instanceof JsonSchemaError)) throw e;

@@ -40,7 +40,22 @@ test("model.chat and ChatSession.send take jsonSchema and grammar; a tool choice
     assert.equal(parsed.calls.length >= 1, true, c.text);
     assert.equal(parsed.calls[0]!.name, "rate");
     assert.ok(ajv.validate(schema, JSON.parse(parsed.calls[0]!.arguments)));
-    assert.throws(() => model.chat(messages, { tools, toolChoice: "required", jsonSchema: schema }), /either a grammar \/ jsonSchema or a toolChoice/);
+    // tools + jsonSchema (toolChoice auto): the answer is calls, or JSON under the schema.
+    const kinds = new Set<string>();
+    for (let seed = 1; seed <= 12 && kinds.size < 2; seed++) {
+      const r = await drain(model.chat(messages, { tools, jsonSchema: schema, maxTokens: 80, seed, temperature: 1.5 }));
+      const p = parseToolCalls(model.chatTemplate.toolFormat, r.text);
+      if (p.calls.length > 0) {
+        kinds.add("calls");
+        for (const call of p.calls) assert.ok(ajv.validate(schema, JSON.parse(call.arguments)), call.arguments);
+      } else {
+        kinds.add("answer");
+        assert.ok(ajv.validate(schema, JSON.parse(r.text)), r.text);
+      }
+    }
+    assert.equal(kinds.size, 2, `seen: ${[...kinds]}`);
+    assert.throws(() => model.chat(messages, { tools, toolChoice: "required", jsonSchema: schema }), /makes the answer tool calls only/);
+    assert.throws(() => model.chat(messages, { tools, toolChoice: "auto", grammar: "root ::= \"x\"" }), /GBNF grammar cannot be combined with a toolChoice/);
     assert.throws(() => model.chat(messages, { toolChoice: "required" }), /needs tools/);
   } finally {
     await model.dispose();

@@ -250,6 +250,42 @@ test("a conversation with tool calls and tool results renders through the templa
   }
 });
 
+test("response_format with tools (auto): each answer is tool calls or JSON content valid under the schema; both happen; streamed = whole", async () => {
+  const kinds = new Set<string>();
+  const validate = ajv.compile(person);
+  for (let seed = 1; seed <= 16 && kinds.size < 2; seed++) {
+    const o = { model: MODEL_ID, messages: ask, tools, max_tokens: 120, seed, temperature: 1.5, response_format: { type: "json_schema" as const, json_schema: { name: "person", schema: person } } };
+    const r = await qwen.client.chat.completions.create(o);
+    const m = r.choices[0]!.message;
+    if (m.tool_calls?.length) {
+      kinds.add("calls");
+      assert.equal(r.choices[0]!.finish_reason, "tool_calls");
+      assert.equal(m.content, null, "nothing but calls");
+      for (const c of m.tool_calls) checkCall(c);
+    } else {
+      kinds.add("answer");
+      assert.equal(r.choices[0]!.finish_reason, "stop");
+      assert.ok(validate(JSON.parse(m.content!)), `${m.content}: ${ajv.errorsText(validate.errors)}`);
+    }
+    // Streamed: the same content, or the same calls.
+    let content = "";
+    const args: string[] = [];
+    const names: string[] = [];
+    for await (const chunk of await qwen.client.chat.completions.create({ ...o, stream: true })) {
+      const d = chunk.choices[0]?.delta;
+      content += d?.content ?? "";
+      for (const t of d?.tool_calls ?? []) {
+        if (t.function?.name) names[t.index] = t.function.name;
+        args[t.index] = (args[t.index] ?? "") + (t.function?.arguments ?? "");
+      }
+    }
+    assert.equal(content, m.content ?? "");
+    assert.deepEqual(names, (m.tool_calls ?? []).map((c) => (c as { function: { name: string } }).function.name));
+    assert.deepEqual(args, (m.tool_calls ?? []).map((c) => (c as { function: { arguments: string } }).function.arguments));
+  }
+  assert.deepEqual([...kinds].sort(), ["answer", "calls"], "some answers call a tool and some answer in the schema's JSON");
+});
+
 test("bad structured-output requests get a 400 naming the field (and the unsupported keyword)", async () => {
   const expect400 = async (s: Running, body: object, param: RegExp, message: RegExp) => {
     const r = await post(s.url, "/v1/chat/completions", { messages: ask, max_tokens: 4, ...body });
@@ -278,7 +314,7 @@ test("bad structured-output requests get a 400 naming the field (and the unsuppo
     /^tools\[1\]\.function\.parameters$/,
     /\/properties\/x: unsupported keyword "multipleOf"/,
   );
-  await expect400(qwen, { tools, response_format: { type: "json_object" } }, /^response_format$/, /cannot be combined with tool calls/);
+  await expect400(qwen, { tools, grammar: 'root ::= "x"' }, /^grammar$/, /GBNF grammar cannot be combined with tool calls/);
   // The server keeps serving.
   assert.equal((await post(qwen.url, "/v1/chat/completions", { messages: ask, max_tokens: 2, tools, tool_choice: "none" })).status, 200);
 });
