@@ -18,3 +18,18 @@ export function qwen2_05bMatrices(): Array<{ name: string; rows: number; k: numb
   out.push({ name: "output", rows: VOCAB, k: HIDDEN });
   return out;
 }
+
+/** Two decoder layers of MiMo-7B (hidden 4096, 8 KV heads of 128, intermediate 11008): 228 MB of Q4_0, beyond any cache. */
+export function mimo7bLayerMatrices(layers = 2): Array<{ name: string; rows: number; k: number }> {
+  const out: Array<{ name: string; rows: number; k: number }> = [];
+  for (let l = 0; l < layers; l++) {
+    out.push({ name: `blk.${l}.attn_q`, rows: 4096, k: 4096 });
+    out.push({ name: `blk.${l}.attn_k`, rows: 1024, k: 4096 });
+    out.push({ name: `blk.${l}.attn_v`, rows: 1024, k: 4096 });
+    out.push({ name: `blk.${l}.attn_output`, rows: 4096, k: 4096 });
+    out.push({ name: `blk.${l}.ffn_gate`, rows: 11008, k: 4096 });
+    out.push({ name: `blk.${l}.ffn_up`, rows: 11008, k: 4096 });
+    out.push({ name: `blk.${l}.ffn_down`, rows: 4096, k: 11008 });
+  }
+  return out;
+}

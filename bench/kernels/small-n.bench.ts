@@ -9,7 +9,7 @@ import {
   loadKernels, createSharedMemory, KernelArena, actBytes, q4_0R8Bytes, q8_0R8Bytes, rowGroups,
   type KernelExports, type KernelPath,
 } from "../../src/kernels/kernels.ts";
-import { qwen2_05bMatrices, HIDDEN, INTERMEDIATE } from "./shapes.ts";
+import { qwen2_05bMatrices, mimo7bLayerMatrices, HIDDEN, INTERMEDIATE } from "./shapes.ts";
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -23,7 +23,12 @@ const NS = (arg("--n") ?? "1,2,3,4,5,6,7,8,9").split(",").map(Number);
 const MAXN = Math.max(...NS);
 // --hot: one 896 x 896 matrix 169 times (in cache: the compute-bound rate)
 const hot = process.argv.includes("--hot");
-const mats = hot ? Array.from({ length: 169 }, () => ({ name: "attn_q", rows: HIDDEN, k: HIDDEN })) : qwen2_05bMatrices();
+// --shape mimo-7b: two decoder layers of MiMo-7B (k = 4096 and 11008) instead of a Qwen2-0.5B step
+const shape7b = arg("--shape") === "mimo-7b";
+// --match RE: only the matrices whose names match (e.g. ffn_down)
+const match = arg("--match");
+const mats = (hot ? Array.from({ length: 169 }, () => ({ name: "attn_q", rows: HIDDEN, k: HIDDEN })) : shape7b ? mimo7bLayerMatrices(match ? 6 : 2) : qwen2_05bMatrices())
+  .filter((m) => !match || new RegExp(match).test(m.name));
 
 const memory = createSharedMemory(1200 * 2 ** 20);
 const cur = await loadKernels({ memory, path });
@@ -54,7 +59,7 @@ function fillRandom(p: number, bytes: number): void {
   seed = s;
 }
 const xa: Record<number, number> = {};
-for (const k of [HIDDEN, INTERMEDIATE]) {
+for (const k of new Set(mats.map((m) => m.k))) {
   const pf = arena.alloc(k * 4 * MAXN);
   const f = arena.f32(pf, k * MAXN);
   for (let i = 0; i < f.length; i++) f[i] = Math.sin(i * 0.37) * 2;
@@ -65,7 +70,7 @@ const y = arena.alloc(151936 * 4 * MAXN);
 
 const bb = type === "Q4_0" ? 18 : 34;
 const placed: Array<{ w: number; k: number; rows: number }> = [];
-const scratch = arena.alloc(151936 * (896 / 32) * bb + 64);
+const scratch = arena.alloc(Math.max(...mats.map((m) => (m.rows * m.k) / 32)) * bb + 64);
 for (const m of hot ? mats.slice(0, 1) : mats) {
   const nb = (m.rows * m.k) / 32;
   fillRandom(scratch, nb * bb);

@@ -279,6 +279,26 @@ export class Transformer {
     return { logits, hidden };
   }
 
+  /**
+   * Logits of `rows` hidden states as `forward` returns them (after the last layer, before the
+   * output norm): the output norm and head, exactly as the forward pass applies them (row by row:
+   * the same bits whatever the number of rows). Lets speculative verification compute rows only
+   * as far as the first rejected draft token. A scratch view, valid until the next forward or head.
+   */
+  head(hidden: Float32Array, rows: number): Float32Array {
+    const c = this.config;
+    const b = this.backend;
+    if (!(Number.isInteger(rows) && rows >= 1 && rows <= Math.max(1, b.maxBatch))) throw new RangeError(`head: ${rows} rows (1..${Math.max(1, b.maxBatch)})`);
+    if (hidden.length !== rows * c.dim) throw new RangeError(`head: ${rows} rows need ${rows * c.dim} hidden values, got ${hidden.length}`);
+    this.scratch.ensure(rows, c, b);
+    const s = this.scratch;
+    s.h.set(hidden);
+    b.rmsNorm(s.h, rows, c.dim, this.weights.outputNorm, c.normEps, s.h);
+    const logits = s.ensureLogits(rows, c, b);
+    b.matmul(this.weights.output, s.h, rows, logits);
+    return logits;
+  }
+
   /** Runs one micro-batch of segment parts (at most maxBatch tokens); logits rows in part order. */
   private microBatch(parts: readonly Part[], pool: KvPool): { logits: Float32Array; hidden: Float32Array[] } {
     const c = this.config;

@@ -11,6 +11,7 @@ import type { OpProfile } from "../compute/profile.ts";
 import { now, Yielder } from "../platform/yield.ts";
 import { CostCurve } from "../speculative/policy.ts";
 import type { Speculation } from "../speculative/speculation.ts";
+import { LazyLogitRows } from "../speculative/verify.ts";
 import type { Sequence } from "./sequence.ts";
 
 /** What the driver needs of a sampler: pick a token from logits, then be told which was kept. */
@@ -176,6 +177,11 @@ export class Driver {
       }
     }
     if (batch.length === 0) return false;
+    // One sequence verifying a draft: its logits rows are computed as verification reads them (the
+    // output head stops at the first rejected draft token). With several sequences the rows of all
+    // of them go through the head together instead (one read of its weights for all).
+    const lazy = batch.length === 1 && batch[0]!.draft.length > 0 ? batch[0]! : undefined;
+    if (lazy) lazy.seg = { ...lazy.seg, logits: "none", hidden: "all" };
     let outs;
     const t0 = now();
     try {
@@ -188,7 +194,9 @@ export class Driver {
       }
       return true;
     }
-    if (batch.every((b) => b.decoding)) this.costs.record(batch.reduce((n, b) => n + b.seg.tokens.length, 0), now() - t0);
+    const forwardMs = now() - t0;
+    let headMs = 0;
+    const dim = this.transformer.config.dim;
     for (let i = 0; i < batch.length; i++) {
       const { req, seg, promptLeft, decoding, draft } = batch[i]!;
       const out = outs[i]!;
@@ -217,10 +225,12 @@ export class Driver {
       if (spec && decoding) {
         // Verification: the kept drafts and the target's own next token, in order.
         let last = -1;
-        const r = spec.verify(out.logits, draft, (t) => {
+        const rows = lazy ? new LazyLogitRows(seg.tokens.length, this.transformer.config.vocabSize, (from, to) => this.transformer.head(out.hidden.subarray(from * dim, to * dim), to - from)) : out.logits;
+        const r = spec.verify(rows, draft, (t) => {
           last = t;
           return req.onToken(t);
         });
+        if (rows instanceof LazyLogitRows) headMs += rows.ms;
         const keep = seg.startPos + 1 + r.accepted;
         if (keep < req.sequence.length) {
           req.sequence.truncate(keep);
@@ -246,6 +256,8 @@ export class Driver {
       req.pending = [token];
       if (req.jumpForward) this.jumpForward(req, slotSize);
     }
+    // A decode pass's cost, with the logits rows verification computed after it.
+    if (batch.every((b) => b.decoding)) this.costs.record(batch.reduce((n, b) => n + b.seg.tokens.length, 0), forwardMs + headMs);
     return true;
   }
 

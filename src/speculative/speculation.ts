@@ -6,7 +6,7 @@ import { now } from "../platform/yield.ts";
 import { SeededRandom } from "../sampling/rng.ts";
 import { CostCurve, DraftPolicy } from "./policy.ts";
 import type { Proposer } from "./proposer.ts";
-import { canVerify, verifyDraft, type VerifyingSampler, type VerifyResult } from "./verify.ts";
+import { canVerify, verifyDraft, type LogitRows, type VerifyingSampler, type VerifyResult } from "./verify.ts";
 
 export type SpeculativeMethod = "ngram" | "mtp" | "draft";
 
@@ -164,8 +164,8 @@ export class Speculation {
     return out;
   }
 
-  /** The forward pass of [chosen token, ...draft] gave `rows`; verify, emit, and return the outcome. */
-  verify(rows: Float32Array, draft: readonly number[], emit: (token: number) => boolean): VerifyResult {
+  /** The forward pass of [chosen token, ...draft] gave `rows` (all, or computed as they are read); verify, emit, and return the outcome. */
+  verify(rows: Float32Array | LogitRows, draft: readonly number[], emit: (token: number) => boolean): VerifyResult {
     this.forwards++;
     const r = verifyDraft(rows, this.vocab, draft, this.sampler, (t) => {
       this.generated++;

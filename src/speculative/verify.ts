@@ -9,6 +9,7 @@
 //   own distribution for that row (penalties, top-k/p, min-p, temperature) after the tokens
 //   accepted before it, so the chain's state advances token by token as in plain decoding.
 
+import { now } from "../platform/yield.ts";
 import type { Candidates } from "../sampling/chain.ts";
 
 /** What verification needs of a sampler chain (SamplerChain has it). */
@@ -35,14 +36,74 @@ export interface VerifyResult {
 }
 
 /**
- * Verifies `draft` against `rows` (draft.length + 1 rows of `vocab` logits), accepting each kept
- * token into the sampler and passing it to `emit` in order; emit returns false to stop.
+ * The logits rows of a verification pass, asked for in order (row i only after row i - 1): all of
+ * them at once (a Float32Array of rows) or computed on demand (LazyLogitRows), since verification
+ * stops at the first rejected draft token and the rows after it are never read.
  */
-export function verifyDraft(rows: Float32Array, vocab: number, draft: readonly number[], sampler: VerifyingSampler, emit: (token: number) => boolean): VerifyResult {
+export interface LogitRows {
+  /** Row i (vocab logits); valid until the next call. */
+  row(i: number): Float32Array;
+}
+
+/**
+ * Rows computed as verification reaches them, `chunk` at a time: the output head (on a 152k
+ * vocabulary, a quarter of a small model's weights) runs only as far as the first rejection. A
+ * chunk of 2 keeps the 2-token matmul tile (about 1.3 single-token passes for both rows). The
+ * rows are the same bits as a whole-pass head's: each row of the norm and the matmul is computed
+ * independently of the others (the kernels give the same bits for any number of tokens).
+ */
+export class LazyLogitRows implements LogitRows {
+  private from = 0;
+  private to = 0;
+  private rows: Float32Array = new Float32Array(0);
+  /** Rows computed (for statistics and tests). */
+  computed = 0;
+  /** Milliseconds spent computing rows. */
+  ms = 0;
+  private readonly count: number;
+  private readonly vocab: number;
+  private readonly compute: (from: number, to: number) => Float32Array;
+  private readonly chunk: number;
+
+  /** compute(from, to): rows from..to-1 of `count`, contiguous (a view valid until the next call). */
+  constructor(count: number, vocab: number, compute: (from: number, to: number) => Float32Array, chunk = 2) {
+    this.count = count;
+    this.vocab = vocab;
+    this.compute = compute;
+    this.chunk = Math.max(1, chunk);
+  }
+
+  row(i: number): Float32Array {
+    if (!(i >= 0 && i < this.count)) throw new RangeError(`logits row ${i} of ${this.count}`);
+    if (i < this.from || i >= this.to) {
+      const t0 = now();
+      this.from = i;
+      this.to = Math.min(this.count, i + this.chunk);
+      this.rows = this.compute(this.from, this.to);
+      this.computed += this.to - this.from;
+      this.ms += now() - t0;
+    }
+    const o = (i - this.from) * this.vocab;
+    return this.rows.subarray(o, o + this.vocab);
+  }
+}
+
+/** All rows at once, from one array of rows. */
+export function logitRowsOf(rows: Float32Array, vocab: number): LogitRows {
+  return { row: (i) => rows.subarray(i * vocab, (i + 1) * vocab) };
+}
+
+/**
+ * Verifies `draft` against `rows` (draft.length + 1 rows of `vocab` logits, a whole array or
+ * LogitRows read in order), accepting each kept token into the sampler and passing it to `emit`
+ * in order; emit returns false to stop.
+ */
+export function verifyDraft(rows: Float32Array | LogitRows, vocab: number, draft: readonly number[], sampler: VerifyingSampler, emit: (token: number) => boolean): VerifyResult {
   const k = draft.length;
   const greedy = sampler.selection === "greedy";
+  const source = rows instanceof Float32Array ? logitRowsOf(rows, vocab) : rows;
   for (let i = 0; i <= k; i++) {
-    const row = rows.subarray(i * vocab, (i + 1) * vocab);
+    const row = source.row(i);
     let token: number;
     let keep = false;
     if (i === k) token = sampler.sample(row);
