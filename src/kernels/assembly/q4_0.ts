@@ -63,34 +63,17 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     for (let b = 0; b < nb; b++) {
       let i0: v128, i1: v128;
       if (ASC_FEATURE_RELAXED_SIMD && VNNI) {
-        // i32 dot-adds (one vpdpbusd each), low and high nibbles in separate accumulators
-        const z = i32x4.splat(0);
-        let v0 = v128.load(wp, 16), v1 = v128.load(wp, 32);
-        let al = v128.load32_splat(ap), ah = v128.load32_splat(ap, 16);
-        i0 = dotU(v128.and(v0, m), al, z, lo16);
-        i1 = dotU(v128.and(v1, m), al, z, lo16);
-        let j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, z, lo16);
-        let j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, z, lo16);
-        v0 = v128.load(wp, 48); v1 = v128.load(wp, 64);
-        al = v128.load32_splat(ap, 4); ah = v128.load32_splat(ap, 20);
-        i0 = dotU(v128.and(v0, m), al, i0, lo16);
-        i1 = dotU(v128.and(v1, m), al, i1, lo16);
-        j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
-        j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
-        v0 = v128.load(wp, 80); v1 = v128.load(wp, 96);
-        al = v128.load32_splat(ap, 8); ah = v128.load32_splat(ap, 24);
-        i0 = dotU(v128.and(v0, m), al, i0, lo16);
-        i1 = dotU(v128.and(v1, m), al, i1, lo16);
-        j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
-        j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
-        v0 = v128.load(wp, 112); v1 = v128.load(wp, 128);
-        al = v128.load32_splat(ap, 12); ah = v128.load32_splat(ap, 28);
-        i0 = dotU(v128.and(v0, m), al, i0, lo16);
-        i1 = dotU(v128.and(v1, m), al, i1, lo16);
-        j0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, j0, lo16);
-        j1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, j1, lo16);
-        i0 = i32x4.add(i0, j0);
-        i1 = i32x4.add(i1, j1);
+        // i32 dot-adds (one vpdpbusd each), starting at -8 * sum(activation quants), the nibbles' offset
+        i0 = i32x4.splat(-(load<i32>(ap, 36) << 3));
+        i1 = i0;
+        for (let g: usize = 0; g < 16; g += 4) {
+          const v0 = v128.load(wp + (g << 3), 16), v1 = v128.load(wp + (g << 3), 32);
+          const al = v128.load32_splat(ap + g), ah = v128.load32_splat(ap + g, 16);
+          i0 = dotU(v128.and(v0, m), al, i0, lo16);
+          i1 = dotU(v128.and(v1, m), al, i1, lo16);
+          i0 = dotU(v128.and(i16x8.shr_u(v0, 4), m), ah, i0, lo16);
+          i1 = dotU(v128.and(i16x8.shr_u(v1, 4), m), ah, i1, lo16);
+        }
       } else if (ASC_FEATURE_RELAXED_SIMD) {
         // i16 pair sums (pmaddubsw without VNNI) summed over the block, widened once per block
         let v0 = v128.load(wp, 16), v1 = v128.load(wp, 32);
@@ -125,12 +108,14 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
         i0 = i32x4.add(i0, j0);
         i1 = i32x4.add(i1, j1);
       }
-      // nibbles are 0..15: subtract 8 * sum(activation quants) for the -8 offset
-      const s8 = i32x4.splat(load<i32>(ap, 36) << 3);
+      if (!(ASC_FEATURE_RELAXED_SIMD && VNNI)) {
+        // nibbles are 0..15: subtract 8 * sum(activation quants) for the -8 offset
+        const s8 = i32x4.splat(load<i32>(ap, 36) << 3);
+        i0 = i32x4.sub(i0, s8);
+        i1 = i32x4.sub(i1, s8);
+      }
       const da = f32x4.splat(load<f32>(ap, ACT_D112));
       const sv = v128.load(wp);
-      i0 = i32x4.sub(i0, s8);
-      i1 = i32x4.sub(i1, s8);
       f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.mul(scale4(sv, 0, f16s), da)));
       f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.mul(scale4(sv, 1, f16s), da)));
       wp += GROUP_BLOCK;
