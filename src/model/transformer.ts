@@ -1,4 +1,4 @@
-import type { AttentionParams, AttentionSegment, ComputeBackend, KvCacheType, KvPool, RopeParams } from "../compute/backend.ts";
+import type { AttentionParams, AttentionSegment, ComputeBackend, KvCacheType, KvPool, MatrixHandle, RopeParams } from "../compute/backend.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerTensorKey } from "./tensors.ts";
 import type { LayerWeights, MtpLayerWeights, TransformerWeights } from "./weights.ts";
@@ -58,6 +58,9 @@ class Scratch {
   logits: Float32Array = new Float32Array(0);
   /** MTP input rows: [enorm(embedding) | hnorm(hidden)], 2 * dim each. */
   cat: Float32Array = new Float32Array(0);
+  /** The fused matmuls' output lists (rebuilt with the buffers: no array per layer and token). */
+  qkvOut: Float32Array[] = [];
+  gateUpOut: Float32Array[] = [];
   ensure(n: number, c: ModelConfig, b: ComputeBackend): void {
     if (n <= this.capacity) return;
     // Grow geometrically (backends may never free: wasm memory is a bump arena).
@@ -73,12 +76,19 @@ class Scratch {
     this.gate = b.allocate(n * c.ffnDim);
     this.up = b.allocate(n * c.ffnDim);
     this.act = b.allocate(n * c.ffnDim);
+    this.qkvOut = [this.q, this.k, this.v];
+    this.gateUpOut = [this.gate, this.up];
   }
   /** Logits for `rows` tokens (only the rows some segment asked for). */
   ensureLogits(rows: number, c: ModelConfig, b: ComputeBackend): Float32Array {
     if (this.logits.length < rows * c.vocabSize) this.logits = b.allocate(rows * c.vocabSize);
-    return this.logits.subarray(0, rows * c.vocabSize);
+    if (this.logitsView.length !== rows * c.vocabSize || this.logitsView.buffer !== this.logits.buffer || this.logitsView.byteOffset !== this.logits.byteOffset) {
+      this.logitsView = this.logits.subarray(0, rows * c.vocabSize);
+    }
+    return this.logitsView;
   }
+  /** The last ensureLogits result (one view per row count, not one per call). */
+  private logitsView: Float32Array = new Float32Array(0);
   ensureCat(n: number, c: ModelConfig, b: ComputeBackend): Float32Array {
     if (this.cat.length < n * 2 * c.dim) this.cat = b.allocate(Math.max(n, this.capacity) * 2 * c.dim);
     return this.cat.subarray(0, n * 2 * c.dim);
@@ -111,6 +121,16 @@ export class Transformer {
   private readonly rope: RopeParams;
   private readonly attn: AttentionParams;
   private readonly scratch = new Scratch();
+  /** Reused per forward (a decode step allocates no arrays): the parts of a one-micro-batch call, its borrowed outputs. */
+  private readonly oneBatch: Part[] = [];
+  private readonly borrowed: { logits: Float32Array; hidden: Float32Array }[] = [];
+  private readonly batchTokens: number[] = [];
+  private readonly batchPositions: number[] = [];
+  private readonly batchAttn: { slot: number; startPos: number; nTokens: number; row: number }[] = [];
+  private readonly batchHidden: Float32Array[] = [];
+  private readonly batchResult: { logits: Float32Array; hidden: Float32Array[] } = { logits: EMPTY, hidden: this.batchHidden };
+  /** Per layer (main, then MTP): the matrices of its fused matmuls. */
+  private readonly fused: { qkv: MatrixHandle[]; gateUp: MatrixHandle[] }[] = [];
   /** Set by tools that collect activation statistics (see ForwardProbe); undefined otherwise. */
   probe: ForwardProbe | undefined = undefined;
 
@@ -170,19 +190,40 @@ export class Transformer {
       total += n;
     }
     const step = Math.max(1, this.backend.maxBatch);
+    if (total <= step) {
+      // One micro-batch (every decode step): reused part and output objects, no array per call.
+      const parts = this.oneBatch;
+      parts.length = segments.length;
+      for (let i = 0; i < segments.length; i++) {
+        const seg = segments[i]!;
+        const p = (parts[i] ??= { seg, index: i, from: 0, to: 0, logitRows: 0, hiddenRows: 0 });
+        p.seg = seg;
+        p.index = i;
+        p.from = 0;
+        p.to = seg.tokens.length;
+        p.logitRows = rowsOf(seg.logits, seg.tokens.length);
+        p.hiddenRows = rowsOf(seg.hidden, seg.tokens.length);
+      }
+      const r = this.microBatch(parts, pool);
+      // The logits rows come out in segment order, each segment's a contiguous run.
+      const outs: { logits: Float32Array; hidden: Float32Array }[] = opts.borrow ? this.borrowed : [];
+      outs.length = segments.length;
+      let row = 0;
+      for (let i = 0; i < segments.length; i++) {
+        const lr = parts[i]!.logitRows;
+        const view = lr === 0 ? EMPTY : lr * c.vocabSize === r.logits.length ? r.logits : r.logits.subarray(row * c.vocabSize, (row + lr) * c.vocabSize);
+        row += lr;
+        const logits = opts.borrow ? view : view.slice();
+        const o = outs[i];
+        if (o && opts.borrow) {
+          o.logits = logits;
+          o.hidden = r.hidden[i]!;
+        } else outs[i] = { logits, hidden: r.hidden[i]! };
+      }
+      return outs;
+    }
     const logitRows = segments.map((seg) => rowsOf(seg.logits, seg.tokens.length));
     const hiddenRows = segments.map((seg) => rowsOf(seg.hidden, seg.tokens.length));
-    if (total <= step) {
-      // One micro-batch: the logits rows come out in segment order, each segment's a contiguous run.
-      const r = this.microBatch(segments.map((seg, i) => ({ seg, index: i, from: 0, to: seg.tokens.length, logitRows: logitRows[i]!, hiddenRows: hiddenRows[i]! })), pool);
-      let row = 0;
-      return segments.map((_, i) => {
-        const lr = logitRows[i]!;
-        const view = r.logits.subarray(row * c.vocabSize, (row + lr) * c.vocabSize);
-        row += lr;
-        return { logits: opts.borrow ? view : view.slice(), hidden: r.hidden[i]! };
-      });
-    }
     // Several micro-batches: segments are cut at token boundaries; outputs copied as they come.
     const outs = segments.map((_, i) => ({
       logits: new Float32Array(logitRows[i]! * c.vocabSize),
@@ -308,17 +349,25 @@ export class Transformer {
     for (const p of parts) n += p.to - p.from;
     this.scratch.ensure(n, c, b);
     const s = this.scratch;
-    const tokens: number[] = new Array(n);
-    const positions: number[] = new Array(n);
-    const attn: AttentionSegment[] = [];
+    const tokens = this.batchTokens;
+    const positions = this.batchPositions;
+    tokens.length = n;
+    positions.length = n;
+    const attn = this.batchAttn;
+    attn.length = parts.length;
     let row = 0;
-    for (const p of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
       const start = p.seg.startPos + p.from;
       for (let t = p.from; t < p.to; t++) {
         tokens[row + t - p.from] = p.seg.tokens[t]!;
         positions[row + t - p.from] = p.seg.startPos + t;
       }
-      attn.push({ slot: p.seg.slot, startPos: start, nTokens: p.to - p.from, row });
+      const a = (attn[i] ??= { slot: 0, startPos: 0, nTokens: 0, row: 0 });
+      a.slot = p.seg.slot;
+      a.startPos = start;
+      a.nTokens = p.to - p.from;
+      a.row = row;
       row += p.to - p.from;
     }
 
@@ -327,24 +376,28 @@ export class Transformer {
     this.probe?.layerInput?.(c.nLayers, s.x, n);
 
     // Hidden states and the rows that need logits, gathered in part order.
-    const hidden: Float32Array[] = [];
+    const hidden = this.batchHidden;
+    hidden.length = parts.length;
+    const result = this.batchResult;
     let outRows = 0;
     row = 0;
-    for (const p of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
       const len = p.to - p.from;
-      hidden.push(p.hiddenRows === 0 ? EMPTY : s.x.slice((row + len - p.hiddenRows) * c.dim, (row + len) * c.dim));
+      hidden[i] = p.hiddenRows === 0 ? EMPTY : s.x.slice((row + len - p.hiddenRows) * c.dim, (row + len) * c.dim);
       if (p.logitRows > 0) {
         const src = (row + len - p.logitRows) * c.dim;
-        s.h.set(s.x.subarray(src, src + p.logitRows * c.dim), outRows * c.dim);
+        if (n > 1) s.h.set(s.x.subarray(src, src + p.logitRows * c.dim), outRows * c.dim); // one token: normed from x below
         outRows += p.logitRows;
       }
       row += len;
     }
-    if (outRows === 0) return { logits: EMPTY, hidden };
-    b.rmsNorm(s.h, outRows, c.dim, w.outputNorm, c.normEps, s.h);
-    const logits = s.ensureLogits(outRows, c, b);
-    b.matmul(w.output, s.h, outRows, logits);
-    return { logits, hidden };
+    result.logits = EMPTY;
+    if (outRows === 0) return result;
+    b.rmsNorm(n === 1 ? s.x : s.h, outRows, c.dim, w.outputNorm, c.normEps, s.h);
+    result.logits = s.ensureLogits(outRows, c, b);
+    b.matmul(w.output, s.h, outRows, result.logits);
+    return result;
   }
 
   /** One decoder block, updating the residual stream x (n tokens) in place. */
@@ -360,8 +413,9 @@ export class Transformer {
     probe?.matmulInput?.(l, QKV, s.h, n, c.dim);
     // Without biases or q/k norms in between, a backend may fuse projections, RoPE and attention.
     const plain = !(L.bq || L.bk || L.bv || L.qNorm || L.kNorm);
+    const fused = (this.fused[l] ??= { qkv: [L.wq, L.wk, L.wv], gateUp: [L.gate, L.up] });
     if (!(plain && b.qkvAttention?.(pool, l, segs, s.h, n, L.wq, L.wk, L.wv, positions, this.rope, this.attn, s.att))) {
-      b.matmulMulti([L.wq, L.wk, L.wv], s.h, n, [s.q, s.k, s.v]);
+      b.matmulMulti(fused.qkv, s.h, n, s.qkvOut);
       if (L.bq) b.addBias(s.q, n, L.bq);
       if (L.bk) b.addBias(s.k, n, L.bk);
       if (L.bv) b.addBias(s.v, n, L.bv);
@@ -379,7 +433,7 @@ export class Transformer {
     // Feed-forward: norm, gate and up projections, SwiGLU, down projection, residual.
     b.rmsNorm(x, n, c.dim, L.ffnNorm, c.normEps, s.h);
     probe?.matmulInput?.(l, GATE_UP, s.h, n, c.dim);
-    b.matmulMulti([L.gate, L.up], s.h, n, [s.gate, s.up]);
+    b.matmulMulti(fused.gateUp, s.h, n, s.gateUpOut);
     b.swiglu(s.gate, s.up, n * c.ffnDim, s.act);
     probe?.matmulInput?.(l, DOWN, s.act, n, c.ffnDim);
     b.matmul(L.down, s.act, n, s.o);
@@ -389,13 +443,13 @@ export class Transformer {
 
 /** A run of one segment's tokens [from, to) inside a micro-batch. */
 interface Part {
-  readonly seg: ForwardSegment;
+  seg: ForwardSegment;
   /** Index of the segment in the forward call. */
-  readonly index: number;
-  readonly from: number;
-  readonly to: number;
-  readonly logitRows: number;
-  readonly hiddenRows: number;
+  index: number;
+  from: number;
+  to: number;
+  logitRows: number;
+  hiddenRows: number;
 }
 
 const EMPTY = new Float32Array(0);

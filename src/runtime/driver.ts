@@ -52,6 +52,16 @@ export interface DriverRequest {
   remaining?(): number;
 }
 
+/** A request's part of a step: its segment of the forward pass and what to do with the outputs. */
+interface BatchEntry {
+  readonly req: DriverRequest;
+  readonly seg: { slot: number; startPos: number; tokens: number[]; logits: "none" | "last" | "all"; hidden: "none" | "all" };
+  promptLeft: boolean;
+  decoding: boolean;
+  draft: number[];
+}
+const NO_DRAFT: number[] = [];
+
 export class Driver {
   private readonly transformer: Transformer;
   private readonly pool: KvPool;
@@ -95,6 +105,7 @@ export class Driver {
     const i = this.requests.indexOf(req);
     if (i >= 0) this.requests.splice(i, 1);
     this.prefilled.delete(req);
+    this.entries.delete(req);
   }
 
   /** Wakes the loop when it sleeps because every request was paused. */
@@ -128,14 +139,36 @@ export class Driver {
     }
   }
 
+  /** Per request, its reused batch entry (a decode step allocates no objects or arrays). */
+  private readonly entries = new Map<DriverRequest, BatchEntry>();
+  private readonly batch: BatchEntry[] = [];
+  private readonly segments: ForwardSegment[] = [];
+  /** The requests as the step started (a request may leave while the step runs). */
+  private readonly snapshot: DriverRequest[] = [];
+
+  private entryOf(req: DriverRequest): BatchEntry {
+    let e = this.entries.get(req);
+    if (!e) {
+      e = { req, promptLeft: false, decoding: false, draft: NO_DRAFT, seg: { slot: 0, startPos: 0, tokens: [], logits: "none", hidden: "none" } };
+      this.entries.set(req, e);
+    }
+    return e;
+  }
+
   /** One forward pass for every request that has work; false when all were paused. */
   private step(): boolean {
-    const batch: { req: DriverRequest; seg: ForwardSegment; promptLeft: boolean; decoding: boolean; draft: number[] }[] = [];
+    // Reused arrays are resized, never emptied and refilled: V8 drops an emptied array's storage.
+    const batch = this.batch;
+    let nb = 0;
     let budget = this.stepBudget;
     const slotSize = this.pool.spec.slotSize;
+    const reqs = this.snapshot;
+    if (reqs.length !== this.requests.length) reqs.length = this.requests.length;
+    for (let i = 0; i < this.requests.length; i++) reqs[i] = this.requests[i]!;
     // Decoding sequences first (one token each, plus any draft), then prompt chunks while the budget lasts.
-    for (const phase of [0, 1]) {
-      for (const req of [...this.requests]) {
+    for (let phase = 0; phase < 2; phase++) {
+      for (let r = 0; r < reqs.length; r++) {
+        const req = reqs[r]!;
         const decoding = this.prefilled.has(req);
         if ((phase === 0) !== decoding || req.paused()) continue;
         if (req.sequence.length + Math.min(1, req.pending.length) > slotSize) {
@@ -143,9 +176,18 @@ export class Driver {
           req.onEnd("context");
           continue;
         }
-        if (budget <= 0 && batch.length > 0) break;
+        if (budget <= 0 && nb > 0) break;
         const spec = req.speculation;
         const hidden = spec?.wantsHidden ? "all" : "none";
+        const e = this.entryOf(req);
+        const seg = e.seg;
+        seg.slot = req.sequence.slot;
+        seg.startPos = req.sequence.length;
+        seg.hidden = hidden;
+        e.decoding = decoding;
+        e.draft = NO_DRAFT;
+        e.promptLeft = false;
+        const tokens = seg.tokens;
         if (decoding && spec && req.pending.length === 1) {
           const limit = Math.min(slotSize - req.sequence.length - 1, (req.remaining?.() ?? Infinity) - 1, Math.max(0, budget - 1));
           let draft: number[] = [];
@@ -158,37 +200,52 @@ export class Driver {
               continue;
             }
           }
-          const tokens = [req.pending[0]!, ...draft];
+          if (tokens.length !== 1 + draft.length) tokens.length = 1 + draft.length;
+          tokens[0] = req.pending[0]!;
+          for (let i = 0; i < draft.length; i++) tokens[1 + i] = draft[i]!;
           budget -= tokens.length;
-          batch.push({ req, promptLeft: false, decoding, draft, seg: { slot: req.sequence.slot, startPos: req.sequence.length, tokens, logits: draft.length > 0 ? "all" : "last", hidden } });
+          e.draft = draft;
+          seg.logits = draft.length > 0 ? "all" : "last";
+          batch[nb++] = e;
           continue;
         }
         const take = Math.min(req.pending.length, Math.max(1, budget));
-        const tokens = req.pending.slice(0, take);
+        if (tokens.length !== take) tokens.length = take;
+        for (let i = 0; i < take; i++) tokens[i] = req.pending[i]!;
         const last = take === req.pending.length;
         budget -= take;
-        batch.push({
-          req,
-          promptLeft: !last,
-          decoding,
-          draft: [],
-          seg: { slot: req.sequence.slot, startPos: req.sequence.length, tokens, logits: last && req.wantsTokens ? "last" : "none", hidden },
-        });
+        e.promptLeft = !last;
+        seg.logits = last && req.wantsTokens ? "last" : "none";
+        batch[nb++] = e;
       }
     }
-    if (batch.length === 0) return false;
+    if (batch.length !== nb) batch.length = nb;
+    if (nb === 0) return false;
     // One sequence verifying a draft: its logits rows are computed as verification reads them (the
     // output head stops at the first rejected draft token). With several sequences the rows of all
     // of them go through the head together instead (one read of its weights for all).
-    const lazy = batch.length === 1 && batch[0]!.draft.length > 0 ? batch[0]! : undefined;
-    if (lazy) lazy.seg = { ...lazy.seg, logits: "none", hidden: "all" };
+    const lazy = nb === 1 && batch[0]!.draft.length > 0 ? batch[0]! : undefined;
+    if (lazy) {
+      lazy.seg.logits = "none";
+      lazy.seg.hidden = "all";
+    }
+    const segments = this.segments;
+    if (segments.length !== nb) segments.length = nb;
+    let nTokens = 0;
+    let allDecoding = true;
+    for (let i = 0; i < batch.length; i++) {
+      segments[i] = batch[i]!.seg;
+      nTokens += batch[i]!.seg.tokens.length;
+      if (!batch[i]!.decoding) allDecoding = false;
+    }
     let outs;
     const t0 = now();
     try {
-      outs = this.transformer.forward(batch.map((b) => b.seg), this.pool, { borrow: true });
+      outs = this.transformer.forward(segments, this.pool, { borrow: true });
       this.profile?.add("forward (total)", now() - t0);
     } catch (e) {
-      for (const { req } of batch) {
+      for (let i = 0; i < batch.length; i++) {
+        const req = batch[i]!.req;
         this.remove(req);
         req.onEnd("done", e);
       }
@@ -200,8 +257,11 @@ export class Driver {
     for (let i = 0; i < batch.length; i++) {
       const { req, seg, promptLeft, decoding, draft } = batch[i]!;
       const out = outs[i]!;
-      req.sequence.cells.push(...seg.tokens);
-      req.pending = req.pending.slice(seg.tokens.length);
+      const cells = req.sequence.cells;
+      for (let k = 0; k < seg.tokens.length; k++) cells.push(seg.tokens[k]!);
+      // The evaluated tokens leave the front of pending, in place (shift trims without allocating).
+      if (seg.tokens.length === 1) req.pending.shift();
+      else req.pending.splice(0, seg.tokens.length);
       const spec = req.speculation;
       if (spec) {
         try {
@@ -253,11 +313,11 @@ export class Driver {
         this.remove(req);
         continue;
       }
-      req.pending = [token];
+      req.pending.push(token);
       if (req.jumpForward) this.jumpForward(req, slotSize);
     }
     // A decode pass's cost, with the logits rows verification computed after it.
-    if (batch.every((b) => b.decoding)) this.costs.record(batch.reduce((n, b) => n + b.seg.tokens.length, 0), forwardMs + headMs);
+    if (allDecoding) this.costs.record(nTokens, forwardMs + headMs);
     return true;
   }
 

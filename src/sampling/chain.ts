@@ -48,7 +48,8 @@ export class SamplerChain {
   sample(logits: Float32Array): number {
     if (logits.length === 0) throw new RangeError("cannot sample from an empty vocabulary (no logits)");
     const c = this.current.reset(logits);
-    for (const stage of this.stages) stage.apply(c);
+    const stages = this.stages;
+    for (let i = 0; i < stages.length; i++) stages[i]!.apply(c);
     const token = c.selectedToken;
     if (token < 0) {
       throw new Error(`the sampler chain [${this.stages.map((s) => s.name).join(", ")}] selected no token: end it with a greedy or dist stage`);
@@ -93,7 +94,8 @@ export class SamplerChain {
 
   /** Tells every stage that `token` is now part of the sequence. */
   accept(token: number): void {
-    for (const stage of this.stages) stage.accept?.(token);
+    const stages = this.stages;
+    for (let i = 0; i < stages.length; i++) stages[i]!.accept?.(token);
   }
 
   /** Every stage back to its initial state: empty penalty window, random generator at its seed. */

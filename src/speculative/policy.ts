@@ -32,9 +32,21 @@ export class CostCurve {
     if (!r) this.recent.set(nTokens, (r = []));
     r.push(ms);
     if (r.length > CostCurve.WINDOW) r.shift();
-    const sorted = [...r].sort((a, b) => a - b);
+    // Median by insertion sort into a reused array (the driver records every step).
+    const sorted = this.sorted;
+    sorted.length = r.length;
+    for (let i = 0; i < r.length; i++) {
+      const v = r[i]!;
+      let j = i;
+      while (j > 0 && sorted[j - 1]! > v) {
+        sorted[j] = sorted[j - 1]!;
+        j--;
+      }
+      sorted[j] = v;
+    }
     this.ms.set(nTokens, sorted[sorted.length >> 1]!);
   }
+  private readonly sorted: number[] = [];
 
   /** Cost of a pass of n tokens in units of a one-token pass. */
   relative(n: number): number {

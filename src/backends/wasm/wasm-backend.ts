@@ -40,6 +40,9 @@ import {
 } from "./protocol.ts";
 import { opLabelOfTensor, type OpProfile } from "../../compute/profile.ts";
 
+const EMPTY_F32 = new Float32Array(0);
+const byStart = (a: { start: number }, b: { start: number }): number => a.start - b.start;
+
 /** How a weight type runs on the kernels (activation format, placement, kernel names): a row of the type table. */
 type MatmulFamily = WasmType;
 type ActivationKind = WasmActivationKind;
@@ -56,6 +59,8 @@ const ATTENTION_FN = functionNames.length;
 const ROPE_FN = functionNames.length + 1;
 /** Bytes of embedding rows kept per matrix whose rows are read from the file. */
 const EMBEDDING_ROW_CACHE_BYTES = 1 << 20;
+/** RoPE (cos, sin) rows computed at once for a run of positions: the next decode steps find theirs ready. */
+const ROPE_AHEAD = 64;
 /** Matrices per fused matmul (each has an output slot per thread). */
 const MAX_MATMULS = 8;
 const activationKinds = [...new Set(families.map((f) => f.activation))];
@@ -139,6 +144,44 @@ interface MatmulPlan {
   readonly maxShardRows: number;
   /** Profile label of its kernel time: "matmul attn_q+attn_k+attn_v". */
   readonly label: string;
+  /** Views reused from call to call: per matrix and thread its gathered rows, per activation kind its input copy. */
+  readonly gather: ViewSlot[];
+  readonly copies: ViewSlot[];
+}
+
+/**
+ * A typed-array view of one range of a thread's memory, kept while the range and the memory's
+ * buffer stay the same: copying between the threads' memories needs a view of the source, and
+ * making one per op was most of a decode step's garbage.
+ */
+class ViewSlot {
+  private whole: object | undefined;
+  private ptr = -1;
+  private len = -1;
+  private f32v: Float32Array = new Float32Array(0);
+  private u8v: Uint8Array = new Uint8Array(0);
+  /** f32[ptr / 4 .. ptr / 4 + len) of memory m. */
+  f32(m: ThreadMemory, ptr: number, len: number): Float32Array {
+    const w = m.f32();
+    if (this.whole !== w || this.ptr !== ptr || this.len !== len) {
+      this.f32v = w.subarray(ptr >>> 2, (ptr >>> 2) + len);
+      this.whole = w;
+      this.ptr = ptr;
+      this.len = len;
+    }
+    return this.f32v;
+  }
+  /** Bytes [ptr, ptr + len) of memory m. */
+  u8(m: ThreadMemory, ptr: number, len: number): Uint8Array {
+    const w = m.u8();
+    if (this.whole !== w || this.ptr !== ptr || this.len !== len) {
+      this.u8v = w.subarray(ptr, ptr + len);
+      this.whole = w;
+      this.ptr = ptr;
+      this.len = len;
+    }
+    return this.u8v;
+  }
 }
 
 interface Shard {
@@ -287,6 +330,7 @@ export class WasmBackend implements ComputeBackend {
     this.buffers = mem.map(() => new Map());
     this.jobCount = mem.map(() => 0);
     this.outBase = mem.map(() => -1);
+    this.fusedGather = mem.map(() => new ViewSlot());
     const ex0fns = mem[0]!.ex as unknown as Record<string, (x: number, y: number, k: number, n: number) => void>;
     this.converters = new Map(activationKinds.flatMap((kind) => {
       const c = ACTIVATIONS[kind].convert;
@@ -423,8 +467,17 @@ export class WasmBackend implements ComputeBackend {
   // ---- matmul across threads ----
 
   matmul(w: MatrixHandle, x: Float32Array, nTokens: number, out: Float32Array): void {
-    this.matmulMulti([w], x, nTokens, [out]);
+    const m = w as WasmMatrix;
+    let plan = this.singlePlans.get(m);
+    if (!plan) this.singlePlans.set(m, (plan = this.planFor([m])));
+    const outs = this.singleOut;
+    outs[0] = out;
+    this.runMatmul(plan, x, nTokens, outs);
+    outs[0] = EMPTY_F32; // hold no caller's buffer
   }
+  /** One-matrix plans by matrix, and the one-element output list they run with: no arrays per call. */
+  private readonly singlePlans = new Map<WasmMatrix, MatmulPlan>();
+  private readonly singleOut: Float32Array[] = [EMPTY_F32];
 
   matmulMulti(ws: readonly MatrixHandle[], x: Float32Array, nTokens: number, outs: readonly Float32Array[]): void {
     this.runMatmul(this.planFor(ws as readonly WasmMatrix[]), x, nTokens, outs);
@@ -437,7 +490,15 @@ export class WasmBackend implements ComputeBackend {
    */
   private planFor(ws: readonly WasmMatrix[]): MatmulPlan {
     const cached = this.plans.get(ws[0]!);
-    if (cached) for (const p of cached) if (p.all.length === ws.length && p.all.every((w, i) => w === ws[i])) return p;
+    if (cached) {
+      for (let c = 0; c < cached.length; c++) {
+        const p = cached[c]!;
+        if (p.all.length !== ws.length) continue;
+        let same = true;
+        for (let i = 1; i < ws.length && same; i++) same = p.all[i] === ws[i];
+        if (same) return p;
+      }
+    }
     for (const w of ws) if (!w.family) throw new RangeError(`matrix "${w.info.name}" was loaded for embedding rows only, not for matmul`);
     if (ws.length > MAX_MATMULS) throw new RangeError(`at most ${MAX_MATMULS} matrices per fused matmul`);
     const kinds = [...new Set(ws.map((w) => w.family!.activation))];
@@ -449,6 +510,8 @@ export class WasmBackend implements ComputeBackend {
       fn: ws.map((w) => functionNames.indexOf(w.family!.matmul)),
       maxShardRows: Math.max(0, ...ws.flatMap((w) => w.shards.map((sh) => sh.rows))),
       label: `matmul ${ws.map((w) => opLabelOfTensor(w.info.name)).join("+")}`,
+      gather: Array.from({ length: ws.length * this.threads }, () => new ViewSlot()),
+      copies: Array.from({ length: kinds.length * this.threads }, () => new ViewSlot()),
     };
     if (cached) cached.push(plan);
     else this.plans.set(ws[0]!, [plan]);
@@ -502,10 +565,13 @@ export class WasmBackend implements ComputeBackend {
         const s = w.shards[t]!;
         if (s.rows === 0) continue;
         const io = this.io[t]!;
-        const local = this.mem[t]!.f32();
         const base = (io.out + j * io.outSlotBytes) >>> 2; // >>>: addresses reach 4 GiB
-        if (nTokens === 1) out.set(local.subarray(base, base + s.rows), s.rowStart);
-        else for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
+        if (nTokens === 1) {
+          out.set(plan.gather[j * nThreads + t]!.f32(this.mem[t]!, io.out + j * io.outSlotBytes, s.rows), s.rowStart);
+          continue;
+        }
+        const local = this.mem[t]!.f32();
+        for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
       }
     }
     if (prof) prof.lap("matmul: gather outputs", t0);
@@ -528,10 +594,11 @@ export class WasmBackend implements ComputeBackend {
       for (let t = 0; t < nThreads; t++) actPtr[a * nThreads + t] = this.ensureAct(t, kind, bytes);
       const p0 = actPtr[a * nThreads]!;
       if (fmt.convert) this.converters.get(fmt.convert)!(x.byteOffset, p0, plan.k, nTokens);
+      else if (this.ownsView(x)) m0.u8().copyWithin(p0, x.byteOffset, x.byteOffset + bytes);
       else m0.u8().set(new Uint8Array(x.buffer, x.byteOffset, bytes), p0);
       if (prof) t0 = prof.lap("matmul: quantize input", t0);
       if (nThreads > 1) {
-        const src = m0.u8().subarray(p0, p0 + bytes);
+        const src = plan.copies[a * nThreads]!.u8(m0, p0, bytes);
         for (let t = 1; t < nThreads; t++) this.mem[t]!.u8().set(src, actPtr[a * nThreads + t]!);
         if (prof) t0 = prof.lap("matmul: copy input to threads", t0);
       }
@@ -667,27 +734,34 @@ export class WasmBackend implements ComputeBackend {
    */
   private ropeTableFor(positions: readonly number[], nTokens: number, p: RopeParams): number {
     const c = this.rope_;
-    const contiguous = positions[nTokens - 1]! - positions[0]! === nTokens - 1;
-    if (contiguous && c.params === p && c.first === positions[0] && c.count >= nTokens) return c.ptr;
     const half = p.ropeDim / 2;
-    if (c.capacity < nTokens * half * 2) {
-      c.capacity = nTokens * half * 2;
+    const first = positions[0]!;
+    let contiguous = true;
+    for (let t = 1; t < nTokens && contiguous; t++) contiguous = positions[t] === first + t;
+    // Decode asks for one new position per step: the table is computed ROPE_AHEAD positions ahead.
+    if (contiguous && c.params === p && first >= c.first && c.first >= 0 && first + nTokens <= c.first + c.count) return c.ptr + (first - c.first) * half * 8;
+    const rows = contiguous ? Math.max(nTokens, ROPE_AHEAD) : nTokens;
+    if (c.capacity < rows * half * 2) {
+      c.capacity = rows * half * 2;
       c.ptr = this.mem[0]!.alloc(c.capacity * 4);
     }
-    const cs = new Float32Array(this.mem[0]!.memory.buffer, c.ptr, nTokens * half * 2);
+    const cs = this.mem[0]!.f32();
+    const base = c.ptr >>> 2;
     const f32 = Math.fround;
     const thetaScale = f32(Math.pow(p.base, -2 / p.ropeDim));
-    for (let t = 0; t < nTokens; t++) {
-      let theta = f32(positions[t]!);
+    for (let t = 0; t < rows; t++) {
+      let theta = f32(contiguous ? first + t : positions[t]!);
       for (let i = 0; i < half; i++) {
         const ff = p.freqFactors ? p.freqFactors[i]! : 1;
         const angle = f32(p.freqScale * f32(theta / ff));
-        cs[(t * half + i) * 2] = Math.cos(angle);
-        cs[(t * half + i) * 2 + 1] = Math.sin(angle);
+        cs[base + (t * half + i) * 2] = Math.cos(angle);
+        cs[base + (t * half + i) * 2 + 1] = Math.sin(angle);
         theta = f32(theta * thetaScale);
       }
     }
-    Object.assign(c, { params: p, first: contiguous ? positions[0]! : -1, count: nTokens });
+    c.params = p;
+    c.first = contiguous ? first : -1;
+    c.count = rows;
     return c.ptr;
   }
 
@@ -766,8 +840,13 @@ export class WasmBackend implements ComputeBackend {
 
   /** The thread memory addresses of (layer, slot) in a shard: its keys and values at position 0. */
   private slotAddress(sh: KvShard, replicas: number, layer: number, slot: number): { k: number; v: number } {
-    const i = layer * sh.localSlots + Math.floor(slot / replicas);
-    return { k: sh.k + i * sh.kSlotBytes, v: sh.v + i * sh.vSlotBytes };
+    return { k: this.slotKeys(sh, replicas, layer, slot), v: this.slotValues(sh, replicas, layer, slot) };
+  }
+  private slotKeys(sh: KvShard, replicas: number, layer: number, slot: number): number {
+    return sh.k + (layer * sh.localSlots + Math.floor(slot / replicas)) * sh.kSlotBytes;
+  }
+  private slotValues(sh: KvShard, replicas: number, layer: number, slot: number): number {
+    return sh.v + (layer * sh.localSlots + Math.floor(slot / replicas)) * sh.vSlotBytes;
   }
 
   private checkSlot(c: WasmKvPool, slot: number): void {
@@ -862,28 +941,20 @@ export class WasmBackend implements ComputeBackend {
         const t = sh.thread;
         const m = this.mem[t]!;
         // Thread 0 works in place on buffers in its memory; everything else is staged.
-        const stage = (name: string, src: Float32Array, width: number): number => {
-          if (t === 0 && m.owns(src.buffer)) return src.byteOffset;
-          const last = runs[runs.length - 1]!;
-          const ptr = this.buffer(t, name, last.end * width * 4);
-          const f = m.f32();
-          for (const run of runs) f.set(src.subarray(run.start * width, run.end * width), (ptr >>> 2) + run.start * width);
-          return ptr;
-        };
-        const qb = stage("attnQ", q, qW), kb = stage("attnK", k, kW), vb = stage("attnV", v, vW);
+        const qb = this.stageRows(t, m, "attnQ", q, qW, runs), kb = this.stageRows(t, m, "attnK", k, kW, runs), vb = this.stageRows(t, m, "attnV", v, vW, runs);
         const direct = t === 0 && m.owns(out.buffer);
         const ob = direct ? out.byteOffset : this.buffer(t, "attnOut", runs[runs.length - 1]!.end * oW * 4);
         this.outBase[t] = direct ? -1 : ob;
         const scratch = this.buffers[t]!.get("attnScratch")!.ptr;
         const h0 = sh.kv0 * group;
-        for (const seg of segments) {
+        for (let si = 0; si < segments.length; si++) {
+          const seg = segments[si]!;
           if (seg.slot % R !== r || seg.nTokens === 0) continue;
-          const slot = this.slotAddress(sh, R, layer, seg.slot);
           const o = jobOffset(t, nJobs[t]!++);
           ctl[o] = ATTENTION_FN;
           ctl[o + 1] = qb + (seg.row * qW + h0 * hd) * 4;
-          ctl[o + 2] = slot.k;
-          ctl[o + 3] = slot.v;
+          ctl[o + 2] = this.slotKeys(sh, R, layer, seg.slot);
+          ctl[o + 3] = this.slotValues(sh, R, layer, seg.slot);
           ctl[o + 4] = ob + (seg.row * oW + h0 * hdV) * 4;
           ctl[o + 5] = scratch;
           ctl[o + 6] = seg.startPos;
@@ -935,6 +1006,9 @@ export class WasmBackend implements ComputeBackend {
    * pool shard (then the thread can project, rotate and attend its heads without the others).
    */
   private readonly fusable = new Map<WasmMatrix, boolean>();
+  /** Per q matrix: its fused matmul's plan (wq, wk, wv), found once. */
+  private readonly qkvPlans = new Map<WasmMatrix, MatmulPlan>();
+  private readonly ropeCopy = new ViewSlot();
 
   qkvAttention(
     pool: KvPool, layer: number, segments: readonly AttentionSegment[], x: Float32Array, nTokens: number,
@@ -967,7 +1041,8 @@ export class WasmBackend implements ComputeBackend {
       if (!(Number.isInteger(seg.startPos) && seg.startPos >= 0 && seg.nTokens >= 1 && seg.startPos + seg.nTokens <= s.slotSize)) return false;
     }
     const prof = this.profile_;
-    const plan = this.planFor([wq, wk, wv]);
+    let plan = this.qkvPlans.get(wq);
+    if (!plan || plan.all[1] !== wk || plan.all[2] !== wv) this.qkvPlans.set(wq, (plan = this.planFor([wq, wk, wv])));
     const actPtr = this.stageInput(plan, x, nTokens);
     let t0 = prof ? performance.now() : 0;
     // RoPE's (cos, sin) table, computed once on thread 0, then copied to every thread.
@@ -989,44 +1064,24 @@ export class WasmBackend implements ComputeBackend {
       let tb = table;
       if (t > 0) {
         tb = this.buffer(t, "ropeTable", tableBytes);
-        m.u8().set(this.mem[0]!.u8().subarray(table, table + tableBytes), tb);
+        m.u8().set(this.ropeCopy.u8(this.mem[0]!, table, tableBytes), tb);
       }
       let j = 0;
-      const matmulJob = (w: WasmMatrix, index: number, dst: number) => {
-        const sw = w.shards[t]!;
-        const o = jobOffset(t, j++);
-        ctl[o] = plan.fn[index]!;
-        ctl[o + 1] = sw.ptr;
-        ctl[o + 2] = actPtr[plan.jobKind[index]! * T + t]!;
-        ctl[o + 3] = dst;
-        ctl[o + 4] = plan.k;
-        ctl[o + 5] = 0;
-        ctl[o + 6] = sw.groups;
-        ctl[o + 7] = sw.rows;
-        ctl[o + 8] = nTokens;
-      };
-      matmulJob(wq, 0, qb);
-      matmulJob(wk, 1, kb);
-      matmulJob(wv, 2, vb);
+      this.postMatmulJob(t, j++, wq, plan, 0, actPtr, qb, nTokens);
+      this.postMatmulJob(t, j++, wk, plan, 1, actPtr, kb, nTokens);
+      this.postMatmulJob(t, j++, wv, plan, 2, actPtr, vb, nTokens);
       for (let tok = 0; tok < nTokens; tok++) {
-        for (const [ptr, heads] of [[qb + tok * qRows * 4, sh.nkv * group], [kb + tok * kRows * 4, sh.nkv]] as const) {
-          const o = jobOffset(t, j++);
-          ctl[o] = ROPE_FN;
-          ctl[o + 1] = ptr;
-          ctl[o + 2] = heads;
-          ctl[o + 3] = hd;
-          ctl[o + 4] = tb + tok * half * 8;
-          ctl[o + 5] = neox;
-        }
+        this.postRopeJob(t, j++, qb + tok * qRows * 4, sh.nkv * group, hd, tb + tok * half * 8, neox);
+        this.postRopeJob(t, j++, kb + tok * kRows * 4, sh.nkv, hd, tb + tok * half * 8, neox);
       }
       const scratch = this.buffers[t]!.get("attnScratch")!.ptr;
-      for (const seg of segments) {
-        const slot = this.slotAddress(sh, 1, layer, seg.slot);
+      for (let si = 0; si < segments.length; si++) {
+        const seg = segments[si]!;
         const o = jobOffset(t, j++);
         ctl[o] = ATTENTION_FN;
         ctl[o + 1] = qb + seg.row * qRows * 4;
-        ctl[o + 2] = slot.k;
-        ctl[o + 3] = slot.v;
+        ctl[o + 2] = this.slotKeys(sh, 1, layer, seg.slot);
+        ctl[o + 3] = this.slotValues(sh, 1, layer, seg.slot);
         ctl[o + 4] = ob + seg.row * oW * 4;
         ctl[o + 5] = scratch;
         ctl[o + 6] = seg.startPos;
@@ -1054,31 +1109,87 @@ export class WasmBackend implements ComputeBackend {
       const sh = c.shards[t]!;
       const oW = sh.nkv * group * hdV;
       const a = sh.kv0 * group * hdV;
-      const local = this.mem[t]!.f32();
-      const base = this.buffers[t]!.get("fusedOut")!.ptr >>> 2;
-      for (const seg of segments) {
-        for (let row = seg.row; row < seg.row + seg.nTokens; row++) out.set(local.subarray(base + row * oW, base + (row + 1) * oW), row * fullW + a);
+      const m = this.mem[t]!;
+      const ptr = this.buffers[t]!.get("fusedOut")!.ptr;
+      for (let si = 0; si < segments.length; si++) {
+        const seg = segments[si]!;
+        for (let row = seg.row; row < seg.row + seg.nTokens; row++) out.set(this.fusedGather[t]!.f32(m, ptr + row * oW * 4, oW), row * fullW + a);
       }
     }
     if (prof) prof.lap("attention: gather outputs", t0);
     return true;
   }
 
+  /** Per thread: the view its fused attention output is gathered from (one token: the same every call). */
+  private readonly fusedGather: ViewSlot[];
+
+  private postMatmulJob(t: number, j: number, w: WasmMatrix, plan: MatmulPlan, index: number, actPtr: readonly number[], dst: number, nTokens: number): void {
+    const sw = w.shards[t]!;
+    const ctl = this.ctl;
+    const o = jobOffset(t, j);
+    ctl[o] = plan.fn[index]!;
+    ctl[o + 1] = sw.ptr;
+    ctl[o + 2] = actPtr[plan.jobKind[index]! * this.threads + t]!;
+    ctl[o + 3] = dst;
+    ctl[o + 4] = plan.k;
+    ctl[o + 5] = 0;
+    ctl[o + 6] = sw.groups;
+    ctl[o + 7] = sw.rows;
+    ctl[o + 8] = nTokens;
+  }
+
+  private postRopeJob(t: number, j: number, ptr: number, heads: number, hd: number, table: number, neox: number): void {
+    const ctl = this.ctl;
+    const o = jobOffset(t, j);
+    ctl[o] = ROPE_FN;
+    ctl[o + 1] = ptr;
+    ctl[o + 2] = heads;
+    ctl[o + 3] = hd;
+    ctl[o + 4] = table;
+    ctl[o + 5] = neox;
+  }
+
   private readonly jobCount: number[];
   /** Per thread: where its attention outputs were staged, or -1 (written in place). */
   private readonly outBase: number[];
 
-  /** The rows of the segments of replica r, as runs of contiguous rows (adjacent segments merged). */
-  private rowRuns(segments: readonly AttentionSegment[], R: number, r: number): { start: number; end: number }[] {
-    const runs: { start: number; end: number }[] = [];
-    for (const seg of segments) {
+  /**
+   * The rows of the segments of replica r, as runs of contiguous rows (adjacent segments merged),
+   * sorted; the array and its run objects are reused by the next call.
+   */
+  private rowRuns(segments: readonly AttentionSegment[], R: number, r: number): readonly { start: number; end: number }[] {
+    const runs = this.runs;
+    const pool = this.runPool;
+    let n = 0;
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i]!;
       if (seg.slot % R !== r || seg.nTokens === 0) continue;
-      const last = runs[runs.length - 1];
-      if (last && last.end === seg.row) last.end = seg.row + seg.nTokens;
-      else runs.push({ start: seg.row, end: seg.row + seg.nTokens });
+      const last = n > 0 ? runs[n - 1]! : undefined;
+      if (last && last.end === seg.row) {
+        last.end = seg.row + seg.nTokens;
+        continue;
+      }
+      const run = (pool[n] ??= { start: 0, end: 0 });
+      run.start = seg.row;
+      run.end = seg.row + seg.nTokens;
+      runs[n++] = run;
     }
-    runs.sort((a, b) => a.start - b.start);
+    // (Not length = 0 and push: V8 drops an emptied array's storage, and the next push reallocates.)
+    if (runs.length !== n) runs.length = n;
+    if (n > 1) runs.sort(byStart);
     return runs;
+  }
+  private readonly runs: { start: number; end: number }[] = [];
+  private readonly runPool: { start: number; end: number }[] = [];
+
+  /** Where thread t reads the attention input rows `runs` of src: in place (thread 0, its own memory) or staged into its buffer `name`. */
+  private stageRows(t: number, m: ThreadMemory, name: string, src: Float32Array, width: number, runs: readonly { start: number; end: number }[]): number {
+    if (t === 0 && m.owns(src.buffer)) return src.byteOffset;
+    const last = runs[runs.length - 1]!;
+    const ptr = this.buffer(t, name, last.end * width * 4);
+    const f = m.f32();
+    for (const run of runs) f.set(src.subarray(run.start * width, run.end * width), (ptr >>> 2) + run.start * width);
+    return ptr;
   }
 
   /** Per thread: named buffers in its memory, regrown when a larger one is needed. */
