@@ -51,6 +51,11 @@ export interface KvPoolSpec {
   readonly headDimV: number;
   /** Element type. f16 is llama.cpp's default (and half the memory); f32 is exact. */
   readonly type: KvCacheType;
+  /**
+   * Query heads attending over these KV heads (a multiple of nKvHeads), when known: a backend may
+   * lay the cache out for it (the wasm backend keeps an f16 cache's values as f32 for small groups).
+   */
+  readonly nHeads?: number;
 }
 
 export type KvCacheType = "f16" | "f32";

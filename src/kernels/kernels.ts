@@ -53,6 +53,11 @@ export interface KernelExports {
    * storing the nTok rows of keys and values at kIn, vIn in the cache (0 or absent: not used).
    */
   attentionF16(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number, rowKvHeads?: number, kIn?: number, vIn?: number): void;
+  /**
+   * attentionF16 over a cache of the same values as f32 (4 bytes each, the half h as h * 2^-112):
+   * read in place, not converted per call; bit for bit attentionF16's outputs.
+   */
+  attentionF32(q: number, kc: number, vc: number, out: number, scratch: number, startPos: number, nTok: number, nHeads: number, nKvHeads: number, hd: number, hdV: number, scale: number, rowKvHeads?: number, kIn?: number, vIn?: number): void;
   /** n f32 at x -> n f16 (u16 bits, round to nearest even) at y: what the KV cache stores. */
   f32ToF16Row(x: number, y: number, n: number): void;
   /** Reads bytes (multiple of 64) at p; a memory read bandwidth probe. */

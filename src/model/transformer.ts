@@ -166,6 +166,7 @@ export class Transformer {
       headDim: c.headDim,
       headDimV: c.headDimV,
       type,
+      nHeads: c.nHeads,
     });
   }
 

@@ -230,6 +230,53 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
       }
     });
 
+    test("attentionF32 (the cache's values kept as f32) gives attentionF16's bits, subnormals, infinities and NaNs included", () => {
+      // Both kernels store the keys and values themselves (kIn/vIn): first the prefix (its outputs
+      // unused), then the queries' rows; each cache in its own form (2 or 4 bytes per value).
+      const attendBoth = (c: Case): [Float32Array, Float32Array] => {
+        const { nHeads, nKvHeads, hd, hdV, startPos, nTok } = c;
+        const n = startPos + nTok;
+        const results: Float32Array[] = [];
+        for (const bytes of [2, 4]) {
+          const start = arena.top;
+          const put = (x: Float32Array) => {
+            const p = arena.alloc(Math.max(1, x.length) * 4);
+            arena.f32(p, x.length).set(x);
+            return p;
+          };
+          const kc = arena.alloc(n * nKvHeads * hd * bytes), vc = arena.alloc(n * nKvHeads * hdV * bytes);
+          const pS = arena.alloc(scratchFloats(nHeads, hd, hdV, n, 0) * 4);
+          const f = bytes === 2 ? ex.attentionF16 : ex.attentionF32;
+          if (startPos > 0) {
+            const pre = put(new Float32Array(startPos * nHeads * hd));
+            f(pre, kc, vc, put(new Float32Array(startPos * nHeads * hdV)), pS, 0, startPos, nHeads, nKvHeads, hd, hdV, c.scale, nKvHeads, put(c.k), put(c.v));
+          }
+          const pOut = put(new Float32Array(nTok * nHeads * hdV));
+          f(put(c.q), kc, vc, pOut, pS, startPos, nTok, nHeads, nKvHeads, hd, hdV, c.scale, nKvHeads,
+            put(c.k.subarray(startPos * nKvHeads * hd)), put(c.v.subarray(startPos * nKvHeads * hdV)));
+          results.push(arena.f32(pOut, nTok * nHeads * hdV).slice());
+          arena.top = start;
+        }
+        return [results[0]!, results[1]!];
+      };
+      const same = (a: Float32Array, b: Float32Array, what: string) => {
+        const x = new Uint32Array(a.buffer), y = new Uint32Array(b.buffer);
+        for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) assert.fail(`${what}: out[${i}] = ${b[i]}, attentionF16 gives ${a[i]}`);
+      };
+      let seed = 700;
+      for (const shape of SHAPES) {
+        const [a, b] = attendBoth(makeCase(shape, seed++));
+        same(a, b, `${shape}`);
+      }
+      const c = makeCase([4, 4, 64, 64, 70, 2], 78);
+      const tiny = { ...c, q: c.q.map((x) => x * 1e4), k: c.k.map((x) => x * 1e-5), v: c.v.map((x) => x * 1e-5) };
+      same(...attendBoth(tiny), "subnormal keys and values");
+      const row = 40 * 4 * 64 + 64;
+      c.v[row + 5] = 1e5; c.v[row + 9] = -Infinity; c.v[row + 11] = Number.NaN;
+      c.k[row + 3] = 1e5; c.k[row + 7] = Number.NaN;
+      same(...attendBoth(c), "infinite and NaN keys and values");
+    });
+
     test("attentionF16 ignores what the scratch held, and repeats itself exactly", () => {
       const c = makeCase([14, 2, 64, 64, 29, 3], 99);
       const a = run(ex, arena, c, 0);

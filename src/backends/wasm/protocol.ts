@@ -3,7 +3,7 @@
 // A job runs one exported kernel on the thread's own memory; its first int indexes the list of
 // kernel names (WorkerInit.functions), the rest are the kernel's arguments:
 //   matmul kernels: fn(w, x, y, k, g0, g1, nrows, ntok)  (weights, activations, output, columns, row groups, rows, tokens)
-//   ATTENTION_KERNEL: attentionF16(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, hd,
+//   ATTENTION_KERNEL (and ATTENTION_F32_KERNEL): attentionF16(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, hd,
 //     hdV, scale, rowKvHeads, kIn, vIn), the f32 scale as its bit pattern (see assembly/attention.ts)
 
 export const CTL_SEQ = 0;
@@ -64,8 +64,9 @@ export function adaptSpin(limit: number, sleptMs: number, max: number): number {
   return limit;
 }
 
-/** The export attention jobs run. */
+/** The export attention jobs run: over an f16 KV cache, or (ATTENTION_F32_KERNEL) its f32 form. */
 export const ATTENTION_KERNEL = "attentionF16";
+export const ATTENTION_F32_KERNEL = "attentionF32";
 
 /** Runs one job: the kernel's arguments are read from the job table at offset o. */
 export type JobRunner = (ctl: Int32Array, o: number) => void;
@@ -90,7 +91,7 @@ export function jobRunners(exports: object, functions: readonly string[]): JobRu
   return functions.map((name) => {
     const f = ex[name];
     if (typeof f !== "function") throw new Error(`kernels have no export "${name}"`);
-    if (name === ATTENTION_KERNEL) {
+    if (name === ATTENTION_KERNEL || name === ATTENTION_F32_KERNEL) {
       return (c, o) => f(c[o + 1]!, c[o + 2]!, c[o + 3]!, c[o + 4]!, c[o + 5]!, c[o + 6]!, c[o + 7]!, c[o + 8]!, c[o + 9]!, c[o + 10]!, c[o + 11]!, bitsIntToF32(c[o + 12]!), c[o + 13]!, c[o + 14]!, c[o + 15]!);
     }
     return (c, o) => f(c[o + 1]!, c[o + 2]!, c[o + 3]!, c[o + 4]!, c[o + 5]!, c[o + 6]!, c[o + 7]!, c[o + 8]!);

@@ -35,7 +35,7 @@ import type {
 import { ReferenceBackend } from "../reference.ts";
 import { threadsForWork, type ThreadWork } from "./thread-choice.ts";
 import {
-  ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
+  ATTENTION_F32_KERNEL, ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
   adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
 } from "./protocol.ts";
 import { opLabelOfTensor, type OpProfile } from "../../compute/profile.ts";
@@ -53,10 +53,18 @@ const families: readonly MatmulFamily[] = WASM_TYPES;
 const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];
 /** The kernels jobs run (a job's first int indexes this list): the matmuls, then attention. */
-const kernelNames = [...functionNames, ATTENTION_KERNEL, "rope"];
+const kernelNames = [...functionNames, ATTENTION_KERNEL, "rope", ATTENTION_F32_KERNEL];
 const ATTENTION_FN = functionNames.length;
 /** Job index of RoPE (rope(x, nHeads, headDim, cosSin, neox)) in the fused attention dispatch. */
 const ROPE_FN = functionNames.length + 1;
+const ATTENTION_F32_FN = functionNames.length + 2;
+/**
+ * An f16 KV cache is kept as f32 (the same f16-rounded values, read without conversion) when few
+ * query heads share a KV head (then converting each cached row costs about as much as using it)
+ * and the f32 pool stays this small: small models, where the per-token overheads decide.
+ */
+const F32_KV_MAX_GROUP = 2;
+const F32_KV_MAX_BYTES = 128 * 1024 ** 2;
 /** Bytes of embedding rows kept per matrix whose rows are read from the file. */
 const EMBEDDING_ROW_CACHE_BYTES = 1 << 20;
 /** RoPE (cos, sin) rows computed at once for a run of positions: the next decode steps find theirs ready. */
@@ -205,10 +213,13 @@ interface WasmMatrix extends MatrixHandle {
 /**
  * One thread's part of the KV pool: KV heads kv0..kv0+nkv-1 of the slots of one replica (slots
  * s with s % replicas == replica, local index s / replicas), every layer. f16 bits (2 bytes per
- * value), per layer and local slot [position][local KV head][head size]: attentionF16's cache
- * layout for those heads.
+ * value), or for small pools of small KV groups the same values in attentionF32's f32 form (4
+ * bytes), per layer and local slot [position][local KV head][head size]: the attention kernel's
+ * cache layout for those heads.
  */
 interface KvShard {
+  /** Bytes per cached value: 2 (f16 bits) or 4 (the pool's f32 form, see WasmKvPool.f32). */
+  readonly valueBytes: number;
   readonly thread: number;
   readonly kv0: number;
   readonly nkv: number;
@@ -229,6 +240,10 @@ interface KvShard {
  * A segment's attention runs on the headShards threads of its slot's group.
  */
 interface WasmKvPool extends KvPool {
+  /** The f16 values kept as f32 (attentionF32's cache form: 4 bytes each, no conversion per read). */
+  readonly f32: boolean;
+  /** The attention job's kernel index for this layout. */
+  readonly attentionFn: number;
   readonly headShards: number;
   readonly replicas: number;
   /** shards[replica * headShards + run] (the thread of the same index). */
@@ -778,7 +793,10 @@ export class WasmBackend implements ComputeBackend {
     const { nLayers, slots, slotSize, nKvHeads, headDim, headDimV } = spec;
     const headShards = Math.min(nKvHeads, this.threads);
     const replicas = Math.max(1, Math.floor(this.threads / headShards));
-    this.checkKvFits(spec, headShards, replicas);
+    const group = spec.nHeads !== undefined && spec.nHeads % nKvHeads === 0 ? spec.nHeads / nKvHeads : Infinity;
+    const f32 = group <= F32_KV_MAX_GROUP && nLayers * slots * slotSize * nKvHeads * (headDim + headDimV) * 4 <= F32_KV_MAX_BYTES;
+    const valueBytes = f32 ? 4 : 2;
+    this.checkKvFits(spec, headShards, replicas, valueBytes);
     const shards: KvShard[] = [];
     for (let r = 0; r < replicas; r++) {
       const localSlots = Math.ceil((slots - r) / replicas); // slots r, r + replicas, ...
@@ -786,13 +804,13 @@ export class WasmBackend implements ComputeBackend {
         const thread = r * headShards + g;
         const kv0 = Math.floor((nKvHeads * g) / headShards);
         const nkv = Math.floor((nKvHeads * (g + 1)) / headShards) - kv0;
-        const kSlotBytes = slotSize * nkv * headDim * 2;
-        const vSlotBytes = slotSize * nkv * headDimV * 2;
+        const kSlotBytes = slotSize * nkv * headDim * valueBytes;
+        const vSlotBytes = slotSize * nkv * headDimV * valueBytes;
         const m = this.mem[thread]!;
         const bytes = (n: number) => (localSlots > 0 ? nLayers * localSlots * n : 0);
         const k = bytes(kSlotBytes) > 0 ? m.alloc(bytes(kSlotBytes)) : 0;
         const v = bytes(vSlotBytes) > 0 ? m.alloc(bytes(vSlotBytes)) : 0;
-        shards.push({ thread, kv0, nkv, replica: r, localSlots, k, v, kSlotBytes, vSlotBytes });
+        shards.push({ valueBytes, thread, kv0, nkv, replica: r, localSlots, k, v, kSlotBytes, vSlotBytes });
         // attentionF16 takes up to 16 heads per pass over the cache and needs min(nHeads, 16) *
         // (head size + positions + 3) + 4 * max(1024, head sizes) f32 of scratch (nHeads is not
         // part of the pool spec).
@@ -800,7 +818,7 @@ export class WasmBackend implements ComputeBackend {
         this.buffer(thread, "attnScratch", (16 * (hdMax + slotSize + 8) + 4 * Math.max(1024, hdMax)) * 4);
       }
     }
-    const pool: WasmKvPool = { spec, headShards, replicas, shards };
+    const pool: WasmKvPool = { spec, f32, attentionFn: f32 ? ATTENTION_F32_FN : ATTENTION_FN, headShards, replicas, shards };
     return pool;
   }
 
@@ -808,7 +826,7 @@ export class WasmBackend implements ComputeBackend {
    * A KV cache too large for the threads' memories is a clear error naming the context size that
    * fits, before anything is allocated. More threads help only while there are KV heads to split.
    */
-  private checkKvFits(spec: KvPoolSpec, headShards: number, replicas: number): void {
+  private checkKvFits(spec: KvPoolSpec, headShards: number, replicas: number, valueBytes: number): void {
     const { nLayers, slots, slotSize, nKvHeads, headDim, headDimV } = spec;
     const limit = 4 * 1024 ** 3;
     let worst: { need: number; perPosition: number; room: number } | undefined;
@@ -817,7 +835,7 @@ export class WasmBackend implements ComputeBackend {
       for (let g = 0; g < headShards; g++) {
         const nkv = Math.floor((nKvHeads * (g + 1)) / headShards) - Math.floor((nKvHeads * g) / headShards);
         // keys + values of every position, plus the attention scratch's per-position f32s
-        const perPosition = nLayers * localSlots * nkv * (headDim + headDimV) * 2 + 16 * 4;
+        const perPosition = nLayers * localSlots * nkv * (headDim + headDimV) * valueBytes + 16 * 4;
         const need = perPosition * slotSize;
         const room = limit - this.mem[r * headShards + g]!.top - 1024 ** 2; // headroom for the fixed scratch
         if (need > room && (!worst || need - room > worst.need - worst.room)) worst = { need, perPosition, room };
@@ -829,7 +847,7 @@ export class WasmBackend implements ComputeBackend {
     // The fewest threads whose KV-head split would fit (only while there are heads left to split).
     let enough = 0;
     for (let t = this.threads + 1; t <= nKvHeads && !enough; t++) {
-      if (nLayers * slots * Math.ceil(nKvHeads / t) * (headDim + headDimV) * 2 * slotSize + 16 * 4 * slotSize <= worst.room) enough = t;
+      if (nLayers * slots * Math.ceil(nKvHeads / t) * (headDim + headDimV) * valueBytes * slotSize + 16 * 4 * slotSize <= worst.room) enough = t;
     }
     const moreThreads = enough ? ` or ${enough} threads (the cache is split by KV head across the threads)` : "";
     throw new RangeError(
@@ -868,8 +886,8 @@ export class WasmBackend implements ComputeBackend {
     for (let g = 0; g < c.headShards; g++) {
       const from = c.shards[(src % R) * c.headShards + g]!;
       const to = c.shards[(dst % R) * c.headShards + g]!;
-      const kBytes = n * from.nkv * s.headDim * 2;
-      const vBytes = n * from.nkv * s.headDimV * 2;
+      const kBytes = n * from.nkv * s.headDim * from.valueBytes;
+      const vBytes = n * from.nkv * s.headDimV * from.valueBytes;
       const mFrom = this.mem[from.thread]!.u8();
       const mTo = this.mem[to.thread]!.u8();
       for (let l = 0; l < s.nLayers; l++) {
@@ -951,7 +969,7 @@ export class WasmBackend implements ComputeBackend {
           const seg = segments[si]!;
           if (seg.slot % R !== r || seg.nTokens === 0) continue;
           const o = jobOffset(t, nJobs[t]!++);
-          ctl[o] = ATTENTION_FN;
+          ctl[o] = c.attentionFn;
           ctl[o + 1] = qb + (seg.row * qW + h0 * hd) * 4;
           ctl[o + 2] = this.slotKeys(sh, R, layer, seg.slot);
           ctl[o + 3] = this.slotValues(sh, R, layer, seg.slot);
@@ -1078,7 +1096,7 @@ export class WasmBackend implements ComputeBackend {
       for (let si = 0; si < segments.length; si++) {
         const seg = segments[si]!;
         const o = jobOffset(t, j++);
-        ctl[o] = ATTENTION_FN;
+        ctl[o] = c.attentionFn;
         ctl[o + 1] = qb + seg.row * qRows * 4;
         ctl[o + 2] = this.slotKeys(sh, 1, layer, seg.slot);
         ctl[o + 3] = this.slotValues(sh, 1, layer, seg.slot);

@@ -132,6 +132,24 @@ function toF16Row(x: usize, y: usize, n: i32): void {
   }
 }
 
+// n f32 at x -> n f32 at y (n % 4 == 0; y may equal x): each rounded to f16 as f32ToF16Row does,
+// then stored as loadTile would convert that half (h * 2^-112, inf and NaN as themselves). A cache
+// of these is attentionF32's: the same values as an f16 cache, with no conversion per read.
+function toScaledF32Row(x: usize, y: usize, n: i32): void {
+  const cAbs = v128.load(AC + A_ABS), cSign = v128.load(AC + A_SIGN), cRBias = v128.load(AC + A_RBIAS);
+  const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
+  const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cRebias = v128.load(AC + A_REBIAS);
+  const cHInf = v128.load(AC + A_HINF), cHNaN = v128.load(AC + A_HNAN), cMask = v128.load(AC + A_F16S);
+  const end = x + (<usize>n << 2);
+  for (; x < end; x += 16, y += 16) {
+    const h = f16Bits(v128.load(x), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cRebias, cHInf, cHNaN);
+    // As loadTile: the half sign-extended, << 13, masked to sign | magnitude << 13; exponent 31 -> 255.
+    const e = v128.and(i32x4.shl(i32x4.shr_s(i32x4.shl(h, 16), 16), 13), cMask);
+    const special = i32x4.gt_s(v128.and(e, cAbs), i32x4.splat(0x0f7fffff));
+    v128.store(y, i32x4.add(e, v128.and(special, i32x4.splat(0x70000000))));
+  }
+}
+
 // nRows rows of `width` halves (width % 4 == 0; row stride srcStride bytes) -> contiguous f32 rows
 // at dst, each finite half h as h * 2^-112 (see the header), inf and NaN as themselves.
 function loadTile(src: usize, srcStride: usize, nRows: i32, width: i32, dst: usize): void {
@@ -398,20 +416,47 @@ export function attentionF16(
       toF16Row(vIn + <usize>t * vInStride, vc + (<usize>(startPos + t) * vw << 1), vw);
     }
   }
-  attend(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, rowKvHeads * (nHeads / nKvHeads), hd, hdV, scale);
+  attend(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, rowKvHeads * (nHeads / nKvHeads), hd, hdV, scale, false);
 }
 
-// attentionF16 after the store: rows of q and out are rowHeads heads long.
+/**
+ * attentionF16 over a cache of the same values kept as f32 (toScaledF32Row's form: 4 bytes per
+ * value, kc: [pos][nKvHeads][hd] f32, vc likewise): the keys and values are read in place instead
+ * of being converted into a tile on every call. Bit for bit attentionF16's outputs (the products
+ * and their order are the same). Same arguments; kIn/vIn rows are stored in that form.
+ */
+export function attentionF32(
+  q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
+  startPos: i32, nTok: i32, nHeads: i32, nKvHeads: i32, hd: i32, hdV: i32, scale: f32,
+  rowKvHeads: i32, kIn: usize, vIn: usize,
+): void {
+  writeConstants();
+  if (rowKvHeads == 0) rowKvHeads = nKvHeads;
+  if (kIn != 0) {
+    const kw = nKvHeads * hd, vw = nKvHeads * hdV;
+    const kInStride = <usize>(rowKvHeads * hd) << 2, vInStride = <usize>(rowKvHeads * hdV) << 2;
+    for (let t = 0; t < nTok; t++) {
+      toScaledF32Row(kIn + <usize>t * kInStride, kc + (<usize>(startPos + t) * kw << 2), kw);
+      toScaledF32Row(vIn + <usize>t * vInStride, vc + (<usize>(startPos + t) * vw << 2), vw);
+    }
+  }
+  attend(q, kc, vc, out, scratch, startPos, nTok, nHeads, nKvHeads, rowKvHeads * (nHeads / nKvHeads), hd, hdV, scale, true);
+}
+
+// attentionF16 after the store: rows of q and out are rowHeads heads long. scaledF32: the cache
+// holds toScaledF32Row's f32 values (read in place) instead of halves (converted per tile).
 function attend(
   q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
   startPos: i32, nTok: i32, nHeads: i32, nKvHeads: i32, rowHeads: i32, hd: i32, hdV: i32, scale: f32,
+  scaledF32: bool,
 ): void {
   const group = nHeads / nKvHeads;
   const nChunks = (group + MAX_HEADS - 1) / MAX_HEADS;
   const chunk = (group + nChunks - 1) / nChunks; // heads of one group in a pass
   const kvPer = max(1, MAX_HEADS / group); // KV heads in a pass
-  const kStride = <usize>(nKvHeads * hd) << 1; // cache rows: halves
-  const vStride = <usize>(nKvHeads * hdV) << 1;
+  const vb: usize = scaledF32 ? 2 : 1; // log2 of a cached value's bytes
+  const kStride = <usize>(nKvHeads * hd) << vb; // cache rows
+  const vStride = <usize>(nKvHeads * hdV) << vb;
   const qBytes = <usize>hd << 2;
   const oBytes = <usize>hdV << 2;
   const qRow = <usize>rowHeads * qBytes; // bytes from one token's queries to the next's
@@ -455,9 +500,16 @@ function attend(
         for (let jb = 0; jb < visible; jb += kBlock) {
           const nb = min(kBlock, visible - jb);
           for (let kv = 0; kv < nkv; kv++) {
-            loadTile(kc + <usize>jb * kStride + (<usize>(kv0 + kv) * hd << 1), kStride, nb, hd, tile);
+            // Key rows of this block: the f32 cache in place, or halves converted into the tile.
+            let kt = kc + <usize>jb * kStride + (<usize>(kv0 + kv) * hd << vb);
+            let ks = kStride;
+            if (!scaledF32) {
+              loadTile(kt, kStride, nb, hd, tile);
+              kt = tile;
+              ks = qBytes;
+            }
             for (let j = jb; j < jb + nb; j += 4) {
-              let d1 = qBytes, d2 = qBytes << 1, d3 = qBytes * 3;
+              let d1 = ks, d2 = ks << 1, d3 = ks * 3;
               if (j == full) {
                 // Past the last position: repeat its first key (no read past the tile's rows);
                 // the softmax ignores these lanes.
@@ -465,7 +517,7 @@ function attend(
                 if (rem < 3) d2 = 0;
                 d3 = 0;
               }
-              const k0 = tile + <usize>(j - jb) * qBytes;
+              const k0 = kt + <usize>(j - jb) * ks;
               let qa = qr + <usize>(kv * g) * qBytes;
               let sa = srows + <usize>(kv * g) * rowBytes + (<usize>j << 2);
               let i = 0;
@@ -488,21 +540,27 @@ function attend(
         for (let jb = 0; jb < visible; jb += vBlock) {
           const n = min(vBlock, visible - jb);
           for (let kv = 0; kv < nkv; kv++) {
-            loadTile(vc + <usize>jb * vStride + (<usize>(kv0 + kv) * hdV << 1), vStride, n, hdV, tile);
+            let vt = vc + <usize>jb * vStride + (<usize>(kv0 + kv) * hdV << vb);
+            let vs = vStride;
+            if (!scaledF32) {
+              loadTile(vt, vStride, n, hdV, tile);
+              vt = tile;
+              vs = oBytes;
+            }
             let oa = out + <usize>t * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
             let wa = srows + <usize>(kv * g) * rowBytes + (<usize>jb << 2);
             let i = 0;
             for (; i + 2 <= g; i += 2) {
               let d: usize = 0;
-              for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, tile + d, oBytes, n, oa + d, oa + oBytes + d);
-              for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, tile + d, oBytes, n, oa + d, oa + oBytes + d);
+              for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, vt + d, vs, n, oa + d, oa + oBytes + d);
+              for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, vt + d, vs, n, oa + d, oa + oBytes + d);
               wa += rowBytes << 1;
               oa += oBytes << 1;
             }
             if (i < g) {
               let d: usize = 0;
-              for (; d + 128 <= oBytes; d += 128) values1x32(wa, tile + d, oBytes, n, oa + d);
-              for (; d < oBytes; d += 16) values1x4(wa, tile + d, oBytes, n, oa + d);
+              for (; d + 128 <= oBytes; d += 128) values1x32(wa, vt + d, vs, n, oa + d);
+              for (; d < oBytes; d += 16) values1x4(wa, vt + d, vs, n, oa + d);
             }
           }
         }

@@ -44,4 +44,4 @@ export function streamSum(p: usize, bytes: usize): i32 {
   const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
   return i32x4.extract_lane(s, 0) ^ i32x4.extract_lane(s, 3);
 }
-export { attentionF16, f32ToF16Row } from "./attention";
+export { attentionF16, attentionF32, f32ToF16Row } from "./attention";
