@@ -292,7 +292,7 @@ export class Driver {
       if (spec && decoding) {
         // Verification: the kept drafts and the target's own next token, in order.
         let last = -1;
-        const rows = lazy ? new LazyLogitRows(seg.tokens.length, this.transformer.config.vocabSize, (from, to) => this.transformer.head(out.hidden.subarray(from * dim, to * dim), to - from)) : out.logits;
+        const rows = lazy ? new LazyLogitRows(seg.tokens.length, this.transformer.config.vocabSize, (from, to) => this.transformer.head(out.hidden.subarray(from * dim, to * dim), to - from), Math.min(2, Math.max(1, this.transformer.backend.maxBatch))) : out.logits;
         const r = spec.verify(rows, draft, (t) => {
           last = t;
           return req.onToken(t);
