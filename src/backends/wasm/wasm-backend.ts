@@ -920,7 +920,8 @@ export class WasmBackend implements ComputeBackend {
       throw new RangeError(`attention of ${p.nKvHeads} KV heads of ${p.headDim}/${p.headDimV} on a pool of ${s.nKvHeads} KV heads of ${s.headDim}/${s.headDimV}`);
     }
     if (!(p.nHeads >= p.nKvHeads && p.nHeads % p.nKvHeads === 0)) throw new RangeError(`${p.nHeads} heads do not form groups of ${p.nKvHeads} KV heads`);
-    for (const seg of segments) {
+    for (let si = 0; si < segments.length; si++) {
+      const seg = segments[si]!;
       this.checkSlot(c, seg.slot);
       if (!(Number.isInteger(seg.startPos) && seg.startPos >= 0 && Number.isInteger(seg.nTokens) && seg.nTokens >= 0)) {
         throw new RangeError(`segment at position ${seg.startPos} of ${seg.nTokens} tokens`);
@@ -1054,7 +1055,8 @@ export class WasmBackend implements ComputeBackend {
       this.fusable.set(wq, ok);
     }
     if (!ok) return false;
-    for (const seg of segments) {
+    for (let si = 0; si < segments.length; si++) {
+      const seg = segments[si]!;
       this.checkSlot(c, seg.slot);
       if (!(Number.isInteger(seg.startPos) && seg.startPos >= 0 && seg.nTokens >= 1 && seg.startPos + seg.nTokens <= s.slotSize)) return false;
     }
