@@ -179,6 +179,13 @@ export interface ComputeBackend {
   argmax?(x: Float32Array): number | undefined;
 
   /**
+   * The largest non-NaN value (-inf if none) of each whole block of 16 values of x, where the
+   * backend has a faster way than a JavaScript loop for this array (top-k over a large
+   * vocabulary); a buffer valid until the next call, or undefined.
+   */
+  blockMax?(x: Float32Array): Float32Array | undefined;
+
+  /**
    * Told true while a generation loop runs (more forward passes are coming soon) and false when
    * it stops: a backend with worker threads may keep them polling across the gap between two
    * passes (sampling, token output), so the next pass does not start by waking a sleeping thread.

@@ -43,6 +43,8 @@ export interface KernelExports {
   swiglu(g: number, u: number, y: number, n: number): void;
   /** Index of the largest of n f32 at x: the first on ties, NaN never, 0 if none is above -inf (a scalar `>` scan's answer). */
   argmaxF32(x: number, n: number): number;
+  /** Per whole block of 16 f32 at x (n / 16 blocks): its largest non-NaN value (-inf if none), as f32 at out. */
+  blockMaxF32(x: number, n: number, out: number): void;
   /** In place, per row: softmax(scale * x). */
   softmax(x: number, n: number, nrows: number, scale: number): void;
   /** Rotates nheads heads of d floats in place; neox 0: pairs (2i, 2i+1), 1: pairs (i, i+d/2). */

@@ -402,7 +402,8 @@ export class Model {
     const constraint = await this.constraintFor(o);
     const backend = this.transformer.backend;
     const fast = backend.argmax ? (x: Float32Array) => backend.argmax!(x) : undefined;
-    const sampler = createSampler(o, constraint ? { mask: constraint, argmax: fast } : { argmax: fast });
+    const blockMax = backend.blockMax ? (x: Float32Array) => backend.blockMax!(x) : undefined;
+    const sampler = createSampler(o, constraint ? { mask: constraint, argmax: fast, blockMax } : { argmax: fast, blockMax });
     const promptTokens = typeof prompt === "string" ? this.tokenizer.encode(prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false }) : [...prompt];
     if (promptTokens.length === 0) {
       throw new Error("the prompt is empty and this model's tokenizer adds no BOS token, so there is nothing to start from");

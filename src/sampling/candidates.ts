@@ -60,10 +60,16 @@ export class Candidates {
   private scanMark = new Uint8Array(0);
 
   private readonly fastArgmax: FastArgmax | undefined;
+  private readonly blockMax: FastBlockMax | undefined;
 
-  /** `fastArgmax`: a faster greedy scan over the caller's logits, where it has one (a backend's SIMD kernel). */
-  constructor(capacity = 0, fastArgmax?: FastArgmax) {
+  /**
+   * `fastArgmax`: a faster greedy scan over the caller's logits, where it has one (a backend's
+   * SIMD kernel); `blockMax`: the largest value of each block of 16 logits, likewise (top-k then
+   * looks only into the blocks that can still enter its list).
+   */
+  constructor(capacity = 0, fastArgmax?: FastArgmax, blockMax?: FastBlockMax) {
     this.fastArgmax = fastArgmax;
+    this.blockMax = blockMax;
     this.idsBuf = new Int32Array(capacity);
     this.logitsBuf = new Float32Array(capacity);
     this.probs = new Float32Array(capacity);
@@ -138,7 +144,8 @@ export class Candidates {
     if (src && k <= SCAN_SELECT_MAX && k * 8 < this.size) {
       // Straight from the caller's logits: only the k winners are copied.
       this.source = null;
-      scanTop(src, this.size, k, this.scanBuffer(k), this.idsBuf, this.logitsBuf);
+      const blocks = this.size === src.length ? this.blockMax?.(src) : undefined;
+      scanTop(src, this.size, k, this.scanBuffer(k), this.idsBuf, this.logitsBuf, blocks);
       this.identity = false;
       this.sortedPrefix = k;
     } else {
@@ -401,21 +408,32 @@ export class Candidates {
 
 /**
  * The k best of x[0..n) (k < n) by logit, ties to the lower index, written sorted to ids / logits:
- * one pass keeping a sorted buffer of positions, most values failing one comparison.
+ * one pass keeping a sorted buffer of positions, most values failing one comparison. With
+ * `blocks` (the largest non-NaN value of each block of 16, see FastBlockMax), a block whose
+ * largest value is not above the list's floor is passed over whole: the same values are skipped
+ * as one by one, so the result is the same.
  */
-function scanTop(x: Float32Array, n: number, k: number, buf: Int32Array, ids: Int32Array, logits: Float32Array): void {
+function scanTop(x: Float32Array, n: number, k: number, buf: Int32Array, ids: Int32Array, logits: Float32Array, blocks?: Float32Array): void {
   let len = 0;
   let floor = Infinity;
-  for (let i = 0; i < n; i++) {
-    const v = x[i]!;
-    if (len === k && !(v > floor)) continue; // a tie with the floor loses: its index is higher
-    let j = len < k ? len++ : k - 1;
-    while (j > 0 && v > x[buf[j - 1]!]!) {
-      buf[j] = buf[j - 1]!;
-      j--;
+  const nb = blocks ? n >> 4 : 0;
+  for (let b = 0, i = 0; i < n; b++) {
+    const end = b < nb ? i + 16 : n;
+    if (b < nb && len === k && !(blocks![b]! > floor)) {
+      i = end;
+      continue;
     }
-    buf[j] = i;
-    if (len === k) floor = x[buf[k - 1]!]!;
+    for (; i < end; i++) {
+      const v = x[i]!;
+      if (len === k && !(v > floor)) continue; // a tie with the floor loses: its index is higher
+      let j = len < k ? len++ : k - 1;
+      while (j > 0 && v > x[buf[j - 1]!]!) {
+        buf[j] = buf[j - 1]!;
+        j--;
+      }
+      buf[j] = i;
+      if (len === k) floor = x[buf[k - 1]!]!;
+    }
   }
   for (let j = 0; j < k; j++) {
     const id = buf[j]!;
@@ -426,6 +444,13 @@ function scanTop(x: Float32Array, n: number, k: number, buf: Int32Array, ids: In
 
 /** A faster argmax over a whole array (see Candidates' constructor), or undefined where it has none for that array. */
 export type FastArgmax = (x: Float32Array) => number | undefined;
+
+/**
+ * For each whole block of 16 values of x (x.length >> 4 blocks), its largest value that is not NaN
+ * (-inf if none), computed by a faster route than a JavaScript loop; undefined where there is
+ * none for that array. The result may be a reused buffer, read before the next call.
+ */
+export type FastBlockMax = (x: Float32Array) => Float32Array | undefined;
 
 /** Index of the largest of x[0..n): one pass, the first maximum wins. */
 export function argmax(x: Float32Array, n: number = x.length): number {

@@ -1,4 +1,4 @@
-import { Candidates, type FastArgmax } from "./candidates.ts";
+import { Candidates, type FastArgmax, type FastBlockMax } from "./candidates.ts";
 import { resolveSamplingOptions, type SamplingOptions } from "./options.ts";
 import {
   DistStage,
@@ -14,7 +14,7 @@ import {
   type TokenMaskProvider,
 } from "./stages.ts";
 
-export { Candidates, argmax, type FastArgmax } from "./candidates.ts";
+export { Candidates, argmax, type FastArgmax, type FastBlockMax } from "./candidates.ts";
 export { defaultSampling, resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from "./options.ts";
 export * from "./stages.ts";
 
@@ -33,12 +33,14 @@ export class SamplerChain {
   readonly stages: readonly SamplerStage[];
   private readonly current: Candidates;
   private readonly fastArgmax: FastArgmax | undefined;
+  private readonly blockMax: FastBlockMax | undefined;
 
-  /** `fastArgmax`: a faster scan for the greedy choice over the caller's logits, where it has one (see CreateSamplerExtras). */
-  constructor(stages: readonly SamplerStage[], fastArgmax?: FastArgmax) {
+  /** `fastArgmax`, `blockMax`: faster scans over the caller's logits, where it has them (see CreateSamplerExtras). */
+  constructor(stages: readonly SamplerStage[], fastArgmax?: FastArgmax, blockMax?: FastBlockMax) {
     this.stages = [...stages];
     this.fastArgmax = fastArgmax;
-    this.current = new Candidates(0, fastArgmax);
+    this.blockMax = blockMax;
+    this.current = new Candidates(0, fastArgmax, blockMax);
   }
 
   /**
@@ -105,7 +107,7 @@ export class SamplerChain {
 
   /** An independent deep copy (penalty window, random generator state, mask provider if it clones). */
   clone(): SamplerChain {
-    return new SamplerChain(this.stages.map((s) => s.clone()), this.fastArgmax);
+    return new SamplerChain(this.stages.map((s) => s.clone()), this.fastArgmax, this.blockMax);
   }
 }
 
@@ -121,6 +123,12 @@ export interface CreateSamplerExtras {
    * agree with `argmax` (first maximum, NaN never chosen).
    */
   readonly argmax?: FastArgmax;
+  /**
+   * The largest value of each block of 16 logits by a faster route (a backend's SIMD kernel), for
+   * top-k over a large vocabulary: it then reads only the blocks that can still enter its list.
+   * Must ignore NaN as FastBlockMax says.
+   */
+  readonly blockMax?: FastBlockMax;
 }
 
 /**
@@ -140,5 +148,5 @@ export function createSampler(options: SamplingOptions = {}, extras: CreateSampl
   } else {
     stages.push(new TopKStage(o.topK), new TopPStage(o.topP), new MinPStage(o.minP), new TemperatureStage(o.temperature), new DistStage(o.seed));
   }
-  return new SamplerChain(stages, extras.argmax);
+  return new SamplerChain(stages, extras.argmax, extras.blockMax);
 }

@@ -61,6 +61,33 @@ for (const path of ["relaxed-simd", "simd128"] as KernelPath[]) {
       assert.equal(ex.argmaxF32(minus, 20), 0);
     });
 
+    test("blockMaxF32 gives each whole block of 16 its largest non-NaN value (-inf if none)", () => {
+      let seed = 11;
+      const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      for (const n of [0, 15, 16, 17, 48, 1000, 32000]) {
+        for (let trial = 0; trial < 4; trial++) {
+          const x = Float32Array.from({ length: n }, () => {
+            const r = next();
+            if (trial >= 1 && r < 0.1) return NaN;
+            if (trial >= 2 && r < 0.2) return -Infinity;
+            return (next() - 0.5) * 20;
+          });
+          if (trial === 3) x.fill(NaN, 0, Math.min(n, 32)); // whole blocks of NaN: -inf
+          const nb = n >> 4;
+          const px = put(x), po = arena.alloc(nb * 4 + 16);
+          arena.f32(po, nb + 4).fill(7);
+          ex.blockMaxF32(px, n, po);
+          const got = arena.f32(po, nb + 4);
+          for (let b = 0; b < nb; b++) {
+            let m = -Infinity;
+            for (let i = b * 16; i < b * 16 + 16; i++) if (x[i]! > m) m = x[i]!;
+            assert.equal(got[b], m, `n=${n} trial ${trial} block ${b}`);
+          }
+          for (let b = nb; b < nb + 4; b++) assert.equal(got[b], 7, "wrote past the last whole block");
+        }
+      }
+    });
+
     test("add, mul and swiglu match their definitions, including tails", () => {
       for (const n of [1, 5, 4864]) {
         const a = randomFloats(n, 3 * n), b = randomFloats(n, 3 * n + 1);

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { WasmBackend } from "../../src/backends/wasm/wasm-backend.ts";
 import {
   Candidates,
   createSampler,
@@ -102,6 +103,41 @@ test("partial sorting gives exactly a full sort's prefix, with ids, logits and p
     assert.deepEqual(Array.from(c.ids.subarray(0, n)), order);
     assert.equal(c.best(), 0);
     assert.equal(Candidates.from(x).best(), order[0], "best() without sorting");
+  }
+});
+
+test("top-k with block maxima (a backend's blockMax) keeps exactly what the plain scan keeps, NaN and infinities included", async () => {
+  // The reference definition of FastBlockMax, and the wasm backend's SIMD kernel on logits in its memory.
+  const jsBlocks = (x: Float32Array) => Float32Array.from({ length: x.length >> 4 }, (_, b) => {
+    let m = -Infinity;
+    for (let i = b * 16; i < b * 16 + 16; i++) if (x[i]! > m) m = x[i]!;
+    return m;
+  });
+  const backend = await WasmBackend.create({ threads: 1 });
+  try {
+    for (const [n, quantum] of [[32000, 0], [32000, 0.5], [1000, 1], [999, 0], [300, 0]] as const) {
+      const x = randomLogits(n, n + 17 + quantum * 10, quantum);
+      for (let i = 0; i < n; i += 97) x[i] = NaN;
+      for (let i = 5; i < n; i += 211) x[i] = -Infinity;
+      x[n >> 1] = Infinity;
+      const inWasm = backend.allocate(n);
+      inWasm.set(x);
+      for (const k of [1, 2, 40, 100, 128]) {
+        const plain = new SamplerChain([new TopKStage(k), new GreedyStage()]);
+        plain.sample(x);
+        const want = Array.from(plain.candidates.ids.subarray(0, k));
+        for (const [name, blocks, logits] of [["JavaScript", jsBlocks, x], ["wasm kernel", (v: Float32Array) => backend.blockMax(v), inWasm]] as const) {
+          let used = 0;
+          const s = new SamplerChain([new TopKStage(k), new GreedyStage()], undefined, (v) => (used++, blocks(v)));
+          s.sample(logits);
+          assert.deepEqual(Array.from(s.candidates.ids.subarray(0, k)), want, `${name}: n ${n} quantum ${quantum} k ${k}`);
+          assert.deepEqual(Array.from(s.candidates.logits.subarray(0, k)), want.map((id) => x[id]!), `${name}: logits`);
+          if (k * 8 < n) assert.equal(used, 1, `${name}: the block maxima were used`);
+        }
+      }
+    }
+  } finally {
+    await backend.dispose();
   }
 });
 

@@ -1243,6 +1243,16 @@ export class WasmBackend implements ComputeBackend {
     return this.mem[0]!.ex.argmaxF32(x.byteOffset, x.length);
   }
 
+  blockMax(x: Float32Array): Float32Array | undefined {
+    const m = this.mem[0]!;
+    if (x.length < 256 || !m.owns(x.buffer)) return undefined;
+    const nb = x.length >> 4;
+    const ptr = this.buffer(0, "blockMax", nb * 4);
+    m.ex.blockMaxF32(x.byteOffset, x.length, ptr);
+    return this.blockMaxSlot.f32(m, ptr, nb);
+  }
+  private readonly blockMaxSlot = new ViewSlot();
+
   addInPlace(x: Float32Array, y: Float32Array, n: number): void {
     const t0 = this.profile_ ? performance.now() : 0;
     this.mem[0]!.ex.add(this.ptr(x), this.ptr(y), this.ptr(x), n);

@@ -118,6 +118,31 @@ export function argmaxF32(x: usize, n: i32): i32 {
   return bi;
 }
 
+// For each whole block of 16 f32 at x (n / 16 of them), the largest value that is not NaN
+// (-inf if none) at out: a top-k scan over a large vocabulary reads these first and looks inside
+// only the blocks whose largest value can still enter its list (with NaN ignored, a block is
+// skipped exactly when the scalar scan would skip each of its values).
+export function blockMaxF32(x: usize, n: i32, out: usize): void {
+  const nb = n >> 4;
+  const negInf = f32x4.splat(-Infinity);
+  for (let b = 0; b < nb; b++) {
+    const p = x + (<usize>b << 6);
+    let m = negInf, m2 = negInf;
+    let a = v128.load(p);
+    m = v128.bitselect(a, m, f32x4.gt(a, m));
+    a = v128.load(p, 16);
+    m2 = v128.bitselect(a, m2, f32x4.gt(a, m2));
+    a = v128.load(p, 32);
+    m = v128.bitselect(a, m, f32x4.gt(a, m));
+    a = v128.load(p, 48);
+    m2 = v128.bitselect(a, m2, f32x4.gt(a, m2));
+    m = v128.bitselect(m2, m, f32x4.gt(m2, m)); // neither holds NaN
+    m = f32x4.max(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
+    m = f32x4.max(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
+    store<f32>(out + (<usize>b << 2), f32x4.extract_lane(m, 0));
+  }
+}
+
 // y = a * b.
 export function mul(a: usize, b: usize, y: usize, n: i32): void {
   let i = 0;
