@@ -97,7 +97,7 @@ export class TokenGrammar {
    * GBNF text compiled for a tokenizer's vocabulary like fromGbnf, in slices of about `sliceMs`
    * with `pause()` between them (the vocabulary trie's first build too), so a server's other
    * streams keep flowing while a new schema compiles on a 150k vocabulary. The longest slice is
-   * one grammar position's walk over the trie. `onProgress(done, total)` after each slice.
+   * one context's walk over the trie. `onProgress(done, total)` after each slice.
    */
   static async compileAsync(
     gbnf: string,
@@ -112,12 +112,13 @@ export class TokenGrammar {
     let work = tg.compileMs;
     let t0 = performance.now();
     for (let i = 0; i < positions.length; i++) {
-      tg.precompute([positions[i]!]);
-      if (performance.now() - t0 > sliceMs && i + 1 < positions.length) {
-        work += performance.now() - t0;
-        o.onProgress?.(i + 1, positions.length);
-        await o.pause();
-        t0 = performance.now();
+      for (const _ of tg.precomputeSteps([positions[i]!])) {
+        if (performance.now() - t0 > sliceMs) {
+          work += performance.now() - t0;
+          o.onProgress?.(i, positions.length);
+          await o.pause();
+          t0 = performance.now();
+        }
       }
     }
     work += performance.now() - t0;
@@ -176,12 +177,20 @@ export class TokenGrammar {
    * part is large, the caches of every way the bottom frame can be entered (one more frame).
    */
   private precompute(chain: number[]): void {
+    for (const _ of this.precomputeSteps(chain));
+  }
+
+  /** precompute, pausable: it yields after each context's walk over the trie (compileAsync's slices). */
+  private *precomputeSteps(chain: number[]): Generator<void> {
     const c = this.context(this.chainNode(chain, false));
+    yield;
     if (c.uncertainNodes <= UNCERTAIN_LIMIT || chain.length >= MAX_FRAMES || this.contexts.size > 20000) return;
     const bottom = chain[chain.length - 1]!;
     for (const ret of this.returns[this.ruleOfPos[bottom]!]!) {
-      if (ret < 0) this.context(this.chainNode(chain, true));
-      else this.precompute([...chain, ret]);
+      if (ret < 0) {
+        this.context(this.chainNode(chain, true));
+        yield;
+      } else yield* this.precomputeSteps([...chain, ret]);
     }
   }
 

@@ -23,69 +23,44 @@ export class VocabTrie {
   /** The bytes of every token (empty for control tokens, which a grammar never produces). */
   readonly pieces: readonly Uint8Array[];
 
-  constructor(pieces: readonly Uint8Array[], endTokens: readonly number[]) {
+  /** `arrays`: built already (VocabTrie.build, in slices); otherwise built here. */
+  constructor(pieces: readonly Uint8Array[], endTokens: readonly number[], arrays?: TrieArrays) {
     this.vocabSize = pieces.length;
     this.words = (pieces.length + 31) >>> 5;
     this.pieces = pieces;
     this.endTokens = [...endTokens];
-    const ids: number[] = [];
-    const isEnd = new Set(endTokens);
-    // Bytes as a latin1 string: the engine's string comparison sorts them bytewise, fast.
-    const keys: string[] = new Array(pieces.length);
-    for (let i = 0; i < pieces.length; i++) {
-      if (pieces[i]!.length === 0 || isEnd.has(i)) continue;
-      ids.push(i);
-      keys[i] = String.fromCharCode.apply(null, pieces[i] as unknown as number[]);
-    }
-    ids.sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b));
-    let total = 0;
-    let maxDepth = 0;
-    for (let k = 0; k < ids.length; k++) {
-      const p = pieces[ids[k]!]!;
-      const lcp = k === 0 ? 0 : commonPrefix(p, pieces[ids[k - 1]!]!);
-      total += p.length - lcp;
-      maxDepth = Math.max(maxDepth, p.length);
-    }
-    this.size = total;
-    this.maxDepth = maxDepth;
-    this.byte = new Uint8Array(total);
-    this.depth = new Uint16Array(total);
-    this.end = new Int32Array(total);
-    this.parent = new Int32Array(total);
-    this.token = new Int32Array(total).fill(-1);
-    const same = new Map<number, number[]>();
-    // path[d] = node index of the current path at depth d+1.
-    const path = new Int32Array(maxDepth + 1);
-    let n = 0;
-    let prev: Uint8Array | undefined;
-    for (const id of ids) {
-      const p = pieces[id]!;
-      const lcp = prev ? commonPrefix(p, prev) : 0;
-      if (prev && lcp === p.length && lcp === prev.length) {
-        const at = path[lcp - 1]!;
-        const list = same.get(at) ?? [];
-        list.push(id);
-        same.set(at, list);
-        continue;
+    let a = arrays;
+    if (!a) {
+      const steps = trieArrays(pieces, endTokens);
+      for (let r = steps.next(); ; r = steps.next()) {
+        if (r.done) {
+          a = r.value;
+          break;
+        }
       }
-      for (let d = lcp; d < p.length; d++) {
-        this.byte[n] = p[d]!;
-        this.depth[n] = d + 1;
-        this.parent[n] = d === 0 ? -1 : path[d - 1]!;
-        path[d] = n;
-        n++;
+    }
+    this.size = a.size;
+    this.maxDepth = a.maxDepth;
+    this.byte = a.byte;
+    this.depth = a.depth;
+    this.end = a.end;
+    this.parent = a.parent;
+    this.token = a.token;
+    this.sameBytes = a.sameBytes;
+  }
+
+  /** The trie built in slices of about `sliceMs`, with `pause()` between them. */
+  static async build(pieces: readonly Uint8Array[], endTokens: readonly number[], pause: () => Promise<void>, sliceMs = 8): Promise<VocabTrie> {
+    const steps = trieArrays(pieces, endTokens);
+    let t0 = performance.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return new VocabTrie(pieces, endTokens, r.value);
+      if (performance.now() - t0 > sliceMs) {
+        await pause();
+        t0 = performance.now();
       }
-      this.token[path[p.length - 1]!] = id;
-      prev = p;
     }
-    // Subtree ends: the next node whose depth is not greater.
-    const stack: number[] = [];
-    for (let i = 0; i < total; i++) {
-      while (stack.length && this.depth[stack[stack.length - 1]!]! >= this.depth[i]!) this.end[stack.pop()!] = i;
-      stack.push(i);
-    }
-    for (const i of stack) this.end[i] = total;
-    this.sameBytes = same;
   }
 
   /** The child of `node` (-1: the root) with this byte, or -1. */
@@ -142,6 +117,95 @@ export class VocabTrie {
   }
 }
 
+interface TrieArrays {
+  readonly size: number;
+  readonly maxDepth: number;
+  readonly byte: Uint8Array;
+  readonly depth: Uint16Array;
+  readonly end: Int32Array;
+  readonly parent: Int32Array;
+  readonly token: Int32Array;
+  readonly sameBytes: ReadonlyMap<number, readonly number[]>;
+}
+
+/** Every 4096 steps of a loop: a point where the build may pause. */
+const STEP = 4096;
+
+/**
+ * The trie's arrays: tokens sorted by their bytes (bucketed by the first byte, each bucket sorted
+ * alone: the same order as one sort), laid out in preorder. Yields every few thousand steps so a
+ * caller can spread the work over event-loop turns (VocabTrie.build).
+ */
+function* trieArrays(pieces: readonly Uint8Array[], endTokens: readonly number[]): Generator<void, TrieArrays> {
+  const isEnd = new Set(endTokens);
+  // Bytes as a latin1 string: the engine's string comparison sorts them bytewise, fast.
+  const keys: string[] = new Array(pieces.length);
+  const buckets: number[][] = Array.from({ length: 256 }, () => []);
+  for (let i = 0; i < pieces.length; i++) {
+    if (i % STEP === 0) yield;
+    if (pieces[i]!.length === 0 || isEnd.has(i)) continue;
+    buckets[pieces[i]![0]!]!.push(i);
+    keys[i] = String.fromCharCode.apply(null, pieces[i] as unknown as number[]);
+  }
+  const ids: number[] = [];
+  for (const b of buckets) {
+    if (b.length === 0) continue;
+    b.sort((x, y) => (keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : x - y));
+    for (const id of b) ids.push(id);
+    yield;
+  }
+  let total = 0;
+  let maxDepth = 0;
+  for (let k = 0; k < ids.length; k++) {
+    if (k % STEP === 0) yield;
+    const p = pieces[ids[k]!]!;
+    const lcp = k === 0 ? 0 : commonPrefix(p, pieces[ids[k - 1]!]!);
+    total += p.length - lcp;
+    maxDepth = Math.max(maxDepth, p.length);
+  }
+  const byte = new Uint8Array(total);
+  const depth = new Uint16Array(total);
+  const end = new Int32Array(total);
+  const parent = new Int32Array(total);
+  const token = new Int32Array(total).fill(-1);
+  const same = new Map<number, number[]>();
+  // path[d] = node index of the current path at depth d+1.
+  const path = new Int32Array(maxDepth + 1);
+  let n = 0;
+  let prev: Uint8Array | undefined;
+  for (let k = 0; k < ids.length; k++) {
+    if (k % STEP === 0) yield;
+    const id = ids[k]!;
+    const p = pieces[id]!;
+    const lcp = prev ? commonPrefix(p, prev) : 0;
+    if (prev && lcp === p.length && lcp === prev.length) {
+      const at = path[lcp - 1]!;
+      const list = same.get(at) ?? [];
+      list.push(id);
+      same.set(at, list);
+      continue;
+    }
+    for (let d = lcp; d < p.length; d++) {
+      byte[n] = p[d]!;
+      depth[n] = d + 1;
+      parent[n] = d === 0 ? -1 : path[d - 1]!;
+      path[d] = n;
+      n++;
+    }
+    token[path[p.length - 1]!] = id;
+    prev = p;
+  }
+  // Subtree ends: the next node whose depth is not greater.
+  const stack: number[] = [];
+  for (let i = 0; i < total; i++) {
+    if (i % (16 * STEP) === 0) yield;
+    while (stack.length && depth[stack[stack.length - 1]!]! >= depth[i]!) end[stack.pop()!] = i;
+    stack.push(i);
+  }
+  for (const i of stack) end[i] = total;
+  return { size: total, maxDepth, byte, depth, end, parent, token, sameBytes: same };
+}
+
 function commonPrefix(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -169,10 +233,10 @@ export function vocabTrieOf(tokenizer: Tokenizer): VocabTrie {
 }
 
 /**
- * vocabTrieOf without holding the thread for the whole build: the pieces are read in slices of
- * about `sliceMs` with `pause()` (an event-loop turn) between them, so other work (a server's
- * streams) goes on; the sort and the trie itself are one slice. One build per tokenizer, shared by
- * concurrent callers.
+ * vocabTrieOf without holding the thread for the whole build: the pieces are read and the trie
+ * built (VocabTrie.build) in slices of about `sliceMs` with `pause()` (an event-loop turn) between
+ * them, so other work (a server's streams) goes on; the longest slice is the sort of the tokens
+ * sharing a first byte. One build per tokenizer, shared by concurrent callers.
  */
 export function vocabTrieOfAsync(tokenizer: Tokenizer, pause: () => Promise<void>, sliceMs = 8): Promise<VocabTrie> {
   const done = tries.get(tokenizer);
@@ -192,7 +256,7 @@ export function vocabTrieOfAsync(tokenizer: Tokenizer, pause: () => Promise<void
         }
       }
       await pause();
-      const t = tries.get(tokenizer) ?? new VocabTrie(pieces, ends);
+      const t = tries.get(tokenizer) ?? (await VocabTrie.build(pieces, ends, pause, sliceMs));
       tries.set(tokenizer, t);
       return t;
     })();

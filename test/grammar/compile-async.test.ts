@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/index.ts";
-import { TokenGrammar, GrammarConstraint, jsonSchemaToGbnf } from "../../src/grammar/index.ts";
+import { TokenGrammar, GrammarConstraint, VocabTrie, jsonSchemaToGbnf } from "../../src/grammar/index.ts";
 import { tinyQwenVocabModel } from "./helpers.ts";
 
 test("compiling a new schema does not stall another stream; the sliced compile equals the one-piece compile", async () => {
@@ -43,6 +43,10 @@ test("compiling a new schema does not stall another stream; the sliced compile e
     const during = progress.at(-1)!.streamed - atStart;
     assert.ok(during > 0, `the other stream produced ${during} tokens while the grammar compiled (${progress.length} slices)`);
     assert.equal(model.compileGrammar(gbnf), g, "cached once compiled");
+
+    // The trie built in slices (first byte buckets sorted one by one) equals the one-piece build.
+    const whole = new VocabTrie(g.trie.pieces, g.trie.endTokens);
+    for (const k of ["size", "maxDepth", "byte", "depth", "end", "parent", "token", "sameBytes"] as const) assert.deepEqual(g.trie[k], whole[k], k);
 
     // The same masks as the one-piece compile along constrained outputs.
     const plain = TokenGrammar.fromGbnf(gbnf, model.tokenizer);
