@@ -185,13 +185,6 @@ export interface ComputeBackend {
    */
   blockMax?(x: Float32Array): Float32Array | undefined;
 
-  /**
-   * Told true while a generation loop runs (more forward passes are coming soon) and false when
-   * it stops: a backend with worker threads may keep them polling across the gap between two
-   * passes (sampling, token output), so the next pass does not start by waking a sleeping thread.
-   */
-  busy?(on: boolean): void;
-
   /** Frees the backend: stops its threads (resolves once every one has exited). */
   dispose(): Promise<void>;
 }

@@ -123,17 +123,11 @@ export class Driver {
 
   private async loop(): Promise<void> {
     const yielder = new Yielder();
-    const backend = this.transformer.backend;
     try {
       while (this.requests.length > 0 && !this.disposed) {
         const prof = this.profile;
         const t0 = prof ? now() : 0;
-        // Worker threads keep polling between the steps of this loop (bounded), not while it sleeps.
-        backend.busy?.(true);
-        if (!this.step()) {
-          backend.busy?.(false);
-          await new Promise<void>((resolve) => (this.wake = resolve));
-        }
+        if (!this.step()) await new Promise<void>((resolve) => (this.wake = resolve));
         const t1 = prof ? prof.lap("step (driver total)", t0) : 0;
         // Consumers read their tokens (promise continuations) after every step; every few ms a
         // full event-loop turn lets timers, I/O, input and aborts run and new requests join.
@@ -142,7 +136,6 @@ export class Driver {
       }
     } finally {
       this.running = false;
-      if (!this.disposed) backend.busy?.(false);
     }
   }
 

@@ -1,7 +1,7 @@
 // The spin policy of the compute threads (src/backends/wasm/protocol.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { HOLD_MAX_MS, HOLD_MIN_MS, MIN_SPIN, adaptHold, adaptSpin } from "../../src/backends/wasm/protocol.ts";
+import { MIN_SPIN, adaptSpin } from "../../src/backends/wasm/protocol.ts";
 
 test("waiters spin longer after short sleeps and shorter after long ones, within bounds", () => {
   const max = 5000;
@@ -14,13 +14,4 @@ test("waiters spin longer after short sleeps and shorter after long ones, within
   assert.equal(limit, max);
   // In between (0.5-2 ms) it holds.
   assert.equal(adaptSpin(1000, 1, max), 1000);
-});
-
-test("a worker's hold between passes grows while commands come during it and shrinks when it only delays a long sleep", () => {
-  let hold = HOLD_MAX_MS;
-  for (let i = 0; i < 20; i++) hold = adaptHold(hold, false, 10); // the gap was a pause: sleep followed anyway
-  assert.equal(hold, HOLD_MIN_MS);
-  assert.equal(adaptHold(hold, false, 1), HOLD_MIN_MS, "a short sleep after the hold: unchanged");
-  for (let i = 0; i < 20; i++) hold = adaptHold(hold, true, 0); // served during the hold
-  assert.equal(hold, HOLD_MAX_MS);
 });

@@ -14,19 +14,6 @@ export const CTL_NJOBS = 3;
 export const CTL_ERROR = 4;
 /** Non-zero while a profile is attached: workers then add their job time to CTL_BUSY + thread. */
 export const CTL_PROFILE = 5;
-/**
- * Non-zero while the coordinator runs a generation loop: an idle worker then keeps polling for
- * the next command for up to HOLD_MAX_MS (adapted, see adaptHold) instead of sleeping after its
- * short spin, so the pass after the gap between tokens does not start with a wake-up.
- */
-export const CTL_HOLD = 6;
-/**
- * Most milliseconds a worker polls while CTL_HOLD is set. Longer than the gap between two decode
- * passes of a small model (sampling 32k logits, token output, the driver: 0.05-0.3 ms measured
- * by mimo bench --profile), short enough to cost little when the gap is a long pause.
- */
-export const HOLD_MAX_MS = 1;
-export const HOLD_MIN_MS = 0.05;
 /** Worker t's job time (units of BUSY_UNIT_MS) at CTL_BUSY + t, for threads 1..PROFILED_THREADS. */
 export const CTL_BUSY = 7;
 export const PROFILED_THREADS = 8;
@@ -75,18 +62,6 @@ export function adaptSpin(limit: number, sleptMs: number, max: number): number {
   if (sleptMs < 0.5) return Math.min(max, limit * 2);
   if (sleptMs > 2) return Math.max(MIN_SPIN, limit >> 1);
   return limit;
-}
-
-/**
- * The next hold (see CTL_HOLD) after one that ended with a command (`served`: polling paid) or ran
- * out (the gap was longer: the worker slept anyway, `sleptMs` then). A hold that keeps running out
- * shrinks, as does one whose sleep after it was long (threads outnumber cores, or a real pause):
- * polling there only takes a core from another thread.
- */
-export function adaptHold(holdMs: number, served: boolean, sleptMs: number): number {
-  if (served) return Math.min(HOLD_MAX_MS, holdMs * 2);
-  if (sleptMs > 2) return Math.max(HOLD_MIN_MS, holdMs / 2);
-  return holdMs;
 }
 
 /** The export attention jobs run: over an f16 KV cache, or (ATTENTION_F32_KERNEL) its f32 form. */

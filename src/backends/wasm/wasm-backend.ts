@@ -35,7 +35,7 @@ import type {
 import { ReferenceBackend } from "../reference.ts";
 import { threadsForWork, type ThreadWork } from "./thread-choice.ts";
 import {
-  ATTENTION_F32_KERNEL, ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_HOLD, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
+  ATTENTION_F32_KERNEL, ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
   adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
 } from "./protocol.ts";
 import { opLabelOfTensor, type OpProfile } from "../../compute/profile.ts";
@@ -1257,10 +1257,6 @@ export class WasmBackend implements ComputeBackend {
     const t0 = this.profile_ ? performance.now() : 0;
     this.mem[0]!.ex.add(this.ptr(x), this.ptr(y), this.ptr(x), n);
     this.profile_?.lap("residual add", t0);
-  }
-
-  busy(on: boolean): void {
-    if (this.workers.length > 0) Atomics.store(this.ctl, CTL_HOLD, on ? 1 : 0);
   }
 
   /** Bytes held in the threads' WebAssembly memories (weights, KV cache, buffers). */

@@ -4,7 +4,7 @@
 // worker_thread or a browser module Worker.
 import { instantiateKernels } from "../../kernels/kernels.ts";
 import {
-  BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_HOLD, CTL_OP, CTL_PROFILE, CTL_SEQ, HOLD_MAX_MS, OP_EXIT, PROFILED_THREADS, adaptHold, adaptSpin, jobRunners, runJobs, type WorkerInit,
+  BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_OP, CTL_PROFILE, CTL_SEQ, OP_EXIT, PROFILED_THREADS, adaptSpin, jobRunners, runJobs, type WorkerInit,
 } from "./protocol.ts";
 
 function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
@@ -14,26 +14,14 @@ function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
   let seen = Atomics.load(ctl, CTL_SEQ);
   reply({ ready: true });
   let limit = init.spin;
-  let holdMs = HOLD_MAX_MS;
   for (;;) {
     let spins = limit;
     while (Atomics.load(ctl, CTL_SEQ) === seen && spins-- > 0);
-    let held = false;
-    if (Atomics.load(ctl, CTL_SEQ) === seen && Atomics.load(ctl, CTL_HOLD) !== 0) {
-      // Between two passes of a generation: keep polling (bounded), the next command is near.
-      held = true;
-      const until = performance.now() + holdMs;
-      for (let i = 1; Atomics.load(ctl, CTL_SEQ) === seen && Atomics.load(ctl, CTL_HOLD) !== 0; i++) {
-        if ((i & 255) === 0 && performance.now() > until) break;
-      }
-    }
     if (Atomics.load(ctl, CTL_SEQ) === seen) {
       const t0 = performance.now();
       while (Atomics.load(ctl, CTL_SEQ) === seen) Atomics.wait(ctl, CTL_SEQ, seen);
-      const slept = performance.now() - t0;
-      limit = adaptSpin(limit, slept, init.spin);
-      if (held) holdMs = adaptHold(holdMs, false, slept);
-    } else if (held) holdMs = adaptHold(holdMs, true, 0);
+      limit = adaptSpin(limit, performance.now() - t0, init.spin);
+    }
     seen = Atomics.load(ctl, CTL_SEQ);
     if (Atomics.load(ctl, CTL_OP) === OP_EXIT) break;
     const profiled = ctl[CTL_PROFILE] !== 0 && init.thread <= PROFILED_THREADS;
