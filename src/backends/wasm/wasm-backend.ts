@@ -969,23 +969,12 @@ export class WasmBackend implements ComputeBackend {
         for (let si = 0; si < segments.length; si++) {
           const seg = segments[si]!;
           if (seg.slot % R !== r || seg.nTokens === 0) continue;
-          const o = jobOffset(t, nJobs[t]!++);
-          ctl[o] = c.attentionFn;
-          ctl[o + 1] = qb + (seg.row * qW + h0 * hd) * 4;
-          ctl[o + 2] = this.slotKeys(sh, R, layer, seg.slot);
-          ctl[o + 3] = this.slotValues(sh, R, layer, seg.slot);
-          ctl[o + 4] = ob + (seg.row * oW + h0 * hdV) * 4;
-          ctl[o + 5] = scratch;
-          ctl[o + 6] = seg.startPos;
-          ctl[o + 7] = seg.nTokens;
-          ctl[o + 8] = sh.nkv * group;
-          ctl[o + 9] = sh.nkv;
-          ctl[o + 10] = hd;
-          ctl[o + 11] = hdV;
-          ctl[o + 12] = scaleBits;
-          ctl[o + 13] = nKvHeads;
-          ctl[o + 14] = kb + (seg.row * kW + sh.kv0 * hd) * 4;
-          ctl[o + 15] = vb + (seg.row * vW + sh.kv0 * hdV) * 4;
+          this.postAttentionJob(
+            jobOffset(t, nJobs[t]!++), c.attentionFn, qb + (seg.row * qW + h0 * hd) * 4, this.slotKeys(sh, R, layer, seg.slot),
+            this.slotValues(sh, R, layer, seg.slot), ob + (seg.row * oW + h0 * hdV) * 4, scratch, seg.startPos, seg.nTokens,
+            sh.nkv * group, sh.nkv, hd, hdV, scaleBits, nKvHeads,
+            kb + (seg.row * kW + sh.kv0 * hd) * 4, vb + (seg.row * vW + sh.kv0 * hdV) * 4,
+          );
         }
         maxJobs = Math.max(maxJobs, nJobs[t]!);
         if (t > 0 && nJobs[t]! > 0) workerJobs = true;
@@ -1097,23 +1086,12 @@ export class WasmBackend implements ComputeBackend {
       const scratch = this.buffers[t]!.get("attnScratch")!.ptr;
       for (let si = 0; si < segments.length; si++) {
         const seg = segments[si]!;
-        const o = jobOffset(t, j++);
-        ctl[o] = c.attentionFn;
-        ctl[o + 1] = qb + seg.row * qRows * 4;
-        ctl[o + 2] = this.slotKeys(sh, 1, layer, seg.slot);
-        ctl[o + 3] = this.slotValues(sh, 1, layer, seg.slot);
-        ctl[o + 4] = ob + seg.row * oW * 4;
-        ctl[o + 5] = scratch;
-        ctl[o + 6] = seg.startPos;
-        ctl[o + 7] = seg.nTokens;
-        ctl[o + 8] = sh.nkv * group;
-        ctl[o + 9] = sh.nkv;
-        ctl[o + 10] = hd;
-        ctl[o + 11] = hdV;
-        ctl[o + 12] = scaleBits;
-        ctl[o + 13] = sh.nkv; // a row of this thread's q, k, v and out holds only its heads
-        ctl[o + 14] = kb + seg.row * kRows * 4;
-        ctl[o + 15] = vb + seg.row * vRows * 4;
+        // A row of this thread's q, k, v and out holds only its heads: the row's KV heads are sh.nkv.
+        this.postAttentionJob(
+          jobOffset(t, j++), c.attentionFn, qb + seg.row * qRows * 4, this.slotKeys(sh, 1, layer, seg.slot),
+          this.slotValues(sh, 1, layer, seg.slot), ob + seg.row * oW * 4, scratch, seg.startPos, seg.nTokens,
+          sh.nkv * group, sh.nkv, hd, hdV, scaleBits, sh.nkv, kb + seg.row * kRows * 4, vb + seg.row * vRows * 4,
+        );
       }
       this.jobCount[t] = j;
       maxJobs = Math.max(maxJobs, j);
@@ -1156,6 +1134,35 @@ export class WasmBackend implements ComputeBackend {
     ctl[o + 6] = sw.groups;
     ctl[o + 7] = sw.rows;
     ctl[o + 8] = nTokens;
+  }
+
+  /**
+   * One attention job (the layout the workers' attention kernels read): q, the slot's keys and
+   * values, out, scratch, start position, tokens, query heads, KV heads, head sizes, the scale's
+   * f32 bits, KV heads per row of the new k/v, and the new k and v rows to store.
+   */
+  private postAttentionJob(
+    o: number, fn: number, q: number, keys: number, values: number, out: number, scratch: number, startPos: number,
+    nTokens: number, nHeads: number, nKv: number, hd: number, hdV: number, scaleBits: number, kvHeadsPerRow: number,
+    k: number, v: number,
+  ): void {
+    const ctl = this.ctl;
+    ctl[o] = fn;
+    ctl[o + 1] = q;
+    ctl[o + 2] = keys;
+    ctl[o + 3] = values;
+    ctl[o + 4] = out;
+    ctl[o + 5] = scratch;
+    ctl[o + 6] = startPos;
+    ctl[o + 7] = nTokens;
+    ctl[o + 8] = nHeads;
+    ctl[o + 9] = nKv;
+    ctl[o + 10] = hd;
+    ctl[o + 11] = hdV;
+    ctl[o + 12] = scaleBits;
+    ctl[o + 13] = kvHeadsPerRow;
+    ctl[o + 14] = k;
+    ctl[o + 15] = v;
   }
 
   private postRopeJob(t: number, j: number, ptr: number, heads: number, hd: number, table: number, neox: number): void {
