@@ -11,7 +11,7 @@
 // again: minutes, and the network) and the build outputs with their stamps, then runs `npm run
 // prepare` as `npm install` does, which rebuilds whatever does not match.
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,7 +50,9 @@ export function freshClone(): FreshClone {
   for (const f of files.stdout.split("\0").filter(Boolean)) {
     if (!existsSync(join(root, f))) continue; // deleted in the working tree
     mkdirSync(dirname(join(dir, f)), { recursive: true });
-    cpSync(join(root, f), join(dir, f));
+    // An untracked symlink (say, to a folder of benchmark files) stays a symlink.
+    if (lstatSync(join(root, f)).isSymbolicLink()) symlinkSync(readlinkSync(join(root, f)), join(dir, f));
+    else cpSync(join(root, f), join(dir, f));
   }
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
   for (const d of ["dist", "build/kernels", "build/.stamps"]) {

@@ -1,8 +1,6 @@
 // The fast backend (WebAssembly SIMD kernels on worker threads) against itself and the reference.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel, defaultModelPath } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -10,8 +8,9 @@ import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { WasmBackend } from "../../src/backends/wasm/wasm-backend.ts";
 import { getWeightTraits, rowByteSize, supportedWeightTypes, ggmlTypeName } from "../../src/quant/traits.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-wasm-"));
+const dir = tempDir("mimo-wasm-");
 const prompt = [1, 300, 301, 302, 303, 304, 305, 306, 307];
 
 async function synthetic(type: keyof typeof GGMLType): Promise<string> {

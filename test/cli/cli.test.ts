@@ -2,15 +2,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { STORIES_DIR } from "../helpers/testdata.ts";
 import { defaultModelPath } from "../../src/index.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "mimo-cli-"));
+const dir = tempDir("mimo-cli-");
 
 function mimo(...args: string[]) {
   const r = spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", timeout: 120_000 });

@@ -3,16 +3,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { writeHfModel } from "../helpers/hf-model.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const root = mkdtempSync(join(tmpdir(), "mimo-cli-convert-"));
+const root = tempDir("mimo-cli-convert-");
 
 function mimo(...args: string[]) {
   const r = spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", timeout: 120_000 });

@@ -3,14 +3,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const entry = join(root, "src/cli/entry.ts");
-const dir = mkdtempSync(join(tmpdir(), "mimo-messages-"));
+const dir = tempDir("mimo-messages-");
 
 function mimo(...args: string[]) {
   const r = spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", timeout: 120_000 });

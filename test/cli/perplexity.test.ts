@@ -3,14 +3,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { STORIES_DIR, TESTDATA } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "mimo-cli-ppl-"));
+const dir = tempDir("mimo-cli-ppl-");
 const TEXT = join(TESTDATA, "eval", "stories.txt");
 
 function mimo(...args: string[]) {

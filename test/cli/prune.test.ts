@@ -3,14 +3,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { STORIES_DIR } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "mimo-cli-prune-"));
+const dir = tempDir("mimo-cli-prune-");
 const stories = `${STORIES_DIR}/stories260K.gguf`;
 const text = `${STORIES_DIR}/golden.greedy.txt`;
 

@@ -3,15 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../../src/index.ts";
 import { STORIES_DIR } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "mimo-cli-quantize-"));
+const dir = tempDir("mimo-cli-quantize-");
 const stories = `${STORIES_DIR}/stories260K.gguf`;
 
 function mimo(...args: string[]) {

@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MemoryByteSink, MemoryByteSource } from "../../src/format/byte-source.ts";
 import { gguf, GGUFValueType } from "../../src/format/gguf.ts";
@@ -11,6 +10,7 @@ import { openGGUFFile, writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 
 import { TESTDATA as testdata } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 async function toBytes(spec: GGUFWriteSpec): Promise<Uint8Array> {
   const sink = new MemoryByteSink();
@@ -201,7 +201,7 @@ test("bad input: absurd string and array lengths fail fast without allocating", 
 });
 
 test("writing refuses to overwrite an existing file unless asked", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "mimo-gguf-"));
+  const dir = tempDir("mimo-gguf-");
   const path = join(dir, "x.gguf");
   writeFileSync(path, "precious");
   await assert.rejects(writeGGUFFile(path, sampleSpec()), /already exists; refusing to overwrite/);

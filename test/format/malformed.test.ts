@@ -6,20 +6,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadModel, ModelFileError, TokenizerError, UnsupportedModelError, writeGGUFFile } from "../../src/index.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { STORIES_DIR } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 import {
   T, addKv, concat, duplicateKv, duplicateTensor, gstr, kvBytes, kvIndex, removeKv, replaceTensor, scanGGUF, setKv, spliceHeader,
   stringItems, tensorIndex, tensorInfoBytes, u32, u64, val,
 } from "../../fuzz/gguf-edit.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-malformed-"));
+const dir = tempDir("mimo-malformed-");
 const seed = new Uint8Array(readFileSync(`${STORIES_DIR}/stories260K.gguf`));
 const L = scanGGUF(seed);
 const MAGIC = new Uint8Array([0x47, 0x47, 0x55, 0x46]);

@@ -3,16 +3,15 @@
 // typed, one-line ModelFileError naming the file, or load and generate; nothing leaks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goodOutcomes, runCase, seedFiles } from "../../fuzz/case.ts";
 import { loadModel } from "../../src/index.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const CASES = 200;
 
 test(`${CASES} mutated model files: each a typed rejection or a working model`, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "mimo-fuzz-test-"));
+  const dir = tempDir("mimo-fuzz-test-");
   // Thread pools that start lazily (libuv, V8) must not count as leaks of the first case.
   const warm = await loadModel(new URL(`../../${seedFiles[0]}`, import.meta.url).pathname, { backend: "reference" });
   await warm.complete("Once", { temperature: 0, maxTokens: 2 });

@@ -2,14 +2,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { newAjv } from "./helpers.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "mimo-grammar-cli-"));
+const dir = tempDir("mimo-grammar-cli-");
 
 function mimo(...args: string[]) {
   const r = spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", timeout: 120_000 });

@@ -1,7 +1,6 @@
 // Shared by the grammar tests: the schema corpus, the example grammars, vocabularies.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Model } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -13,6 +12,7 @@ import { jsonSchemaToGbnf } from "../../src/grammar/index.ts";
 import { Ajv } from "ajv";
 import formatsModule from "ajv-formats";
 import { TESTDATA } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 export interface CorpusSchema {
   readonly name: string;
@@ -37,7 +37,7 @@ export function newAjv(): Ajv {
   return ajv;
 }
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-grammar-"));
+const dir = tempDir("mimo-grammar-");
 
 /** A tiny qwen2 model with the real Qwen2 vocabulary (151,936 tokens) and random weights. */
 export async function tinyQwenVocabModel(): Promise<string> {

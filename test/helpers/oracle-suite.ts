@@ -16,8 +16,6 @@
 //     comparison stops there, because the two paths may legitimately part.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -27,6 +25,7 @@ import { hasMtpLayers } from "../../src/model/tensors.ts";
 import { ggmlTypeFromName } from "../../src/quant/ggml-type.ts";
 import { syntheticModel, type SyntheticArch, type SyntheticModelSpec } from "../../src/tools/synthetic-model.ts";
 import { llamaCppGreedyTrace } from "./llama-cpp-oracle.ts";
+import { tempDir } from "./temp-dir.ts";
 
 /** Every weight type the kernels multiply (ORACLE_TYPES=IQ4_NL,Q4_0 runs only those). */
 const only = process.env.ORACLE_TYPES?.split(",");
@@ -70,7 +69,7 @@ export function logSoftmax(logits: Float32Array): Float64Array {
 }
 
 export function defineOracleTests(arch: SyntheticArch): void {
-  const dir = mkdtempSync(join(tmpdir(), `mimo-oracle-${arch}-`));
+  const dir = tempDir(`mimo-oracle-${arch}-`);
   for (const typeName of oracleTypes) {
     test(`${arch} ${typeName}: same greedy tokens and next-token distributions as llama.cpp`, async (t) => {
       const type = ggmlTypeFromName(typeName)!;

@@ -4,14 +4,14 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pullModel, resolveModel, listCached, removeCached, modelCacheDir, parseModelRef, formatModelRef } from "../../src/index.ts";
 import { chooseFile } from "../../src/hub/model-ref.ts";
 import { FakeHub, sha256 } from "./fake-hub.ts";
 import { STORIES_DIR } from "../helpers/testdata.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 delete process.env.HF_TOKEN;
 delete process.env.HUGGING_FACE_HUB_TOKEN;
@@ -23,7 +23,7 @@ const q8 = new Uint8Array(readFileSync(`${STORIES_DIR}/stories260K.gguf`)); // s
 const q4km = new Uint8Array(readFileSync(`${STORIES_DIR}/derived/stories260K-Q4_K_M.gguf`));
 const hub = new FakeHub();
 let n = 0;
-const freshCache = () => mkdtempSync(join(tmpdir(), `mimo-cache-${n++}-`));
+const freshCache = () => tempDir(`mimo-cache-${n++}-`);
 
 before(async () => {
   await hub.start();

@@ -2,8 +2,6 @@
 // loader and the synthetic-model writer use them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ReferenceBackend } from "../../src/backends/reference.ts";
 import { ModelFileError } from "../../src/format/errors.ts";
@@ -15,8 +13,9 @@ import { openGGUFFile, writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel, type SyntheticModelSpec } from "../../src/tools/synthetic-model.ts";
 import type { GGUFWriteSpec } from "../../src/format/gguf-writer.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-tensors-"));
+const dir = tempDir("mimo-tensors-");
 
 const small = (arch: ArchitectureName): SyntheticModelSpec => ({
   arch, dim: 64, ffnDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: arch === "qwen3" ? 32 : undefined,

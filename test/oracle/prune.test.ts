@@ -1,8 +1,6 @@
 // Files written by `mimo prune` (layers, FFN channels and KV groups removed) load in llama.cpp, and
 // llama.cpp and mimo agree on them (the oracle suite's criteria).
 import { test } from "node:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -11,8 +9,9 @@ import { SeededRandom } from "../../src/sampling/rng.ts";
 import { collectActivationStats, layerImportances, planPrune, writePrunedModel, type PruneRequest } from "../../src/tools/prune.ts";
 import { syntheticModel, type SyntheticArch } from "../../src/tools/synthetic-model.ts";
 import { compareWithLlamaCpp, specFor } from "../helpers/oracle-suite.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-oracle-prune-"));
+const dir = tempDir("mimo-oracle-prune-");
 
 /** Text made of the synthetic vocabulary's words ("▁" + a base-26 spelling of the id). */
 function syntheticText(words: number, seed: number): string {

@@ -1,8 +1,6 @@
 // Files written by `mimo quantize` (llama.cpp's recipes, with and without an importance matrix)
 // load in llama.cpp, and llama.cpp and mimo agree on them (the oracle suite's criteria).
 import { test } from "node:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
@@ -10,8 +8,9 @@ import { quantizeModel } from "../../src/tools/quantize.ts";
 import { syntheticModel, type SyntheticArch } from "../../src/tools/synthetic-model.ts";
 import { compareWithLlamaCpp, specFor } from "../helpers/oracle-suite.ts";
 import { syntheticImportance } from "../tools/quantize-golden-cases.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-oracle-quantize-"));
+const dir = tempDir("mimo-oracle-quantize-");
 const sources = new Map<SyntheticArch, Promise<string>>();
 function source(arch: SyntheticArch): Promise<string> {
   let p = sources.get(arch);

@@ -5,10 +5,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { name: string; version: string };
@@ -34,7 +34,7 @@ test("the packed tarball installs into a scratch project and runs the README's e
   // Pack what the build made (prepare is not re-run here: other tests read dist/ meanwhile).
   const fresh = run(process.execPath, [join(root, "scripts/build.mjs"), "--check"], root);
   assert.equal(fresh.code, 0, `the build is out of date, run npm run build: ${fresh.stderr}`);
-  const work = mkdtempSync(join(tmpdir(), "mimo-pack-"));
+  const work = tempDir("mimo-pack-");
   const pack = run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", work], root);
   assert.equal(pack.code, 0, pack.stderr);
   const [{ filename }] = JSON.parse(pack.stdout) as [{ filename: string }];

@@ -3,12 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import { loadModel, defaultModelPath, ChatSession, parseToolCalls } from "../../src/index.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const ajv = new Ajv({ strict: false });
 const schema = { type: "object", properties: { mood: { enum: ["happy", "sad"] }, score: { type: "integer", minimum: 1, maximum: 5 } }, required: ["mood", "score"] };
@@ -84,7 +84,7 @@ test("a lazy grammar leaves the output alone until its trigger word, then constr
 });
 
 test("mimo chat --json-schema: every answer is valid JSON; a bad schema is one clear line before the chat starts", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "mimo-chat-schema-"));
+  const dir = tempDir("mimo-chat-schema-");
   const file = join(dir, "schema.json");
   writeFileSync(file, JSON.stringify(schema));
   const bad = join(dir, "bad.json");

@@ -2,13 +2,13 @@
 // leaves no thread behind: what lets a CLI exit without joining a half-stopped worker.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel, defaultModelPath, ModelFileError } from "../../src/index.ts";
 import { removeTensor, replaceTensor, scanGGUF, setKv, tensorIndex, tensorInfoBytes, val } from "../../fuzz/gguf-edit.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-loadfail-"));
+const dir = tempDir("mimo-loadfail-");
 const seed = new Uint8Array(readFileSync(defaultModelPath()));
 const layout = scanGGUF(seed);
 

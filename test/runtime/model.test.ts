@@ -1,8 +1,6 @@
 // The library API end to end on the bundled model, and clear errors for bad model files.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel, defaultModelPath, ModelFileError, UnsupportedTensorTypeError } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -10,8 +8,9 @@ import { gguf, type GGUFTypedValue } from "../../src/format/gguf.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel, type SyntheticModelSpec } from "../../src/tools/synthetic-model.ts";
 import type { GGUFWriteSpec } from "../../src/format/gguf-writer.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-model-"));
+const dir = tempDir("mimo-model-");
 
 test("generate streams text pieces and token ids that add up to the result", async () => {
   const model = await loadModel(defaultModelPath());

@@ -2,16 +2,15 @@
 // and thread count. "Bit-identical" is checked on the raw float bits, not with a tolerance.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel, defaultModelPath, type Model, type Sequence } from "../../src/index.ts";
 import { KvPoolExhaustedError } from "../../src/runtime/sequence.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-seq-"));
+const dir = tempDir("mimo-seq-");
 
 /** A small GQA model (4 heads, 2 KV heads) in a quantized type, written once per type. */
 const files = new Map<string, string>();

@@ -63,14 +63,13 @@ export async function waitIdle(model: Model, ms = 5000): Promise<void> {
  * a converter writes it); `tokens` gives some token ids another text (same weights, same ids).
  */
 export async function storiesWithTemplate(template: string, tokens: Readonly<Record<number, string>> = {}): Promise<string> {
-  const { mkdtempSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
+  const { tempDir } = await import("../helpers/temp-dir.ts");
   const { join } = await import("node:path");
   const { openGGUFFile, writeGGUFFile } = await import("../../src/index.ts");
   const { gguf } = await import("../../src/format/gguf.ts");
   const src = await openGGUFFile(defaultModelPath());
   try {
-    const path = join(mkdtempSync(join(tmpdir(), "mimo-template-")), "stories260K-templated.gguf");
+    const path = join(tempDir("mimo-template-"), "stories260K-templated.gguf");
     const metadata = [...src.metadataTypes].filter(([k]) => k !== "tokenizer.chat_template");
     metadata.push(["tokenizer.chat_template", gguf.str(template)]);
     if (Object.keys(tokens).length > 0) {

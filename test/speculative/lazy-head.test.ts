@@ -4,8 +4,6 @@
 // while deciding exactly as it does from a whole array of rows (greedy and rejection sampling).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -14,8 +12,9 @@ import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import type { Transformer } from "../../src/model/transformer.ts";
 import { LazyLogitRows, verifyDraft, type VerifyingSampler } from "../../src/speculative/verify.ts";
 import { createSampler } from "../../src/sampling/chain.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-lazy-head-"));
+const dir = tempDir("mimo-lazy-head-");
 
 for (const [type, name] of [[GGMLType.Q4_0, "Q4_0"], [GGMLType.Q8_0, "Q8_0"]] as const) {
   for (const threads of [1, 2]) {

@@ -7,15 +7,14 @@
 // long accepted runs on random weights.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel, defaultModelPath, type Model, type SpeculativeOptions, type SpeculationStats } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { syntheticModel, type SyntheticArch } from "../../src/tools/synthetic-model.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-spec-"));
+const dir = tempDir("mimo-spec-");
 const TOKENS = 200;
 
 async function synthetic(arch: SyntheticArch, seed: number, nLayers = 2): Promise<string> {

@@ -7,8 +7,6 @@
 // catch-up's).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readGGUF, type GGUFFile } from "../../src/format/gguf-reader.ts";
 import { NodeFileSource, writeGGUFFile } from "../../src/platform/node-file.ts";
@@ -24,8 +22,9 @@ import type { ComputeBackend, KvCacheType } from "../../src/compute/backend.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { MtpProposer } from "../../src/speculative/mtp.ts";
 import { SeededRandom } from "../../src/sampling/rng.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-mtp-"));
+const dir = tempDir("mimo-mtp-");
 
 async function mimoFile(type: number, name: string): Promise<string> {
   const path = join(dir, name);

@@ -4,17 +4,16 @@
 // bit-identical to the plain run's.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { SeededRandom } from "../../src/sampling/rng.ts";
 import { syntheticModel } from "../../src/tools/synthetic-model.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 test("rollback stress: 2000 random accept/reject patterns, logits bit-identical to a plain run", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "mimo-rollback-"));
+  const dir = tempDir("mimo-rollback-");
   const path = join(dir, "qwen2.gguf");
   await writeGGUFFile(path, syntheticModel({ arch: "qwen2", dim: 64, ffnDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 320, contextLength: 512, weightType: GGMLType.Q4_0, seed: 9 }));
   const model = await loadModel(path, { parallel: 2, contextSize: 256, threads: 1 });

@@ -9,8 +9,7 @@
 //       criteria of the oracle suite (test/helpers/oracle-suite.ts) over 16 greedy steps.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { writeGGUF } from "../../src/format/gguf-writer.ts";
@@ -23,8 +22,9 @@ import { llamaCppGreedyTrace, llamaCppTokenize } from "../helpers/llama-cpp-orac
 import { sentencePieceModelBytes } from "../helpers/sentencepiece.ts";
 import { readMetadata, readVocabVectors, VOCAB_DIR } from "../tokenizer/helpers.ts";
 import { logSoftmax } from "../helpers/oracle-suite.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const root = mkdtempSync(join(tmpdir(), "mimo-convert-hf-"));
+const root = tempDir("mimo-convert-hf-");
 const base = { dim: 64, ffnDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seed: 11 } as const;
 
 const CASES: { label: string; spec: HfModelSpec }[] = [

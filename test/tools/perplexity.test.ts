@@ -9,8 +9,7 @@
 // dropping the BOS by far more.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { MemoryByteSource } from "../../src/format/byte-source.ts";
@@ -20,9 +19,10 @@ import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { firstScored, klDivergence, perplexity, perplexityChunks, perplexityTokens, readBaseLogitsHeader } from "../../src/tools/perplexity.ts";
 import { STORIES_DIR, TESTDATA } from "../helpers/testdata.ts";
 import { llamaCppChunkLogProbs } from "../helpers/llama-cpp-oracle.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const TEXT = readFileSync(join(TESTDATA, "eval", "stories.txt"), "utf8");
-const dir = mkdtempSync(join(tmpdir(), "mimo-ppl-"));
+const dir = tempDir("mimo-ppl-");
 const STORIES = join(STORIES_DIR, "stories260K.gguf");
 const TOLERANCE = 5e-4;
 

@@ -3,8 +3,6 @@
 // have the smaller shapes and metadata, and run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/index.ts";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
@@ -19,8 +17,9 @@ import {
 import { plainLlamaTrace } from "../helpers/plain-llama.ts";
 import { STORIES_DIR } from "../helpers/testdata.ts";
 import { readFileSync } from "node:fs";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mimo-prune-"));
+const dir = tempDir("mimo-prune-");
 const stories = `${STORIES_DIR}/stories260K.gguf`;
 const text = readFileSync(`${STORIES_DIR}/golden.greedy.txt`, "utf8");
 const CHUNK = 64;

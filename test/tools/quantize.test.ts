@@ -4,8 +4,7 @@
 // (goldens: fixtures/quantize-golden.json, made by fixtures/gen-quantize-golden.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
 import { GGMLType, ggmlTypeName } from "../../src/quant/ggml-type.ts";
@@ -17,13 +16,14 @@ import { syntheticModel } from "../../src/tools/synthetic-model.ts";
 import { digest } from "../quant/quant-test-data.ts";
 import { writeGGUFFile } from "../../src/platform/node-file.ts";
 import { GOLDEN_CASES, GOLDEN_PRESETS, IMATRIX_FIXTURE, STORIES_GGUF, SYNTHETIC_CASES, SYNTHETIC_SPEC, rolePattern, syntheticImportance } from "./quantize-golden-cases.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const golden = JSON.parse(readFileSync(new URL("./fixtures/quantize-golden.json", import.meta.url), "utf8")) as {
   shapes: Record<string, Record<string, Record<string, string>>>;
   stories260K: Record<string, Record<string, string>>;
   synthetic: Record<string, Record<string, string>>;
 };
-const dir = mkdtempSync(join(tmpdir(), "mimo-quantize-"));
+const dir = tempDir("mimo-quantize-");
 
 /** A preset's tensors (names, shapes, F16 matrices) and hyper-parameters, as a converter writes them. */
 function presetTensors(preset: string, noMtp = true): { tensors: RecipeTensor[]; model: RecipeModel } {

@@ -4,8 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getLlama } from "node-llama-cpp";
@@ -17,9 +16,10 @@ import { GGMLType } from "../../src/quant/ggml-type.ts";
 import { llama3RopeFactors, presetNames, presets, presetSpec } from "../../src/tools/presets.ts";
 import { syntheticModel, typeForRow } from "../../src/tools/synthetic-model.ts";
 import { writePresetModel } from "../../src/cli/synth.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const entry = fileURLToPath(new URL("../../src/cli/entry.ts", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "mimo-synth-"));
+const dir = tempDir("mimo-synth-");
 const mimo = (...args: string[]) => spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", timeout: 120_000 });
 
 const weightBytes = (preset: string, type: number, layers?: number) =>
