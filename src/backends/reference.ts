@@ -65,6 +65,27 @@ export class ReferenceBackend implements ComputeBackend {
     this.matmulRaw(w.info, w.bytes, w.rows, w.cols, x, nTokens, out);
   }
 
+  /** The rows set in `rows`, each as matmul computes it (the same quantized input, the same dot product). */
+  matmulRows(handle: MatrixHandle, x: Float32Array, rows: Uint32Array, out: Float32Array): number {
+    const w = handle as ReferenceMatrix;
+    const traits = getWeightTraits(w.info.type, w.info.name);
+    const actTraits = getQuantTraits(traits.vecDotType);
+    const actRowBytes = rowByteSize(actTraits.type, w.cols);
+    if (this.scratch.byteLength < actRowBytes) this.scratch = new Uint8Array(actRowBytes);
+    (actTraits.quantizeActivationRow ?? actTraits.quantizeRow)(x, 0, this.scratch, 0, w.cols);
+    let n = 0;
+    const words = Math.min(rows.length, (w.rows + 31) >>> 5);
+    for (let i = 0; i < words; i++) {
+      for (let bits = rows[i]!; bits !== 0; bits &= bits - 1) {
+        const r = i * 32 + (31 - Math.clz32(bits & -bits));
+        if (r >= w.rows) break;
+        out[r] = traits.vecDot(w.cols, w.bytes, r * w.rowBytes, this.scratch, 0);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** The matmul on a matrix's original bytes (also the fallback of faster backends for types they lack). */
   matmulRaw(info: WeightInfo, bytes: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, out: Float32Array): void {
     const w = { info, bytes, rows, cols, rowBytes: rowByteSize(info.type, cols) };

@@ -121,7 +121,7 @@ interface CommandResult {
   readonly forced: number;
   readonly text: string;
   /** mimo only: where the time went. */
-  readonly breakdown?: { promptTokens: number; firstPassMs: number; restMs: number; passes: number };
+  readonly breakdown?: { promptTokens: number; firstPassMs: number; restMs: number; passes: number; headRows: number };
 }
 
 interface ScenarioEngine {
@@ -159,7 +159,7 @@ async function mimoScenario(path: string, threads: number): Promise<ScenarioEngi
         sampled: st.generatedTokens - st.forcedTokens,
         forced: st.forcedTokens,
         text: r.text,
-        breakdown: { promptTokens: st.promptTokensEvaluated, firstPassMs: st.promptMs, restMs: st.generationMs, passes },
+        breakdown: { promptTokens: st.promptTokensEvaluated, firstPassMs: st.promptMs, restMs: st.generationMs, passes, headRows: st.outputHeadRows },
       };
     },
     dispose: () => model.dispose(),
@@ -250,7 +250,7 @@ export async function runCommandScenario(o: { model: string[]; threads: number; 
           const first = mean((b) => b.firstPassMs);
           const rest = mean((b) => b.restMs);
           breakdowns.push(
-            `| ${path.split("/").pop()} | ${mean((b) => b.promptTokens).toFixed(1)} | ${first.toFixed(1)} | ${mean((b) => b.passes - 1).toFixed(1)} | ${rest.toFixed(1)} | ${mean((b) => b.ms - b.firstPassMs - b.restMs).toFixed(1)} |`,
+            `| ${path.split("/").pop()} | ${mean((b) => b.promptTokens).toFixed(1)} | ${first.toFixed(1)} | ${mean((b) => b.passes - 1).toFixed(1)} | ${rest.toFixed(1)} | ${mean((b) => b.headRows / b.passes).toFixed(0)} | ${mean((b) => b.ms - b.firstPassMs - b.restMs).toFixed(1)} |`,
           );
         }
         lines.push(
@@ -263,10 +263,10 @@ export async function runCommandScenario(o: { model: string[]; threads: number; 
   }
   if (breakdowns.length > 0) {
     lines.push("");
-    lines.push("Where mimo's time goes (mean per command): the first forward pass carries the prompt's uncached rest and the tokens the grammar forces before the first sample; each later pass carries one sampled token and the forced tokens after it.");
+    lines.push("Where mimo's time goes (mean per command): the first forward pass carries the prompt's uncached rest and the tokens the grammar forces before the first sample; each later pass carries one sampled token and the forced tokens after it. Output-head rows per pass: the rows of the output matrix computed for the sampled tokens' logits (only the row groups of the tokens the grammar allows, when they are few).");
     lines.push("");
-    lines.push("| model | prompt tokens evaluated | first pass ms | later passes | later passes ms | rest ms (tokenize, parse, check) |");
-    lines.push("|---|---|---|---|---|---|");
+    lines.push("| model | prompt tokens evaluated | first pass ms | later passes | later passes ms | output-head rows per pass | rest ms (tokenize, parse, check) |");
+    lines.push("|---|---|---|---|---|---|---|");
     for (const b of breakdowns) lines.push(b);
   }
   lines.push("");

@@ -127,6 +127,17 @@ export interface ComputeBackend {
    */
   matmul(w: MatrixHandle, x: Float32Array, nTokens: number, out: Float32Array): void;
 
+  /**
+   * One token's matmul for only some rows: `rows` is a bitset over w's rows (row r when bit
+   * r & 31 of word r >>> 5 is set; words past its end are empty). For every row set, out[r] gets
+   * exactly the value matmul(w, x, 1, out) gives it; a backend may compute more rows than asked
+   * (the whole groups of its weight layout) and leaves every other entry of out as it was.
+   * Returns how many rows it computed, or undefined, having done nothing, where it cannot or
+   * where it would not pay (too many rows: the caller runs matmul). Constrained decoding's output
+   * head: only the tokens a grammar allows need logits.
+   */
+  matmulRows?(w: MatrixHandle, x: Float32Array, rows: Uint32Array, out: Float32Array): number | undefined;
+
   /** Embedding lookup: dequantized rows `ids` of `w` into out[i*cols ..]. */
   getRows(w: MatrixHandle, ids: readonly number[], out: Float32Array): void;
 

@@ -341,6 +341,35 @@ export class Transformer {
     return logits;
   }
 
+  /**
+   * One hidden state's logits for the tokens set in `tokens` (a bitset over the vocabulary, as a
+   * grammar's mask): the output norm and the head's rows for those tokens only where the backend
+   * can (matmulRows), each value bit for bit what `head` gives it. Other tokens read -Infinity,
+   * or a real logit where the backend computed their row along (a whole row group); a backend
+   * that declines computes them all. A buffer of its own (not the forward's logits, which other
+   * segments of the same pass may still be reading), valid until the next call. `rowsComputed`
+   * then tells how many rows of the head ran.
+   */
+  headRows(hidden: Float32Array, tokens: Uint32Array): Float32Array {
+    const c = this.config;
+    const b = this.backend;
+    if (hidden.length !== c.dim) throw new RangeError(`headRows: one row needs ${c.dim} hidden values, got ${hidden.length}`);
+    this.scratch.ensure(1, c, b);
+    const s = this.scratch;
+    s.h.set(hidden);
+    b.rmsNorm(s.h, 1, c.dim, this.weights.outputNorm, c.normEps, s.h);
+    if (this.sparseLogits.length !== c.vocabSize) this.sparseLogits = b.allocate(c.vocabSize);
+    const logits = this.sparseLogits;
+    logits.fill(-Infinity);
+    const n = b.matmulRows?.(this.weights.output, s.h, tokens, logits);
+    if (n === undefined) b.matmul(this.weights.output, s.h, 1, logits);
+    this.rowsComputed = n ?? c.vocabSize;
+    return logits;
+  }
+  private sparseLogits: Float32Array = EMPTY;
+  /** Rows of the output head the last headRows call computed. */
+  rowsComputed = 0;
+
   /** Runs one micro-batch of segment parts (at most maxBatch tokens); logits rows in part order. */
   private microBatch(parts: readonly Part[], pool: KvPool): { logits: Float32Array; hidden: Float32Array[] } {
     const c = this.config;

@@ -20,6 +20,13 @@ export interface TokenSampler {
   accept(token: number): void;
   /** A token a constraint (a grammar) forces next: taken without sampling. */
   forced?(): number | undefined;
+  /**
+   * The only tokens sample() may return and whose logits it reads (a bitset over the vocabulary:
+   * token t when bit t & 31 of word t >>> 5 is set), as a constraint knows them before the
+   * forward pass; undefined: it reads every logit. When they are few, the driver computes only
+   * their rows of the output head (Transformer.headRows; the other logits read -Infinity).
+   */
+  allowed?(): Uint32Array | undefined;
 }
 
 export type EndReason = "context" | "done";
@@ -38,6 +45,8 @@ export interface DriverRequest {
    */
   readonly jumpForward?: boolean;
   forwardsSaved?: number;
+  /** Rows of the output head computed for this request's logits (the vocabulary per full head; fewer under a sparse mask). */
+  headRows?: number;
   /** True while its consumer lags behind: the driver skips it until it catches up (backpressure). */
   paused(): boolean;
   /** The prompt is in the cache (called once, before the first token). */
@@ -55,10 +64,12 @@ export interface DriverRequest {
 /** A request's part of a step: its segment of the forward pass and what to do with the outputs. */
 interface BatchEntry {
   readonly req: DriverRequest;
-  readonly seg: { slot: number; startPos: number; tokens: number[]; logits: "none" | "last" | "all"; hidden: "none" | "all" };
+  readonly seg: { slot: number; startPos: number; tokens: number[]; logits: "none" | "last" | "all"; hidden: "none" | "last" | "all" };
   promptLeft: boolean;
   decoding: boolean;
   draft: number[];
+  /** The pass's logits are computed after it, for the sampler's allowed tokens only (headRows). */
+  sparse: boolean;
 }
 const NO_DRAFT: number[] = [];
 
@@ -149,7 +160,7 @@ export class Driver {
   private entryOf(req: DriverRequest): BatchEntry {
     let e = this.entries.get(req);
     if (!e) {
-      e = { req, promptLeft: false, decoding: false, draft: NO_DRAFT, seg: { slot: 0, startPos: 0, tokens: [], logits: "none", hidden: "none" } };
+      e = { req, promptLeft: false, decoding: false, draft: NO_DRAFT, sparse: false, seg: { slot: 0, startPos: 0, tokens: [], logits: "none", hidden: "none" } };
       this.entries.set(req, e);
     }
     return e;
@@ -187,6 +198,7 @@ export class Driver {
         e.decoding = decoding;
         e.draft = NO_DRAFT;
         e.promptLeft = false;
+        e.sparse = false;
         const tokens = seg.tokens;
         if (decoding && spec && req.pending.length === 1) {
           const limit = Math.min(slotSize - req.sequence.length - 1, (req.remaining?.() ?? Infinity) - 1, Math.max(0, budget - 1));
@@ -216,6 +228,17 @@ export class Driver {
         budget -= take;
         e.promptLeft = !last;
         seg.logits = last && req.wantsTokens ? "last" : "none";
+        e.sparse = false;
+        if (seg.logits === "last" && !spec && req.sampler.allowed) {
+          // The sampler's choice is known before the pass (a forced token: no logits at all) or
+          // limited to few tokens (only their rows of the output head).
+          if (req.sampler.forced?.() !== undefined) seg.logits = "none";
+          else if (this.fewAllowed(req.sampler.allowed())) {
+            seg.logits = "none";
+            seg.hidden = "last";
+            e.sparse = true;
+          }
+        }
         batch[nb++] = e;
       }
     }
@@ -303,7 +326,14 @@ export class Driver {
       const prof = this.profile;
       const ts = prof ? now() : 0;
       const forced = req.sampler.forced?.();
-      const token = forced ?? req.sampler.sample(out.logits);
+      let logits = out.logits;
+      if (forced === undefined) {
+        if (batch[i]!.sparse) {
+          logits = this.transformer.headRows(out.hidden, req.sampler.allowed!()!);
+          req.headRows = (req.headRows ?? 0) + this.transformer.rowsComputed;
+        } else req.headRows = (req.headRows ?? 0) + this.transformer.config.vocabSize;
+      }
+      const token = forced ?? req.sampler.sample(logits);
       req.sampler.accept(token);
       const tt = prof ? prof.lap("sampling", ts) : 0;
       spec?.countFirst();
@@ -318,6 +348,22 @@ export class Driver {
     }
     // A decode pass's cost, with the logits rows verification computed after it.
     if (allDecoding) this.costs.record(nTokens, forwardMs + headMs);
+    return true;
+  }
+
+  /** Whether a mask allows few enough tokens that computing only their head rows pays (at most 1/16 of the vocabulary). */
+  private fewAllowed(mask: Uint32Array | undefined): boolean {
+    if (!mask) return false;
+    const limit = this.transformer.config.vocabSize >>> 4;
+    let n = 0;
+    for (let i = 0; i < mask.length; i++) {
+      let v = mask[i]!;
+      if (v === 0) continue;
+      v -= (v >>> 1) & 0x55555555;
+      v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+      n += Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+      if (n > limit) return false;
+    }
     return true;
   }
 

@@ -107,6 +107,12 @@ export interface GenerateOptions extends SamplingOptions {
    * the next step in one forward pass instead of one pass each. Same output either way. Default true.
    */
   readonly jumpForward?: boolean;
+  /**
+   * When the grammar allows few tokens next (enum values, digits, punctuation), only their rows of
+   * the output head are computed (the vocabulary's other logits are never read under the mask).
+   * Same output either way; false computes every logit. Default true (off with logprobs).
+   */
+  readonly sparseHead?: boolean;
 }
 
 /** A token's log-probability and the most likely alternatives at its position. */
@@ -146,6 +152,11 @@ export interface GenerationStats {
   readonly forcedTokens: number;
   /** Forward passes jump-forward saved (forced tokens evaluated with another step). */
   readonly forwardPassesSaved: number;
+  /**
+   * Rows of the output head computed for the sampled tokens: the vocabulary size per token when
+   * every logit is needed; under a grammar that allows few tokens, only theirs (see sparseHead).
+   */
+  readonly outputHeadRows: number;
 }
 
 export interface GenerationResult {
@@ -639,6 +650,7 @@ class TextRequest implements DriverRequest {
   readonly wantsTokens: boolean;
   readonly jumpForward: boolean;
   forwardsSaved = 0;
+  headRows = 0;
   private readonly constraint: GrammarConstraint | undefined;
   private readonly model: Model;
   private readonly opts: GenerateOptions;
@@ -693,6 +705,9 @@ class TextRequest implements DriverRequest {
           },
           accept: (t) => inner.accept(t),
           forced: () => constraint.forced(),
+          // The mask stage (or the masked argmax) reads only the allowed tokens' logits; with
+          // logprobs every logit is read.
+          ...(o.logprobs === undefined && (o.sparseHead ?? true) ? { allowed: () => constraint.allowed() ?? undefined } : {}),
         }
       : inner;
     this.jumpForward = constraint !== undefined && (o.jumpForward ?? true);
@@ -825,6 +840,7 @@ class TextRequest implements DriverRequest {
       ...(this.speculation ? { speculative: this.speculation.stats() } : {}),
       forcedTokens: this.constraint?.forcedCount ?? 0,
       forwardPassesSaved: this.forwardsSaved,
+      outputHeadRows: this.headRows,
     };
     return { text: this.text, tokens: [...this.generated], finishReason: this.finishReason, stats };
   }

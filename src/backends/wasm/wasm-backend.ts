@@ -346,6 +346,9 @@ export class WasmBackend implements ComputeBackend {
     this.jobCount = mem.map(() => 0);
     this.outBase = mem.map(() => -1);
     this.fusedGather = mem.map(() => new ViewSlot());
+    this.runStarts = new Int32Array(mem.length * MAX_JOBS);
+    this.runEnds = new Int32Array(mem.length * MAX_JOBS);
+    this.rowJobCounts = new Int32Array(mem.length);
     const ex0fns = mem[0]!.ex as unknown as Record<string, (x: number, y: number, k: number, n: number) => void>;
     this.converters = new Map(activationKinds.flatMap((kind) => {
       const c = ACTIVATIONS[kind].convert;
@@ -490,6 +493,112 @@ export class WasmBackend implements ComputeBackend {
     this.runMatmul(plan, x, nTokens, outs);
     outs[0] = EMPTY_F32; // hold no caller's buffer
   }
+
+  /**
+   * One token's matmul over the units (row groups of the weight layout) holding a row set in
+   * `rows`: each thread runs the same kernel as matmul over runs of its own shard's units (one job
+   * per run, the kernel's u0..u1), so every row's value is matmul's, bit for bit. Only threads
+   * with work are woken. Declined (undefined) when more than a quarter of the units would run.
+   */
+  matmulRows(w: MatrixHandle, x: Float32Array, rows: Uint32Array, out: Float32Array): number | undefined {
+    const m = w as WasmMatrix;
+    const f = m.family;
+    if (!f) throw new RangeError(`matrix "${m.info.name}" was loaded for embedding rows only, not for matmul`);
+    if (out.length < m.rows) throw new RangeError(`matmulRows: the output holds ${out.length} values, "${m.info.name}" has ${m.rows} rows`);
+    const g = f.rowGranularity;
+    const nThreads = this.threads;
+    const ctl = this.ctl;
+    // Runs of units per thread, as [start, end) local units in runStarts/runEnds[t * MAX_JOBS + j].
+    const counts = this.rowJobCounts;
+    counts.fill(0);
+    const starts = this.runStarts;
+    const ends = this.runEnds;
+    const maxUnits = Math.ceil(m.rows / g) >> 2;
+    let units = 0;
+    let t = 0;
+    let shard = m.shards[0]!;
+    let lastUnit = -1;
+    const words = Math.min(rows.length, (m.rows + 31) >>> 5);
+    for (let i = 0; i < words; i++) {
+      for (let bits = rows[i]!; bits !== 0; bits &= bits - 1) {
+        const r = i * 32 + (31 - Math.clz32(bits & -bits));
+        if (r >= m.rows) break;
+        const unit = Math.floor(r / g);
+        if (unit === lastUnit) continue;
+        lastUnit = unit;
+        while (r >= shard.rowStart + shard.rows) shard = m.shards[++t]!;
+        if (++units > maxUnits) return undefined;
+        const local = unit - shard.rowStart / g;
+        const base = t * MAX_JOBS;
+        const c = counts[t]!;
+        if (c > 0 && ends[base + c - 1]! === local) ends[base + c - 1] = local + 1;
+        else if (c < MAX_JOBS) {
+          starts[base + c] = local;
+          ends[base + c] = local + 1;
+          counts[t] = c + 1;
+        } else ends[base + c - 1] = local + 1; // job table full: the last run grows over the gap
+      }
+    }
+    if (units === 0) return 0;
+    const plan = this.singlePlans.get(m) ?? this.planFor([m]);
+    this.singlePlans.set(m, plan);
+    for (let th = 0; th < nThreads; th++) this.ensureOut(th, m.shards[th]!.rows * 4);
+    const actPtr = this.stageInput(plan, x, 1);
+    const direct = this.ownsView(out);
+    let nJobs = 0;
+    let workers = false;
+    for (let th = 0; th < nThreads; th++) {
+      const c = counts[th]!;
+      nJobs = Math.max(nJobs, c);
+      if (th > 0 && c > 0) workers = true;
+    }
+    ctl[CTL_NJOBS] = nJobs;
+    let computed = 0;
+    for (let th = 0; th < nThreads; th++) {
+      const s = m.shards[th]!;
+      const c = counts[th]!;
+      const io = this.io[th]!;
+      for (let j = 0; j < nJobs; j++) {
+        const o = jobOffset(th, j);
+        if (j >= c) {
+          ctl[o] = -1;
+          continue;
+        }
+        const u0 = starts[th * MAX_JOBS + j]!;
+        const u1 = ends[th * MAX_JOBS + j]!;
+        computed += Math.min(u1 * g, s.rows) - u0 * g;
+        ctl[o] = plan.fn[0]!;
+        ctl[o + 1] = s.ptr;
+        ctl[o + 2] = actPtr[plan.jobKind[0]! * nThreads + th]!;
+        ctl[o + 3] = th === 0 && direct ? out.byteOffset + s.rowStart * 4 : io.out;
+        ctl[o + 4] = plan.k;
+        ctl[o + 5] = u0;
+        ctl[o + 6] = u1;
+        ctl[o + 7] = s.rows;
+        ctl[o + 8] = 1;
+      }
+    }
+    this.dispatch(workers, "a matmul", `${plan.label} (rows)`);
+    // Gather the computed runs the threads wrote into their own output buffers.
+    for (let th = direct ? 1 : 0; th < nThreads; th++) {
+      const s = m.shards[th]!;
+      const c = counts[th]!;
+      if (c === 0) continue;
+      const local = this.mem[th]!.f32();
+      const base = this.io[th]!.out >>> 2;
+      for (let j = 0; j < c; j++) {
+        const r0 = starts[th * MAX_JOBS + j]! * g;
+        const r1 = Math.min(ends[th * MAX_JOBS + j]! * g, s.rows);
+        out.set(local.subarray(base + r0, base + r1), s.rowStart + r0);
+      }
+    }
+    return computed;
+  }
+  /** matmulRows' runs of units per thread (at t * MAX_JOBS + j) and their counts. */
+  private readonly runStarts: Int32Array;
+  private readonly runEnds: Int32Array;
+  private readonly rowJobCounts: Int32Array;
+
   /** One-matrix plans by matrix, and the one-element output list they run with: no arrays per call. */
   private readonly singlePlans = new Map<WasmMatrix, MatmulPlan>();
   private readonly singleOut: Float32Array[] = [EMPTY_F32];
