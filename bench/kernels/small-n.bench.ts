@@ -30,7 +30,7 @@ const match = arg("--match");
 const mats = (hot ? Array.from({ length: 169 }, () => ({ name: "attn_q", rows: HIDDEN, k: HIDDEN })) : shape7b ? mimo7bLayerMatrices(match ? 6 : 2) : qwen2_05bMatrices())
   .filter((m) => !match || new RegExp(match).test(m.name));
 
-const memory = createSharedMemory(1200 * 2 ** 20);
+const memory = createSharedMemory((oldDir ? 2000 : 1200) * 2 ** 20); // two builds: two repacked copies
 const cur = await loadKernels({ memory, path });
 const builds: Array<{ name: string; ex: KernelExports }> = [{ name: "new", ex: cur.exports }];
 if (oldDir) {
@@ -69,7 +69,8 @@ for (const k of new Set(mats.map((m) => m.k))) {
 const y = arena.alloc(151936 * 4 * MAXN);
 
 const bb = type === "Q4_0" ? 18 : 34;
-const placed: Array<{ w: number; k: number; rows: number }> = [];
+// each build repacks its own copy (the repacked layout may differ between builds)
+const placedBy = new Map<KernelExports, Array<{ w: number; k: number; rows: number }>>();
 const scratch = arena.alloc(Math.max(...mats.map((m) => (m.rows * m.k) / 32)) * bb + 64);
 for (const m of hot ? mats.slice(0, 1) : mats) {
   const nb = (m.rows * m.k) / 32;
@@ -80,18 +81,23 @@ for (const m of hot ? mats.slice(0, 1) : mats) {
     const u8 = new Uint8Array(memory.buffer, scratch, nb * bb);
     for (let i = 0; i < u8.length; i++) if (u8[i] === 0x80) u8[i] = 0x81;
   }
-  const pr = arena.alloc(type === "Q4_0" ? q4_0R8Bytes(m.rows, m.k) : q8_0R8Bytes(m.rows, m.k));
-  if (type === "Q4_0") ex.repackQ4_0(scratch, pr, m.rows, m.k); else ex.repackQ8_0(scratch, pr, m.rows, m.k);
-  placed.push({ w: pr, k: m.k, rows: m.rows });
+  for (const b of builds) {
+    const pr = arena.alloc(type === "Q4_0" ? q4_0R8Bytes(m.rows, m.k) : q8_0R8Bytes(m.rows, m.k));
+    if (type === "Q4_0") b.ex.repackQ4_0(scratch, pr, m.rows, m.k); else b.ex.repackQ8_0(scratch, pr, m.rows, m.k);
+    const list = placedBy.get(b.ex) ?? [];
+    list.push({ w: pr, k: m.k, rows: m.rows });
+    placedBy.set(b.ex, list);
+  }
 }
 type MatmulName = "matmulQ4_0R8" | "matmulQ8_0R8";
 const fn: MatmulName = type === "Q4_0" ? "matmulQ4_0R8" : "matmulQ8_0R8";
 
-if (hot) while (placed.length < mats.length) placed.push(placed[0]!);
+if (hot) for (const placed of placedBy.values()) while (placed.length < mats.length) placed.push(placed[0]!);
 // --fn-new NAME: another export of the current build in place of the type's matmul (experiments)
 const fnNew = (arg("--fn-new") ?? fn) as MatmulName;
 function step(e: KernelExports, n: number, name: MatmulName = fn): number {
   const f = e[name];
+  const placed = placedBy.get(e)!;
   if (hot) { // the fastest of 169 single calls, times 169: the compute cost without preemptions
     const m = placed[0]!;
     let best = Infinity;

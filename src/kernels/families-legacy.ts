@@ -38,7 +38,7 @@ export type ActivationKind = "q8_0" | "q8_1" | "f16" | "bf16" | "f32";
 export type ActivationExport = "quantizeAct" | "actF16" | "actBF16";
 
 /** Export names of the load-time repackers: (src, dst, nrows, k). */
-export type RepackExport = "repackQ4_0" | "repackQ4_1" | "repackQ5_0" | "repackQ5_1" | "repackQ8_0" | "repackF16";
+export type RepackExport = "repackQ4_0" | "repackIQ4_NL" | "repackQ4_1" | "repackQ5_0" | "repackQ5_1" | "repackQ8_0" | "repackF16";
 
 /** Export names of the matmuls: (w, x, y, k, u0, u1, nrows, ntok). */
 export type MatmulExport =
@@ -94,8 +94,9 @@ export const LEGACY_FAMILIES: readonly KernelFamily[] = [
   { type: GGMLType.Q5_0, name: "Q5_0", activation: "q8_0", repackedBytes: r8(192), repack: "repackQ5_0", matmul: "matmulQ5_0R8", rowGranularity: 8 },
   { type: GGMLType.Q5_1, name: "Q5_1", activation: "q8_1", repackedBytes: r8(224), repack: "repackQ5_1", matmul: "matmulQ5_1R8", rowGranularity: 8 },
   { type: GGMLType.Q8_0, name: "Q8_0", activation: "q8_0", repackedBytes: r8(272), repack: "repackQ8_0", matmul: "matmulQ8_0R8", rowGranularity: 8 },
-  // IQ4_NL blocks have Q4_0's shape (f16 d, 16 bytes of nibbles): repackQ4_0 gives its R8 layout
-  { type: GGMLType.IQ4_NL, name: "IQ4_NL", activation: "q8_0", repackedBytes: r8(144), repack: "repackQ4_0", matmul: "matmulIQ4_NLR8", rowGranularity: 8 },
+  // IQ4_NL blocks have Q4_0's shape (f16 d, 16 bytes of nibbles): repackIQ4_NL gives the column-pair
+  // R8 layout (Q4_0's in the builds without VNNI)
+  { type: GGMLType.IQ4_NL, name: "IQ4_NL", activation: "q8_0", repackedBytes: r8(144), repack: "repackIQ4_NL", matmul: "matmulIQ4_NLR8", rowGranularity: 8 },
   { type: GGMLType.F32, name: "F32", activation: "f32", repackedBytes: (n, k) => n * k * 4, matmul: "matmulF32", rowGranularity: 1 },
   // F16: the file rows plus one inf/NaN flag byte per row (repackF16 copies and flags)
   { type: GGMLType.F16, name: "F16", activation: "f16", repackedBytes: (n, k) => n * (k * 2 + 1), repack: "repackF16", matmul: "matmulF16", rowGranularity: 1 },
@@ -115,6 +116,7 @@ export interface LegacyKernelExports {
   actF16(x: number, y: number, k: number, n: number): void;
   actBF16(x: number, y: number, k: number, n: number): void;
   repackQ4_0(src: number, dst: number, nrows: number, k: number): void;
+  repackIQ4_NL(src: number, dst: number, nrows: number, k: number): void;
   repackQ4_1(src: number, dst: number, nrows: number, k: number): void;
   repackQ5_0(src: number, dst: number, nrows: number, k: number): void;
   repackQ5_1(src: number, dst: number, nrows: number, k: number): void;

@@ -3,7 +3,7 @@
 import { CONST, C_NIB, C_LO16, C_HALF, C_ONE, C_SIGN, C_ABS, C_ONES16, C_F16S } from "./common";
 
 export { quantizeAct, quantizeRowQ8_0, q8_0ToAct } from "./quantize";
-export { repackQ4_0, matvecQ4_0R8, matmulQ4_0R8, matvecQ4_0 } from "./q4_0";
+export { repackQ4_0, repackIQ4_NL, matvecQ4_0R8, matmulQ4_0R8, matvecQ4_0 } from "./q4_0";
 export { rmsNorm, add, mul, swiglu, softmax, rope, argmaxF32, blockMaxF32 } from "./elementwise";
 export { repackQ8_0, matvecQ8_0R8, matmulQ8_0R8, matvecQ8_0 } from "./q8_0";
 export { quantizeQ8_K } from "./q8_k";

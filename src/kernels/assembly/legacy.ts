@@ -11,8 +11,8 @@
 //   Q4_1R8   192 bytes: d[8] f32 @0, m[8] f32 @32, nibbles @64
 //   Q5_0R8   192 bytes: d[8] f32 @0, H(0), H(1) @32, nibbles @64
 //   Q5_1R8   224 bytes: d[8] f32 @0, m[8] f32 @32, H(0), H(1) @64, nibbles @96
-//   IQ4_NLR8 144 bytes: d[8] f16 @0 (as Q4_0R8's, see scale4), nibbles @16 (the Q4_0R8 layout:
-//            repackQ4_0 repacks it)
+//   IQ4_NLR8 144 bytes: d[8] f16 @0 (as Q4_0R8's, see scale4), nibbles @16 (the column-pair layout
+//            of Q4_0R8 without VNNI: repackIQ4_NL in q4_0.ts repacks it)
 //
 // Fifth bits: byte 4k+i of H(h) holds, for row 4h+k, in bit g the fifth bit of column 4g+i and in
 // bit 4+g that of column 16+4g+i (g = 0..3). Moving bit g (or 4+g) of each byte to bit 4 is one
