@@ -3,7 +3,7 @@
 // weights streaming from memory. With --old DIR it runs the kernel builds in DIR (e.g. a copy of
 // build/kernels from an older commit) and the current ones alternately and prints both curves.
 // Run: node bench/kernels/small-n.bench.ts [--type Q4_0|Q8_0] [--path relaxed-simd-vnni|relaxed-simd|simd128]
-//      [--old DIR] [--runs N] [--n 1,2,3,5,9]
+//      [--old DIR] [--new DIR] [--runs N] [--n 1,2,3,5,9] [--hot] [--min] [--shape mimo-7b] [--match RE]
 import { pathToFileURL } from "node:url";
 import {
   loadKernels, createSharedMemory, KernelArena, actBytes, q4_0R8Bytes, q8_0R8Bytes, rowGroups,
@@ -31,18 +31,20 @@ const mats = (hot ? Array.from({ length: 169 }, () => ({ name: "attn_q", rows: H
   .filter((m) => !match || new RegExp(match).test(m.name));
 
 const memory = createSharedMemory((oldDir ? 2000 : 1200) * 2 ** 20); // two builds: two repacked copies
-const cur = await loadKernels({ memory, path });
+const binariesIn = (dir: string) => {
+  const base = pathToFileURL(dir.endsWith("/") ? dir : `${dir}/`);
+  return {
+    relaxed: new URL("kernels-relaxed.wasm", base),
+    relaxedVnni: new URL("kernels-relaxed-vnni.wasm", base),
+    simd128: new URL("kernels-simd128.wasm", base),
+  };
+};
+// --new DIR: the "new" builds from DIR instead of build/kernels (A/B of two experiments)
+const newDir = arg("--new");
+const cur = await loadKernels({ memory, path, ...(newDir ? { binaries: binariesIn(newDir) } : {}) });
 const builds: Array<{ name: string; ex: KernelExports }> = [{ name: "new", ex: cur.exports }];
 if (oldDir) {
-  const base = pathToFileURL(oldDir.endsWith("/") ? oldDir : `${oldDir}/`);
-  const old = await loadKernels({
-    memory, path,
-    binaries: {
-      relaxed: new URL("kernels-relaxed.wasm", base),
-      relaxedVnni: new URL("kernels-relaxed-vnni.wasm", base),
-      simd128: new URL("kernels-simd128.wasm", base),
-    },
-  });
+  const old = await loadKernels({ memory, path, binaries: binariesIn(oldDir) });
   builds.unshift({ name: "old", ex: old.exports });
 }
 const ex = cur.exports;
