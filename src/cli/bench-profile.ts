@@ -44,6 +44,8 @@ export interface ProfileResult {
   readonly cpuUsPerToken: number | undefined;
   /** Per worker thread (index 1..): median µs per token running its jobs. */
   readonly workerBusyUs: number[];
+  /** Per worker thread (index 1..): median times per token it slept in Atomics.wait (each one a wake-up later). */
+  readonly workerSleeps: number[];
   readonly rows: ProfileRow[];
 }
 
@@ -94,6 +96,7 @@ export async function runProfile(o: {
       const perLabel = new Map<string, { us: number[]; calls: number[] }>();
       const derived = new Map<string, number[]>();
       const workers: number[][] = [];
+      const sleeps: number[][] = [];
       const n = o.tokens;
       for (let r = 0; r < o.reps; r++) {
         plain.push(n / ((await decode(model, first(), n)) / 1000));
@@ -128,6 +131,7 @@ export async function runProfile(o: {
         add("generate: async iteration, stats (rest)", ms - get(STEP) - get(YIELD));
         add("total per token", ms);
         p.workerBusyMs.forEach((w, t) => ((workers[t] ??= []).push((w * 1000) / n)));
+        p.workerSleeps.forEach((s, t) => ((sleeps[t] ??= []).push(s / n)));
         log(`mimo bench --profile: t=${model.backendName} rep ${r + 1}/${o.reps}: ${plain[r]!.toFixed(0)} tok/s plain, ${profiled[r]!.toFixed(0)} tok/s profiled`);
       }
       const med = (v: readonly number[]) => stat(v).median;
@@ -153,6 +157,7 @@ export async function runProfile(o: {
         usPerToken: med(derived.get("total per token")!),
         cpuUsPerToken: cpu.length ? med(cpu) : undefined,
         workerBusyUs: workers.map((w) => (w ? med(w) : 0)),
+        workerSleeps: sleeps.map((s) => (s ? med(s) : 0)),
         rows: ordered,
       });
     } finally {
@@ -182,6 +187,9 @@ export function profileTable(results: readonly ProfileResult[]): string {
     lines.push(`| **total** | **${f1(r.usPerToken)}** | 100% | |`);
     r.workerBusyUs.forEach((us, t) => {
       if (t > 0) lines.push(`| worker thread ${t}: running its jobs | ${f1(us)} | ${((100 * us) / r.usPerToken).toFixed(1)}% | |`);
+    });
+    r.workerSleeps.forEach((n, t) => {
+      if (t > 0) lines.push(`| worker thread ${t}: went to sleep (a wake-up later) | | | ${f1(n)} |`);
     });
     parts.push(lines.join("\n"));
   }

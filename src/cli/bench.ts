@@ -369,7 +369,7 @@ export interface BenchResult {
   readonly fileBytes: number;
   readonly weightBytesPerToken: number;
   readonly threads: number;
-  /** The backend's name ("wasm-relaxed-simd x1 (auto)": "(auto)" when the thread count was the default's choice). */
+  /** The backend's name ("wasm-relaxed-simd x1 (auto: ...)": "(auto...)" when the thread count was the default's choice, and how it was made). */
   readonly backend?: string;
   readonly loadMs: number;
   readonly peakRssBytes: number;
@@ -417,7 +417,7 @@ function fmt(v: number, unit: string): string {
 
 /** The thread count, marked "(auto)" when the backend chose it for the model. */
 export function threadsCell(r: { threads: number; backend?: string }): string {
-  return `${r.threads}${r.backend?.endsWith("(auto)") ? " (auto)" : ""}`;
+  return `${r.threads}${r.backend?.includes(" (auto") ? " (auto)" : ""}`;
 }
 
 export function markdownTable(results: readonly BenchResult[]): string {

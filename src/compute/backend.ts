@@ -173,6 +173,13 @@ export interface ComputeBackend {
     wq: MatrixHandle, wk: MatrixHandle, wv: MatrixHandle, positions: readonly number[], rope: RopeParams, p: AttentionParams, out: Float32Array,
   ): boolean;
 
+  /**
+   * out = swiglu(gate·x, up·x) (n x gate.rows) in one step where the backend can fuse it (the wasm
+   * backend on several threads: each thread applies SwiGLU to its own rows); the same bits as
+   * matmulMulti([gate, up]) + swiglu. Returns false, having done nothing, where it cannot.
+   */
+  matmulSwiglu?(gate: MatrixHandle, up: MatrixHandle, x: Float32Array, nTokens: number, out: Float32Array): boolean;
+
   /** out[i] = silu(gate[i]) * up[i]. */
   swiglu(gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void;
 
@@ -195,6 +202,13 @@ export interface ComputeBackend {
    * vocabulary); a buffer valid until the next call, or undefined.
    */
   blockMax?(x: Float32Array): Float32Array | undefined;
+
+  /**
+   * Told true when a forward pass starts and false when it ends: a backend with worker threads
+   * may keep them polling between the dispatches of a pass (where the next one is microseconds
+   * away) and let them sleep between passes.
+   */
+  pass?(on: boolean): void;
 
   /** Frees the backend: stops its threads (resolves once every one has exited). */
   dispose(): Promise<void>;

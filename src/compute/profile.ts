@@ -14,6 +14,8 @@ export class OpProfile {
   readonly totals = new Map<string, OpTotal>();
   /** Per worker thread (index 1..): milliseconds it spent running its jobs (kept by the wasm backend). */
   workerBusyMs: number[] = [];
+  /** Per worker thread (index 1..): how often it slept in Atomics.wait (each sleep costs a wake-up later). */
+  workerSleeps: number[] = [];
 
   /** Adds `ms` under `label`. */
   add(label: string, ms: number): void {
@@ -36,6 +38,7 @@ export class OpProfile {
   reset(): void {
     this.totals.clear();
     this.workerBusyMs = [];
+    this.workerSleeps = [];
   }
 }
 

@@ -372,6 +372,16 @@ export class Transformer {
 
   /** Runs one micro-batch of segment parts (at most maxBatch tokens); logits rows in part order. */
   private microBatch(parts: readonly Part[], pool: KvPool): { logits: Float32Array; hidden: Float32Array[] } {
+    const b = this.backend;
+    b.pass?.(true);
+    try {
+      return this.microBatchInPass(parts, pool);
+    } finally {
+      b.pass?.(false);
+    }
+  }
+
+  private microBatchInPass(parts: readonly Part[], pool: KvPool): { logits: Float32Array; hidden: Float32Array[] } {
     const c = this.config;
     const b = this.backend;
     const w = this.weights;
@@ -463,8 +473,10 @@ export class Transformer {
     // Feed-forward: norm, gate and up projections, SwiGLU, down projection, residual.
     b.rmsNorm(x, n, c.dim, L.ffnNorm, c.normEps, s.h);
     probe?.matmulInput?.(l, GATE_UP, s.h, n, c.dim);
-    b.matmulMulti(fused.gateUp, s.h, n, s.gateUpOut);
-    b.swiglu(s.gate, s.up, n * c.ffnDim, s.act);
+    if (!b.matmulSwiglu?.(L.gate, L.up, s.h, n, s.act)) {
+      b.matmulMulti(fused.gateUp, s.h, n, s.gateUpOut);
+      b.swiglu(s.gate, s.up, n * c.ffnDim, s.act);
+    }
     probe?.matmulInput?.(l, DOWN, s.act, n, c.ffnDim);
     b.matmul(L.down, s.act, n, s.o);
     b.addInPlace(x, s.o, n * c.dim);

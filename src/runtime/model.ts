@@ -6,6 +6,7 @@ import { decodeWeightBytes, loadTransformerWeights, type LoadProgress } from "..
 import { ReferenceBackend } from "../backends/reference.ts";
 import { WasmBackend, wasmUnsupportedShape } from "../backends/wasm/wasm-backend.ts";
 import type { ThreadWork } from "../backends/wasm/thread-choice.ts";
+import { calibratedPlacement } from "./thread-calibration.ts";
 import { UnsupportedModelError, quote } from "../errors/model-file.ts";
 import { now, yieldToEventLoop } from "../platform/yield.ts";
 import { createSampler, resolveSamplingOptions, type SamplingOptions } from "../sampling/chain.ts";
@@ -45,10 +46,13 @@ export interface LoadOptions {
   readonly kvCacheType?: KvCacheType;
   /**
    * Compute threads of the wasm backend, including the calling one. Default: as many as pay for
-   * themselves on this model (its weight bytes per decode step against the cost of synchronising
-   * threads, for `parallel` sequences; at most the number of cores; see
-   * backends/wasm/thread-choice.ts): 1 for a tiny model, all cores for a large one. The choice
-   * shows in `backendName` ("wasm-relaxed-simd x1 (auto)").
+   * themselves on this model. Small models (decode steps reading up to 128 MB of weights, one
+   * sequence) are timed at load on 1 thread and on the rule's other candidate, and the faster is
+   * kept (runtime/thread-calibration.ts; once per model shape per process); otherwise a rule
+   * weighs the weight bytes per decode step against the cost of synchronising threads (at most
+   * the number of cores; backends/wasm/thread-choice.ts): 1 for a tiny model, all cores for a
+   * large one. The choice and why show in `backendName` ("wasm-relaxed-simd x1 (auto: x1 160 µs,
+   * x2 410 µs per token measured at load)").
    */
   readonly threads?: number;
   /**
@@ -926,8 +930,13 @@ export async function loadModelFromSource(source: ByteSource, opts: LoadOptions 
     // The default thread count follows the work of a decode step (the draft model's included).
     let weightBytes = decodeWeightBytes(file);
     if (opts.draftModel) weightBytes += opts.draftModel.size;
-    backend = await createBackend(choice, opts, { weightBytes, layers: config.nLayers, batch: parallel });
-    const weights = await loadTransformerWeights(file, config, backend, opts.onProgress);
+    const work = { weightBytes, layers: config.nLayers, batch: parallel };
+    // A small model's default thread count is measured (runtime/thread-calibration.ts); else the rule's.
+    const calibrated = choice === "wasm" && opts.threads === undefined && kvCacheType === "f16" && !opts.draftModel
+      ? await calibratedPlacement(file, config, work, opts.onProgress)
+      : undefined;
+    backend = calibrated?.backend ?? (await createBackend(choice, opts, work));
+    const weights = calibrated?.weights ?? (await loadTransformerWeights(file, config, backend, opts.onProgress));
     const transformer = new Transformer(config, weights, backend);
     let draft: { file: GGUFFile; transformer: Transformer } | undefined;
     if (opts.draftModel) {

@@ -1,11 +1,13 @@
-// The default thread count: as many threads as pay for themselves on the model (no timing here:
-// the rule's output for given sizes, and what loadModel does with it).
+// The default thread count: as many threads as pay for themselves on the model. No timing decides
+// a test here: the rule's output for given sizes, the calibration's decision on recorded timings,
+// and that loadModel calibrates, keeps the count it measured faster and reports it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadModel, defaultModelPath, OpProfile } from "../../src/index.ts";
 import { openGGUFFile } from "../../src/platform/node-file.ts";
 import { decodeWeightBytes } from "../../src/model/weights.ts";
-import { threadsForWork } from "../../src/backends/wasm/thread-choice.ts";
+import { availableParallelism } from "node:os";
+import { calibrationCandidates, chooseMeasured, threadsForWork } from "../../src/backends/wasm/thread-choice.ts";
 
 const MB = 1e6;
 
@@ -34,24 +36,73 @@ test("the rule: 1 thread for tiny models, more as the work per step grows, never
   }
 });
 
-test("stories260K: the default is 1 thread, shown in backendName; an explicit thread count wins", async () => {
+test("calibration keeps the fewest threads unless more were measured clearly faster (recorded timings)", () => {
+  // Recorded at load on the 2-core test machine (µs per decode step, one figure per round).
+  const stories260K = [{ threads: 1, stepUs: [181, 177, 176, 190, 178] }, { threads: 2, stepUs: [402, 391, 455, 388, 410] }];
+  assert.equal(chooseMeasured(stories260K).threads, 1);
+  const stories42M = [{ threads: 1, stepUs: [1290, 1301, 1276, 1310, 1288] }, { threads: 2, stepUs: [1050, 1101, 1072, 1049, 1090] }];
+  assert.equal(chooseMeasured(stories42M).threads, 2);
+  assert.deepEqual(chooseMeasured(stories42M).usPerStep, [{ threads: 1, us: 1290 }, { threads: 2, us: 1072 }]);
+  // A tie, or a gain under 3%, goes to fewer threads; the order the timings come in does not matter.
+  assert.equal(chooseMeasured([{ threads: 2, stepUs: [990] }, { threads: 1, stepUs: [1000] }]).threads, 1);
+  // The median of the rounds decides: one disturbed round does not.
+  assert.equal(chooseMeasured([{ threads: 1, stepUs: [1000, 1000, 9000] }, { threads: 2, stepUs: [800, 800, 800] }]).threads, 2);
+  assert.throws(() => chooseMeasured([]), /no timings/);
+  // Whatever the figures: no candidate with fewer threads was measured faster than the choice.
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let i = 0; i < 500; i++) {
+    const timings = [1, 2, 4].map((threads) => ({ threads, stepUs: Array.from({ length: 1 + Math.floor(rand() * 5) }, () => 100 + rand() * 900) }));
+    const d = chooseMeasured(timings);
+    const chosen = d.usPerStep.find((c) => c.threads === d.threads)!;
+    for (const c of d.usPerStep) if (c.threads < d.threads) assert.ok(c.us > chosen.us, `x${c.threads} ${c.us} µs beat the chosen x${d.threads} ${chosen.us} µs`);
+  }
+  // Candidates: only small models on several cores; the rule's choice and 1 thread's side.
+  assert.deepEqual(calibrationCandidates({ weightBytes: 1.04 * MB, layers: 5 }, 2), [1, 2]);
+  assert.deepEqual(calibrationCandidates({ weightBytes: 23.5 * MB, layers: 8 }, 2), [1, 2]);
+  assert.equal(calibrationCandidates({ weightBytes: 23.5 * MB, layers: 8 }, 1), undefined);
+  assert.equal(calibrationCandidates({ weightBytes: 278 * MB, layers: 24 }, 2), undefined);
+});
+
+test("stories260K: the default thread count is measured at load, the faster kept and reported in backendName; an explicit count wins", { skip: availableParallelism() < 2 && "one core: nothing to calibrate" }, async () => {
   const f = await openGGUFFile(defaultModelPath());
   try {
     assert.ok(decodeWeightBytes(f) > 0.9 * MB && decodeWeightBytes(f) < 1.2 * MB);
   } finally {
     await f.close();
   }
+  const parse = (name: string) => {
+    const m = /^wasm-\S+ x(\d+) \(auto: x1 (\d+) µs, x2 (\d+) µs per token measured (at load|earlier in this process)\)$/.exec(name);
+    assert.ok(m, `backendName ${name}`);
+    return { threads: Number(m[1]), x1: Number(m[2]), x2: Number(m[3]), when: m[4] };
+  };
   const auto = await loadModel(defaultModelPath());
+  let first;
   try {
-    assert.match(auto.backendName, /^wasm-\S+ x1 \(auto\)$/);
+    first = parse(auto.backendName);
+    // The kept count is the faster one as measured (more threads only when faster).
+    assert.equal(first.threads, first.x2 < first.x1 ? 2 : 1, auto.backendName);
+    if (first.threads === 2) assert.ok(first.x2 < first.x1);
+    assert.deepEqual(await auto.complete("Once", { maxTokens: 4, temperature: 0 }).then((r) => typeof r.text), "string");
   } finally {
     await auto.dispose();
   }
-  const two = await loadModel(defaultModelPath(), { threads: 2 });
+  // Loaded again in this process: the same choice, not measured again.
+  const again = await loadModel(defaultModelPath());
   try {
-    assert.match(two.backendName, /^wasm-\S+ x2$/);
+    const second = parse(again.backendName);
+    assert.deepEqual({ ...second, when: "" }, { ...first, when: "" });
+    assert.equal(second.when, "earlier in this process");
   } finally {
-    await two.dispose();
+    await again.dispose();
+  }
+  for (const threads of [1, 2]) {
+    const given = await loadModel(defaultModelPath(), { threads });
+    try {
+      assert.match(given.backendName, new RegExp(`^wasm-\\S+ x${threads}$`));
+    } finally {
+      await given.dispose();
+    }
   }
 });
 

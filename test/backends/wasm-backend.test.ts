@@ -79,6 +79,37 @@ for (const type of ["Q4_0", "Q8_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "F16", "BF
   });
 }
 
+// Decode steps take the one-token paths (thread 0 writing its rows in place, SwiGLU on each
+// thread's own rows, the fused q/k/v + RoPE + attention for llama): every step's logits must be
+// the same bits on 1, 2 and 3 threads. ffnDim 800 splits unevenly over 3 threads.
+for (const type of ["Q4_0", "Q8_0", "Q4_K"] as const) {
+  test(`${type}: decode steps give bit-identical logits on 1, 2 and 3 threads (llama and qwen2)`, async () => {
+    for (const arch of ["llama", "qwen2"] as const) {
+      const path = join(dir, `decode-${arch}-${type}.gguf`);
+      await writeGGUFFile(path, syntheticModel({
+        arch, dim: 256, ffnDim: 800, nLayers: 2, nHeads: 4, nKvHeads: 2,
+        vocabSize: 517, contextLength: 256, weightType: GGMLType[type], seed: 5, matrixGain: 0.5,
+      }), { overwrite: true });
+      const steps = async (threads: number): Promise<Float32Array[]> => {
+        const model = await loadModel(path, { threads });
+        try {
+          const seq = model.createSequence();
+          const out = [model.forward([{ sequence: seq, tokens: prompt, logits: "last" }])[0]!.logits.slice()];
+          for (const tok of [40, 41, 300, 7, 516]) out.push(model.forward([{ sequence: seq, tokens: [tok], logits: "last" }])[0]!.logits.slice());
+          return out;
+        } finally {
+          await model.dispose();
+        }
+      };
+      const one = await steps(1);
+      for (const t of [2, 3]) {
+        const got = await steps(t);
+        for (let i = 0; i < one.length; i++) assert.deepEqual(new Uint32Array(got[i]!.buffer), new Uint32Array(one[i]!.buffer), `${arch}, ${t} threads, step ${i}`);
+      }
+    }
+  });
+}
+
 test("the bundled model's golden story also comes out of the fast backend", async () => {
   const model = await loadModel(defaultModelPath(), { threads: 2 });
   try {

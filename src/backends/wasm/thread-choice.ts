@@ -72,3 +72,65 @@ export function threadsForWork(w: ThreadWork, cores: number): number {
   }
   return best;
 }
+
+// ---- Calibration at load ----
+// The rule above is a model of two machines; the crossover for 15-50M-parameter models moved
+// between quiet runs of the same machine class (stories42M: 15% slower on 2 threads in one run,
+// 19% faster in another). Where the rule's estimate for fewer threads is within CALIBRATE_WITHIN
+// of its choice's, loadModel times real decode steps on both counts instead (runtime/
+// thread-calibration.ts) and keeps what was measured faster.
+
+/** A candidate thread count and the µs per decode step measured on it, one figure per round. */
+export interface ThreadTiming {
+  readonly threads: number;
+  readonly stepUs: readonly number[];
+}
+
+/** What calibration chose, and the figures it chose on (median µs per decode step per candidate). */
+export interface ThreadDecision {
+  readonly threads: number;
+  readonly usPerStep: readonly { readonly threads: number; readonly us: number }[];
+}
+
+function median(v: readonly number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * The thread count to keep, from measured decode steps: the fewest threads unless more were
+ * faster by at least MIN_GAIN (more threads cost the machine more, and a tie goes to fewer). So
+ * the choice is never a count that a measured setting with fewer threads beat.
+ */
+export function chooseMeasured(timings: readonly ThreadTiming[]): ThreadDecision {
+  if (timings.length === 0) throw new RangeError("chooseMeasured: no timings");
+  const usPerStep = [...timings]
+    .filter((t) => t.stepUs.length > 0)
+    .sort((a, b) => a.threads - b.threads)
+    .map((t) => ({ threads: t.threads, us: median(t.stepUs) }));
+  if (usPerStep.length === 0) throw new RangeError("chooseMeasured: no timing has any step");
+  let best = usPerStep[0]!;
+  for (const c of usPerStep.slice(1)) if (c.us < best.us * (1 - MIN_GAIN)) best = c;
+  return { threads: best.threads, usPerStep };
+}
+
+/** How a decision reads in backendName: "auto: x1 812 µs, x2 655 µs per token measured". */
+export function describeDecision(d: ThreadDecision, cached = false): string {
+  const figures = d.usPerStep.map((c) => `x${c.threads} ${c.us.toFixed(0)} µs`).join(", ");
+  return `auto: ${figures} per token ${cached ? "measured earlier in this process" : "measured at load"}`;
+}
+
+/** Calibrate only models whose decode step reads at most this many weight bytes (above, the rule's choice is clear and loading twice costs). */
+export const CALIBRATE_MAX_BYTES = 128e6;
+
+/**
+ * The two thread counts worth timing for this work, or undefined where the rule's choice is not
+ * in doubt (one core, or a large model): the rule's choice and the next count towards 1 thread's
+ * side (1 when the rule chose more, else 2).
+ */
+export function calibrationCandidates(w: ThreadWork, cores: number): readonly number[] | undefined {
+  if (cores < 2 || w.weightBytes > CALIBRATE_MAX_BYTES) return undefined;
+  const rule = threadsForWork(w, cores);
+  return rule === 1 ? [1, 2] : [1, rule];
+}

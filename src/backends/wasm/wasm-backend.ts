@@ -36,7 +36,7 @@ import { ReferenceBackend } from "../reference.ts";
 import { threadsForWork, type ThreadWork } from "./thread-choice.ts";
 import {
   ATTENTION_F32_KERNEL, ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
-  adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
+  CTL_CONTENDED, CTL_PASS, CTL_POSTED_US, CTL_SLEEPS, HOLD_MAX_US, adaptHoldUs, clockUs, usSince, adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
 } from "./protocol.ts";
 import { opLabelOfTensor, type OpProfile } from "../../compute/profile.ts";
 
@@ -53,11 +53,13 @@ const families: readonly MatmulFamily[] = WASM_TYPES;
 const familyByType = new Map(families.map((f) => [f.type, f]));
 const functionNames = [...new Set(families.map((f) => f.matmul))];
 /** The kernels jobs run (a job's first int indexes this list): the matmuls, then attention. */
-const kernelNames = [...functionNames, ATTENTION_KERNEL, "rope", ATTENTION_F32_KERNEL];
+const kernelNames = [...functionNames, ATTENTION_KERNEL, "rope", ATTENTION_F32_KERNEL, "swiglu"];
 const ATTENTION_FN = functionNames.length;
 /** Job index of RoPE (rope(x, nHeads, headDim, cosSin, neox)) in the fused attention dispatch. */
 const ROPE_FN = functionNames.length + 1;
 const ATTENTION_F32_FN = functionNames.length + 2;
+/** Job index of SwiGLU (swiglu(g, u, y, n)) after a thread's gate and up rows (matmulSwiglu). */
+const SWIGLU_FN = functionNames.length + 3;
 /**
  * An f16 KV cache is kept as f32 (the same f16-rounded values, read without conversion) when few
  * query heads share a KV head (then converting each cached row costs about as much as using it)
@@ -155,6 +157,8 @@ interface MatmulPlan {
   /** Views reused from call to call: per matrix and thread its gathered rows, per activation kind its input copy. */
   readonly gather: ViewSlot[];
   readonly copies: ViewSlot[];
+  /** Profile label when the plan runs as gate/up with SwiGLU (matmulSwiglu), made once. */
+  swigluLabel?: string;
 }
 
 /**
@@ -284,7 +288,16 @@ export function wasmUnsupportedShape(p: { readonly headDim: number; readonly hea
 }
 
 export class WasmBackend implements ComputeBackend {
-  readonly name: string;
+  /** "wasm-relaxed-simd-vnni x2", plus how the thread count was chosen when it was not given. */
+  get name(): string {
+    return this.choice ? `${this.baseName} (${this.choice})` : this.baseName;
+  }
+  private readonly baseName: string;
+  private choice: string | undefined;
+  /** Records how the thread count was chosen ("auto: ..."), shown in name. */
+  noteThreadChoice(how: string): void {
+    this.choice = how;
+  }
   readonly threads: number;
   readonly maxBatch: number;
   readonly kernelPath: KernelPath;
@@ -324,7 +337,11 @@ export class WasmBackend implements ComputeBackend {
     const p = this.profile_;
     for (let t = 1; t < Math.min(this.threads, PROFILED_THREADS + 1); t++) {
       const units = Atomics.exchange(this.ctl, CTL_BUSY + t, 0);
-      if (p) p.workerBusyMs[t] = (p.workerBusyMs[t] ?? 0) + units * BUSY_UNIT_MS;
+      const sleeps = Atomics.exchange(this.ctl, CTL_SLEEPS + t, 0);
+      if (p) {
+        p.workerBusyMs[t] = (p.workerBusyMs[t] ?? 0) + units * BUSY_UNIT_MS;
+        p.workerSleeps[t] = (p.workerSleeps[t] ?? 0) + sleeps;
+      }
     }
   }
   private disposing: Promise<void> | undefined;
@@ -338,8 +355,9 @@ export class WasmBackend implements ComputeBackend {
     this.maxBatch = maxBatch;
     this.spin = spin;
     this.spinLimit = spin;
+    this.baseName = `wasm-${path} x${mem.length}`;
     // "(auto)": the thread count was chosen for the model's size, not given.
-    this.name = `wasm-${path} x${mem.length}${auto ? " (auto)" : ""}`;
+    this.choice = auto ? "auto" : undefined;
     this.fns = jobRunners(mem[0]!.ex, kernelNames);
     this.io = mem.map(() => ({ act: new Map(), out: 0, outSlotBytes: 0 }));
     this.buffers = mem.map(() => new Map());
@@ -682,24 +700,85 @@ export class WasmBackend implements ComputeBackend {
     this.dispatch(true, "a matmul", plan.label);
     if (prof) t0 = performance.now();
     // Gather the other threads' rows into the full outputs.
-    for (let j = 0; j < ws.length; j++) {
-      const w = ws[j]!;
-      const out = outs[j]!;
-      for (let t = direct[j] ? 1 : 0; t < nThreads; t++) {
-        const s = w.shards[t]!;
-        if (s.rows === 0) continue;
-        const io = this.io[t]!;
-        const base = (io.out + j * io.outSlotBytes) >>> 2; // >>>: addresses reach 4 GiB
-        if (nTokens === 1) {
-          out.set(plan.gather[j * nThreads + t]!.f32(this.mem[t]!, io.out + j * io.outSlotBytes, s.rows), s.rowStart);
-          continue;
-        }
-        const local = this.mem[t]!.f32();
-        for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
-      }
-    }
+    for (let j = 0; j < ws.length; j++) this.gather(plan, j, outs[j]!, nTokens, direct[j] ? 1 : 0);
     if (prof) prof.lap("matmul: gather outputs", t0);
   }
+
+  /** Copies output slot j of threads t0.. (matrix plan.all[j]'s rows) into out. */
+  private gather(plan: MatmulPlan, j: number, out: Float32Array, nTokens: number, t0: number): void {
+    const w = plan.all[j]!;
+    const nThreads = this.threads;
+    for (let t = t0; t < nThreads; t++) {
+      const s = w.shards[t]!;
+      if (s.rows === 0) continue;
+      const io = this.io[t]!;
+      const base = (io.out + j * io.outSlotBytes) >>> 2; // >>>: addresses reach 4 GiB
+      if (nTokens === 1) {
+        out.set(plan.gather[j * nThreads + t]!.f32(this.mem[t]!, io.out + j * io.outSlotBytes, s.rows), s.rowStart);
+        continue;
+      }
+      const local = this.mem[t]!.f32();
+      for (let tok = 0; tok < nTokens; tok++) out.set(local.subarray(base + tok * s.rows, base + (tok + 1) * s.rows), tok * w.rows + s.rowStart);
+    }
+  }
+
+  /** Per gate matrix: whether gate and up are split alike over the threads (see matmulSwiglu). */
+  private readonly swigluSplit = new Map<WasmMatrix, boolean>();
+
+  /**
+   * out = swiglu(gate·x, up·x) with each thread applying SwiGLU to its own rows before the
+   * gather: the element-wise work is spread over the threads and half as many rows come back.
+   * Only where gate and up are split alike (the same rows on each thread); else false.
+   */
+  matmulSwiglu(gateH: MatrixHandle, upH: MatrixHandle, x: Float32Array, nTokens: number, out: Float32Array): boolean {
+    const nThreads = this.threads;
+    if (nThreads === 1) return false; // nothing to spread
+    const gate = gateH as WasmMatrix, up = upH as WasmMatrix;
+    let ok = this.swigluSplit.get(gate);
+    if (ok === undefined) {
+      ok = !!(gate.family && up.family) && gate.rows === up.rows && gate.cols === up.cols;
+      for (let t = 0; ok && t < nThreads; t++) ok = gate.shards[t]!.rowStart === up.shards[t]!.rowStart && gate.shards[t]!.rows === up.shards[t]!.rows;
+      this.swigluSplit.set(gate, ok);
+    }
+    if (!ok) return false;
+    let plan = this.swigluPlans.get(gate);
+    if (!plan || plan.all[1] !== up) this.swigluPlans.set(gate, (plan = this.planFor([gate, up])));
+    const prof = this.profile_;
+    for (let t = 0; t < nThreads; t++) this.ensureOut(t, plan.maxShardRows * nTokens * 4);
+    const actPtr = this.stageInput(plan, x, nTokens);
+    const t0 = prof ? performance.now() : 0;
+    const ctl = this.ctl;
+    const direct = nTokens === 1 && this.ownsView(out);
+    let maxJobs = 0;
+    for (let t = 0; t < nThreads; t++) {
+      const sh = gate.shards[t]!;
+      const io = this.io[t]!;
+      let j = 0;
+      if (sh.rows > 0) {
+        const g = t === 0 && direct ? out.byteOffset + sh.rowStart * 4 : io.out;
+        const u = io.out + io.outSlotBytes;
+        this.postMatmulJob(t, j++, gate, plan, 0, actPtr, g, nTokens);
+        this.postMatmulJob(t, j++, up, plan, 1, actPtr, u, nTokens);
+        const o = jobOffset(t, j++);
+        ctl[o] = SWIGLU_FN;
+        ctl[o + 1] = g;
+        ctl[o + 2] = u;
+        ctl[o + 3] = g;
+        ctl[o + 4] = sh.rows * nTokens;
+      }
+      this.jobCount[t] = j;
+      maxJobs = Math.max(maxJobs, j);
+    }
+    for (let t = 0; t < nThreads; t++) for (let j = this.jobCount[t]!; j < maxJobs; j++) ctl[jobOffset(t, j)] = -1;
+    ctl[CTL_NJOBS] = maxJobs;
+    if (prof) prof.lap("matmul: post jobs", t0);
+    this.dispatch(true, "a matmul", (plan.swigluLabel ??= `${plan.label} + swiglu`));
+    const t1 = prof ? performance.now() : 0;
+    this.gather(plan, 0, out, nTokens, direct ? 1 : 0);
+    if (prof) prof.lap("matmul: gather outputs", t1);
+    return true;
+  }
+  private readonly swigluPlans = new Map<WasmMatrix, MatmulPlan>();
 
   /**
    * Converts a matmul's input once per activation format and copies it into every thread's
@@ -761,6 +840,7 @@ export class WasmBackend implements ComputeBackend {
     if (nWorkers > 0) {
       Atomics.store(ctl, CTL_DONE, 0);
       Atomics.store(ctl, CTL_OP, OP_RUN);
+      Atomics.store(ctl, CTL_POSTED_US, clockUs());
       Atomics.add(ctl, CTL_SEQ, 1);
       Atomics.notify(ctl, CTL_SEQ);
     }
@@ -772,7 +852,17 @@ export class WasmBackend implements ComputeBackend {
     if (nWorkers > 0) {
       let spins = this.spinLimit;
       while (Atomics.load(ctl, CTL_DONE) < nWorkers && spins-- > 0);
+      if (this.inPass && this.canBlock && Atomics.load(ctl, CTL_DONE) < nWorkers && Atomics.load(ctl, CTL_CONTENDED) === 0) {
+        // Inside a pass the workers are running their jobs: poll a while longer (bounded) rather
+        // than sleep and pay a wake-up.
+        // (Whole microseconds, small integers: no heap numbers on this path.)
+        const start = clockUs();
+        let i = 0;
+        while (Atomics.load(ctl, CTL_DONE) < nWorkers && ((++i & 127) !== 0 || usSince(start) < this.holdUs));
+        this.holdUs = adaptHoldUs(this.holdUs, Atomics.load(ctl, CTL_DONE) >= nWorkers);
+      }
       if (Atomics.load(ctl, CTL_DONE) < nWorkers) {
+        if (prof) prof.add("sync: coordinator slept", 0);
         const start = performance.now();
         for (let i = 0; ; i++) {
           const done = Atomics.load(ctl, CTL_DONE);
@@ -791,6 +881,22 @@ export class WasmBackend implements ComputeBackend {
         Atomics.store(ctl, CTL_ERROR, 0);
         throw new Error(`compute thread ${failed - 1} failed while running ${what}`);
       }
+    }
+  }
+
+  /** Whether a forward pass is running (see pass), and the coordinator's hold while waiting inside one. */
+  private inPass = false;
+  private holdUs = HOLD_MAX_US;
+
+  pass(on: boolean): void {
+    if (this.threads === 1 || on === this.inPass) return;
+    this.inPass = on;
+    Atomics.store(this.ctl, CTL_PASS, on ? 1 : 0);
+    // Wake sleeping workers now: they come up while this thread embeds the tokens and prepares
+    // the first dispatch, and then poll (see CTL_PASS).
+    if (on) {
+      Atomics.store(this.ctl, CTL_POSTED_US, clockUs());
+      Atomics.notify(this.ctl, CTL_SEQ);
     }
   }
 
