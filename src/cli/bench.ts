@@ -653,6 +653,9 @@ export async function benchCommand(o: {
       `\n${results[0]?.engineVersion}; weights read per token ${(results[0]!.weightBytesPerToken / 1e6).toFixed(0)} MB; ` +
         `peak RSS is this process's high-water mark after each thread count.\n`,
     );
+    for (const r of results) {
+      if (r.backend?.includes(" (auto")) process.stdout.write(`Thread count chosen by mimo (-t auto): ${r.backend}.\n`);
+    }
     const b = batchedTable(results);
     if (b) process.stdout.write(`\nBatched decode (one forward pass per step for all sequences; aggregate = sequences x steps / time):\n\n${b}\n`);
     const v = verifyTable(results);
