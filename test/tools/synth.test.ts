@@ -200,7 +200,9 @@ test("mimo bench --profile: every op of a decode step by kind, rows adding up to
     const labels = x.rows.map((row) => row.label);
     // On 2 threads q/k/v, RoPE and attention are one fused dispatch (each thread its own heads).
     const qkv = x.threads === 1 ? ["matmul attn_q+attn_k+attn_v", "attention", "rope"] : ["q/k/v + RoPE + attention (fused)"];
-    for (const l of [...qkv, "matmul attn_output", "matmul ffn_gate+ffn_up", "matmul ffn_down", "matmul token_embd", "rmsnorm", "swiglu", "residual add", "embedding rows", "sampling"]) {
+    // On 2 threads each thread applies SwiGLU to its own gate/up rows in the same dispatch.
+    const ffn = x.threads === 1 ? ["matmul ffn_gate+ffn_up", "swiglu"] : ["matmul ffn_gate+ffn_up + swiglu"];
+    for (const l of [...qkv, ...ffn, "matmul attn_output", "matmul ffn_down", "matmul token_embd", "rmsnorm", "residual add", "embedding rows", "sampling"]) {
       assert.ok(labels.includes(l), `t=${x.threads}: no "${l}" row in ${labels.join(", ")}`);
     }
     const calls = (l: string) => x.rows.find((row) => row.label === l)!.calls;
@@ -214,4 +216,7 @@ test("mimo bench --profile: every op of a decode step by kind, rows adding up to
     if (x.threads === 2) assert.equal(calls("sync: wait for workers"), 4 * 5 + 1, "4 dispatches per layer and the output's");
   }
   assert.ok(results[1]!.workerBusyUs[1]! > 0, "the worker thread reports its job time");
+  // And how often it went to sleep (a count per token: each costs a wake-up later).
+  const sleeps = (results[1] as unknown as { workerSleeps: number[] }).workerSleeps[1];
+  assert.ok(sleeps !== undefined && sleeps >= 0, `worker sleeps per token: ${sleeps}`);
 });

@@ -862,7 +862,7 @@ export class WasmBackend implements ComputeBackend {
         this.holdUs = adaptHoldUs(this.holdUs, Atomics.load(ctl, CTL_DONE) >= nWorkers);
       }
       if (Atomics.load(ctl, CTL_DONE) < nWorkers) {
-        if (prof) prof.add("sync: coordinator slept", 0);
+        if (prof) prof.add("sync: coordinator went to sleep (count)", 0);
         const start = performance.now();
         for (let i = 0; ; i++) {
           const done = Atomics.load(ctl, CTL_DONE);
