@@ -124,6 +124,39 @@ export class Candidates {
     return this;
   }
 
+  /**
+   * Keeps only the tokens set in `mask` (a bitset by token id; bits past its end allow nothing),
+   * in id order, read straight from the caller's logits while nothing has been copied in or cut:
+   * the cost follows the tokens kept, not the vocabulary (a grammar's mask over 152k tokens). The
+   * same list as copying everything in and dropping the others. Returns false, having done
+   * nothing, when the logits were already read or the list changed (filter positions instead).
+   */
+  takeMasked(mask: Uint32Array): boolean {
+    const src = this.source;
+    if (!src || this.size !== src.length || !this.identity) return false;
+    const n = src.length;
+    const ids = this.idsBuf;
+    const lg = this.logitsBuf;
+    let w = 0;
+    const words = Math.min(mask.length, (n + 31) >>> 5);
+    for (let i = 0; i < words; i++) {
+      for (let bits = mask[i]!; bits !== 0; bits &= bits - 1) {
+        const t = i * 32 + (31 - Math.clz32(bits & -bits));
+        if (t >= n) break;
+        ids[w] = t;
+        lg[w] = src[t]!;
+        w++;
+      }
+    }
+    this.source = null;
+    this.identityUpTo = 0; // the id buffer no longer reads 0, 1, 2, ...
+    this.identity = w === n;
+    this.size = w;
+    this.sortedPrefix = 0;
+    this.probsValid = false;
+    return true;
+  }
+
   /** Copies the caller's logits in (and the identity ids, when the buffer lost them). */
   private materialize(): void {
     const src = this.source!;

@@ -77,6 +77,12 @@ export class LogitMaskStage implements SamplerStage {
     const m = this.provider.allowed(c);
     if (m == null) return;
     const mask = m instanceof Uint32Array ? m : this.toBitset(m, c);
+    // First in the chain: the allowed tokens are read straight from the logits (no copy of the vocabulary).
+    const before = c.size;
+    if (c.takeMasked(mask)) {
+      if (c.size === 0) throw new Error(`the logit mask allows none of the ${before} candidate tokens`);
+      return;
+    }
     const ids = c.ids;
     const lg = c.logits;
     const p = c.probs;

@@ -306,6 +306,36 @@ test("the logit mask never lets a masked token be chosen, greedy or sampled", ()
   }
 });
 
+test("the mask stage reading only the allowed tokens picks what filtering the copied vocabulary picks", () => {
+  const vocab = 5000;
+  // A stage before the mask that reads the logits makes the mask filter a copied list (the path a
+  // mask after other stages takes); without it the mask reads only the allowed tokens' logits.
+  const touch = { name: "touch", apply: (c: Candidates) => void c.logits, clone() { return this; } };
+  const masks = [
+    tokenMaskOf([7, 8, 9, 10, 11, 4999], vocab),
+    tokenMaskOf(Array.from({ length: vocab }, (_, i) => i).filter((i) => i % 7 !== 3), vocab),
+    tokenMaskOf(Array.from({ length: vocab }, (_, i) => i), vocab),
+    tokenMaskOf([1234], vocab),
+  ];
+  const options: SamplingOptions[] = [
+    { temperature: 0 },
+    { temperature: 0, repeatPenalty: 1.3 },
+    { temperature: 1, topK: 40, topP: 0.95, minP: 0.05, frequencyPenalty: 0.5, presencePenalty: 0.2 },
+    { temperature: 0.7, topK: 0, topP: 1, minP: 0 },
+    { temperature: 1.3, topK: 0, topP: 0.6, minP: 0.1, repeatPenalty: 1.1 },
+  ];
+  for (const [mi, mask] of masks.entries()) {
+    for (const [oi, o] of options.entries()) {
+      const fast = createSampler({ ...o, seed: oi }, { mask: () => mask });
+      const plain = new SamplerChain([touch, ...createSampler({ ...o, seed: oi }, { mask: () => mask }).stages]);
+      const logitsAt = (step: number) => randomLogits(vocab, 100 * mi + step);
+      assert.deepEqual(run(fast, 40, logitsAt), run(plain, 40, logitsAt), `mask ${mi} ${JSON.stringify(o)}`);
+    }
+  }
+  // Nothing allowed: the same error either way.
+  assert.throws(() => createSampler({}, { mask: () => new Uint32Array(4) }).sample(randomLogits(100, 1)), /the logit mask allows none of the 100 candidate tokens/);
+});
+
 test("a mask allowing a single token forces it; allowing none is an error", () => {
   const x = randomLogits(1000, 8);
   const worst = fullSortOrder(x)[999]!;
