@@ -151,8 +151,9 @@ async function mimoScenario(path: string, threads: number): Promise<ScenarioEngi
       const ms = performance.now() - t0;
       const st = r.stats;
       // One pass for the prompt's uncached rest (with the forced opening), then one per sampled token
-      // but the first; every forced token rides along with a pass (or ends the text).
-      const passes = 1 + Math.max(0, st.generatedTokens - 1 - st.forwardPassesSaved);
+      // but the first; every forced token rides along with a pass (or ends the text), and so does
+      // a guessed token that sampling then picks.
+      const passes = 1 + Math.max(0, st.generatedTokens - 1 - st.forwardPassesSaved - st.guessesKept);
       return {
         ms,
         valid,

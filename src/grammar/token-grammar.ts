@@ -67,6 +67,7 @@ export class TokenGrammar {
   private readonly stateMasks = new Map<number, Uint32Array>();
   private readonly forcedCache = new Map<number, readonly number[]>();
   private readonly closingCache = new Map<number, readonly number[]>();
+  private readonly guessCache = new Map<number, number>();
   private readonly endMask: Uint32Array;
   private readonly stateAt: Int32Array;
   private readonly scratchBits: Uint32Array;
@@ -402,6 +403,30 @@ export class TokenGrammar {
     return m;
   }
 
+  /**
+   * A likely next token in `state`, for drafting (it is sampled as usual, never forced): where the
+   * grammar forces text whose tokenization is one token that could merge with what follows (after
+   * `"action":` the text ` "`; ` "t`, ` "p`... join it with a value's first letters), that token,
+   * the tokenizer's own spelling; else -1.
+   */
+  guess(state: number): number {
+    let g = this.guessCache.get(state);
+    if (g !== undefined) return g;
+    g = this.findGuess(state);
+    if (this.guessCache.size > 65536) this.guessCache.clear();
+    this.guessCache.set(state, g);
+    return g;
+  }
+
+  private findGuess(state: number): number {
+    if (this.forced(state).length > 0) return -1;
+    const f = this.forcedText(state);
+    // One token spells the forced text and it could merge with what follows: it is held back.
+    if (!f || f.all || f.ids.length !== 1) return -1;
+    const t = f.ids[0]!;
+    return this.isAllowed(state, t) && this.onlyToken(state) < 0 ? t : -1;
+  }
+
   isAllowed(state: number, token: number): boolean {
     const m = this.mask(state);
     return ((m[token >>> 5]! >>> (token & 31)) & 1) === 1;
@@ -469,9 +494,20 @@ export class TokenGrammar {
   }
 
   private computeForced(state: number): readonly number[] {
+    const f = this.forcedText(state);
+    if (!f) return [];
+    return f.all ? f.ids : f.ids.slice(0, -1);
+  }
+
+  /**
+   * The text only the grammar allows from `state` (while exactly one byte can follow, whole
+   * characters), tokenized the tokenizer's way; `all`: nothing can follow it. Undefined when
+   * there is none or its tokens do not spell its bytes.
+   */
+  private forcedText(state: number): { ids: readonly number[]; all: boolean } | undefined {
     const e = this.engine;
     const tok = this.tokenizer;
-    if (!tok) return [];
+    if (!tok) return undefined;
     const bytes: number[] = [];
     const nb = new Uint32Array(8);
     let s = state;
@@ -500,19 +536,18 @@ export class TokenGrammar {
       i += len;
     }
     n = i;
-    if (n === 0) return [];
+    if (n === 0) return undefined;
     const text = new TextDecoder().decode(Uint8Array.from(bytes.slice(0, n)));
     const ids = tok.encode(text, { addSpecial: false, parseSpecial: false });
     // The tokens must spell exactly these bytes.
     let k = 0;
     for (const id of ids) {
       const p = this.trie.pieces[id]!;
-      for (const b of p) if (bytes[k++] !== b) return [];
+      for (const b of p) if (bytes[k++] !== b) return undefined;
     }
-    if (k !== n) return [];
+    if (k !== n) return undefined;
     const endState = e.advanceBytes(state, bytes.slice(0, n));
-    const all = n === bytes.length && e.isFinished(endState);
-    return all ? ids : ids.slice(0, -1);
+    return { ids, all: n === bytes.length && e.isFinished(endState) };
   }
 
   /**
@@ -724,6 +759,13 @@ export class GrammarConstraint {
    */
   private closable(state: number, left: number): boolean {
     return this.grammar.engine.distance(state) <= left || this.grammar.closing(state).length <= left;
+  }
+
+  /** A likely next token to evaluate ahead of its sampling (TokenGrammar.guess), or undefined. */
+  guess(): number | undefined {
+    if (!this.triggered || this.closingMode || this.forced() !== undefined) return undefined;
+    const g = this.grammar.guess(this.state);
+    return g < 0 ? undefined : g;
   }
 
   /** The allowed tokens; null (no constraint) while a trigger is awaited. */

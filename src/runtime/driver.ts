@@ -27,6 +27,13 @@ export interface TokenSampler {
    * their rows of the output head (Transformer.headRows; the other logits read -Infinity).
    */
   allowed?(): Uint32Array | undefined;
+  /**
+   * A token the constraint expects next (not forced: it is sampled as usual). With jump-forward
+   * the driver evaluates it in the same pass as the tokens before it and keeps it when sampling
+   * picks it (that token's own pass is saved); otherwise its cache cell is dropped. The same
+   * tokens either way, with the same seed.
+   */
+  guess?(): number | undefined;
 }
 
 export type EndReason = "context" | "done";
@@ -45,6 +52,8 @@ export interface DriverRequest {
    */
   readonly jumpForward?: boolean;
   forwardsSaved?: number;
+  /** Guessed tokens that sampling then picked (each saved a forward pass). */
+  guessesKept?: number;
   /** Rows of the output head computed for this request's logits (the vocabulary per full head; fewer under a sparse mask). */
   headRows?: number;
   /** True while its consumer lags behind: the driver skips it until it catches up (backpressure). */
@@ -70,6 +79,8 @@ interface BatchEntry {
   draft: number[];
   /** The pass's logits are computed after it, for the sampler's allowed tokens only (headRows). */
   sparse: boolean;
+  /** A guessed token evaluated at the end of the segment (see TokenSampler.guess), or -1. */
+  guess: number;
 }
 const NO_DRAFT: number[] = [];
 
@@ -160,7 +171,7 @@ export class Driver {
   private entryOf(req: DriverRequest): BatchEntry {
     let e = this.entries.get(req);
     if (!e) {
-      e = { req, promptLeft: false, decoding: false, draft: NO_DRAFT, sparse: false, seg: { slot: 0, startPos: 0, tokens: [], logits: "none", hidden: "none" } };
+      e = { req, promptLeft: false, decoding: false, draft: NO_DRAFT, sparse: false, guess: -1, seg: { slot: 0, startPos: 0, tokens: [], logits: "none", hidden: "none" } };
       this.entries.set(req, e);
     }
     return e;
@@ -199,6 +210,7 @@ export class Driver {
         e.draft = NO_DRAFT;
         e.promptLeft = false;
         e.sparse = false;
+        e.guess = -1;
         const tokens = seg.tokens;
         if (decoding && spec && req.pending.length === 1) {
           const limit = Math.min(slotSize - req.sequence.length - 1, (req.remaining?.() ?? Infinity) - 1, Math.max(0, budget - 1));
@@ -232,8 +244,16 @@ export class Driver {
         if (seg.logits === "last" && !spec && req.sampler.allowed) {
           // The sampler's choice is known before the pass (a forced token: no logits at all) or
           // limited to few tokens (only their rows of the output head).
+          const guess = req.jumpForward && budget > 0 && req.sequence.length + take + 1 <= slotSize ? req.sampler.guess?.() : undefined;
           if (req.sampler.forced?.() !== undefined) seg.logits = "none";
-          else if (this.fewAllowed(req.sampler.allowed())) {
+          else if (guess !== undefined) {
+            // The guessed token rides at the end of the pass; logits of its row and the one before come after.
+            tokens.push(guess);
+            budget--;
+            e.guess = guess;
+            seg.logits = "none";
+            seg.hidden = "all";
+          } else if (this.fewAllowed(req.sampler.allowed())) {
             seg.logits = "none";
             seg.hidden = "last";
             e.sparse = true;
@@ -281,10 +301,12 @@ export class Driver {
       const { req, seg, promptLeft, decoding, draft } = batch[i]!;
       const out = outs[i]!;
       const cells = req.sequence.cells;
-      for (let k = 0; k < seg.tokens.length; k++) cells.push(seg.tokens[k]!);
+      // A guessed token's cell is kept only once sampling picks it.
+      const evaluated = seg.tokens.length - (batch[i]!.guess >= 0 ? 1 : 0);
+      for (let k = 0; k < evaluated; k++) cells.push(seg.tokens[k]!);
       // The evaluated tokens leave the front of pending, in place (shift trims without allocating).
-      if (seg.tokens.length === 1) req.pending.shift();
-      else req.pending.splice(0, seg.tokens.length);
+      if (evaluated === 1) req.pending.shift();
+      else req.pending.splice(0, evaluated);
       const spec = req.speculation;
       if (spec) {
         try {
@@ -323,6 +345,35 @@ export class Driver {
         else req.pending = [last];
         continue;
       }
+      const guess = batch[i]!.guess;
+      if (guess >= 0) {
+        // The row before the guess gives the next token; if it is the guess, the guess's row gives the one after.
+        const token = this.sampleRow(req, out.hidden.subarray((seg.tokens.length - 2) * dim, (seg.tokens.length - 1) * dim));
+        if (!req.onToken(token)) {
+          this.remove(req);
+          continue;
+        }
+        if (token !== guess) req.pending.push(token);
+        else {
+          cells.push(guess);
+          req.guessesKept = (req.guessesKept ?? 0) + 1;
+          if (req.sampler.forced?.() === undefined) {
+            const next = this.sampleRow(req, out.hidden.subarray((seg.tokens.length - 1) * dim, seg.tokens.length * dim));
+            if (!req.onToken(next)) {
+              this.remove(req);
+              continue;
+            }
+            req.pending.push(next);
+          }
+        }
+        if (!this.jumpForward(req, slotSize)) continue;
+        if (req.pending.length === 0) {
+          // Only possible at the end of the context: nothing left to evaluate.
+          this.remove(req);
+          req.onEnd("context");
+        }
+        continue;
+      }
       const prof = this.profile;
       const ts = prof ? now() : 0;
       const forced = req.sampler.forced?.();
@@ -349,6 +400,25 @@ export class Driver {
     // A decode pass's cost, with the logits rows verification computed after it.
     if (allDecoding) this.costs.record(nTokens, forwardMs + headMs);
     return true;
+  }
+
+  /**
+   * Samples and accepts the next token from one hidden state (after the last layer): the output
+   * head over the sampler's allowed tokens when they are few, else every row.
+   */
+  private sampleRow(req: DriverRequest, hidden: Float32Array): number {
+    const m = req.sampler.allowed?.();
+    let logits: Float32Array;
+    if (m && this.fewAllowed(m)) {
+      logits = this.transformer.headRows(hidden, m);
+      req.headRows = (req.headRows ?? 0) + this.transformer.rowsComputed;
+    } else {
+      logits = this.transformer.head(hidden, 1);
+      req.headRows = (req.headRows ?? 0) + this.transformer.config.vocabSize;
+    }
+    const token = req.sampler.sample(logits);
+    req.sampler.accept(token);
+    return token;
   }
 
   /** Whether a mask allows few enough tokens that computing only their head rows pays (at most 1/16 of the vocabulary). */

@@ -108,7 +108,8 @@ export interface GenerateOptions extends SamplingOptions {
   readonly jsonWhitespace?: JsonSchemaOptions["whitespace"];
   /**
    * Tokens the grammar forces (a key name, `": "`, closing brackets) are evaluated together with
-   * the next step in one forward pass instead of one pass each. Same output either way. Default true.
+   * the next step in one forward pass instead of one pass each, and so is a guessed next token
+   * (see GenerationStats.guessesKept). Same output either way. Default true.
    */
   readonly jumpForward?: boolean;
   /**
@@ -161,6 +162,12 @@ export interface GenerationStats {
    * every logit is needed; under a grammar that allows few tokens, only theirs (see sparseHead).
    */
   readonly outputHeadRows: number;
+  /**
+   * Tokens evaluated before their own sampling and kept (with jumpForward): where every token the
+   * grammar allows begins with one of them (` "` before an enum's value), that token rides in the
+   * pass before, and when sampling picks it its own forward pass is saved.
+   */
+  readonly guessesKept: number;
 }
 
 export interface GenerationResult {
@@ -655,6 +662,7 @@ class TextRequest implements DriverRequest {
   readonly jumpForward: boolean;
   forwardsSaved = 0;
   headRows = 0;
+  guessesKept = 0;
   private readonly constraint: GrammarConstraint | undefined;
   private readonly model: Model;
   private readonly opts: GenerateOptions;
@@ -712,6 +720,7 @@ class TextRequest implements DriverRequest {
           // The mask stage (or the masked argmax) reads only the allowed tokens' logits; with
           // logprobs every logit is read.
           ...(o.logprobs === undefined && (o.sparseHead ?? true) ? { allowed: () => constraint.allowed() ?? undefined } : {}),
+          guess: () => constraint.guess(),
         }
       : inner;
     this.jumpForward = constraint !== undefined && (o.jumpForward ?? true);
@@ -845,6 +854,7 @@ class TextRequest implements DriverRequest {
       forcedTokens: this.constraint?.forcedCount ?? 0,
       forwardPassesSaved: this.forwardsSaved,
       outputHeadRows: this.headRows,
+      guessesKept: this.guessesKept,
     };
     return { text: this.text, tokens: [...this.generated], finishReason: this.finishReason, stats };
   }
