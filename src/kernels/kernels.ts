@@ -179,7 +179,7 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
   let asum = [0, 0];
   for (let j = 0; j < k; j++) {
     // a[0] = a[1] = 127 with row 3 and 7's nibbles all 15: the VNNI build's bytes of 255 (see
-    // repackRowPairs) would overflow an i16 pair sum where the dot-add is pmaddubsw-based
+    // repackRowPairs in q4_0.ts) would overflow an i16 pair sum where the dot-add is pmaddubsw-based
     const q = j === 1 ? 127 : j % 7 === 0 ? (j % 2 ? -127 : 127) : (rnd() % 255) - 127;
     a.push(q);
     asum[j >> 5] += q;
@@ -203,7 +203,8 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
         s4 += (lo - 8) * a[b * 32 + j] + (hi - 8) * a[b * 32 + j + 16];
       }
       for (let j = 0; j < 32; j++) {
-        const q = (r + j) % 4 === 0 ? -127 : (r + j) % 4 === 1 ? 127 : (rnd() % 255) - 127;
+        // row 7 all 127: the VNNI build's Q8_0 bytes of 255 (quant + 128, see repackQ8_0) as well
+        const q = r === 7 || (r + j) % 4 === 1 ? 127 : (r + j) % 4 === 0 ? -127 : (rnd() % 255) - 127;
         dv.setInt8(o8 + 2 + j, q);
         s8 += q * a[b * 32 + j];
       }

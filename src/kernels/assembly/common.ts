@@ -100,15 +100,6 @@ export function dotS(w: v128, a: v128, acc: v128, ones16: v128): v128 {
   }
 }
 
-// VNNI build only: both operands signed int8 (-127..127), w's sign moved onto a, summed in i32 by
-// one vpdpbusd.
-@inline
-export function dotS32(w: v128, a: v128, acc: v128): v128 {
-  const neg = i8x16.lt_s(w, i8x16.splat(0));
-  const as = i8x16.sub(v128.xor(a, neg), neg);
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(as, i8x16.abs(w), acc);
-}
-
 // f16 scales of rows 4h..4h+3 from the 16-byte scale vector of an R8 group block (32-bit lane k:
 // row k's f16 in the low half, row 4+k's in the high half), as f32 = scale * 2^-112: the f16 bits
 // with the sign moved to bit 31 and exponent|mantissa to bits 27..13 (exact for every finite f16,
