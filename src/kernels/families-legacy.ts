@@ -16,7 +16,7 @@
 //     1. the coordinator converts the f32 input rows once per activation kind
 //        (ACTIVATIONS[kind].convert(x, a, k, ntok), or a plain copy for "f32") into
 //        ACTIVATIONS[kind].bytes(k, ntok) bytes, and copies them into each thread's memory;
-//        "q8_0" and "q8_1" are the same 48-byte blocks (quantizeAct writes both the Q8_0 and the
+//        "q8_0" and "q8_1" are the same 64-byte blocks (quantizeAct writes both the Q8_0 and the
 //        Q8_1 fields), so one quantization serves every quantized type with the same input;
 //     2. each thread runs matmul(w, a, y, k, u0, u1, nrows, ntok):
 //          w      the repacked (or copied) matrix of its nrows local rows,
@@ -31,6 +31,7 @@
 //   k must be a multiple of 32 for the block types; the float types take any k.
 
 import { GGMLType } from "../quant/ggml-type.ts";
+import { ACT_BLOCK_BYTES } from "./kernels.ts";
 
 export type ActivationKind = "q8_0" | "q8_1" | "f16" | "bf16" | "f32";
 
@@ -65,12 +66,12 @@ export interface ActivationFormat {
   bytes(k: number, n: number): number;
 }
 
-const ACT_BLOCK_BYTES = 48;
 const q8Act: ActivationFormat = { convert: "quantizeAct", bytes: (k, n) => (k / 32) * ACT_BLOCK_BYTES * n };
 
 /**
- * Activation formats. q8_0 / q8_1: 48-byte blocks per 32 columns (32 int8 @0, f32 d @32 =
- * f16-rounded amax/127, i32 sum of the quants @36, f32 s @40 = f16(d_unrounded * sum), padding),
+ * Activation formats. q8_0 / q8_1: 64-byte blocks per 32 columns (32 int8 @0, f32 d @32 =
+ * f16-rounded amax/127, i32 sum of the quants @36, f32 s @40 = f16(d_unrounded * sum), d * 2^112
+ * @44, -128 and -136 x the sum @48 and @52, padding; see assembly/common.ts),
  * rounding as llama.cpp's AVX2 quantize_row_q8_0/q8_1. f16 / bf16: f32 values (see
  * assembly/floats.ts: rounded to the weight type, pairs reordered per 8 columns, f16 scaled by
  * 2^112). f32: the plain f32 rows.

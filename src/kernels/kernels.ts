@@ -110,7 +110,7 @@ export interface Kernels {
 /** Bytes 0..KERNEL_RESERVED_BYTES-1 belong to the kernels (constants, self-test scratch). */
 export const KERNEL_RESERVED_BYTES = 8192;
 /** Bytes of one activation block (32 int8, f32 d, i32 sum, padding). */
-export const ACT_BLOCK_BYTES = 48;
+export const ACT_BLOCK_BYTES = 64;
 export const WASM_PAGE = 65536;
 
 export const defaultKernelUrls = {
@@ -172,7 +172,7 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
   const u8 = new Uint8Array(buf, PROBE, 2048);
   const dv = new DataView(buf, PROBE, 2048);
   u8.fill(0);
-  const W4 = 0, ACT = 288, R4 = 384, OUT = 704, W8 = 736, R8 = 1280; // R8 ends at 1824
+  const W4 = 0, ACT = 288, R4 = 416, OUT = 704, W8 = 736, R8 = 1280; // R8 ends at 1824
   let seed = 12345;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8);
   const a: number[] = [];
@@ -185,10 +185,13 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
     asum[j >> 5] += q;
   }
   for (let b = 0; b < nb; b++) {
-    for (let j = 0; j < 32; j++) dv.setInt8(ACT + b * 48 + j, a[b * 32 + j]);
-    dv.setFloat32(ACT + b * 48 + 32, 1, true);
-    dv.setInt32(ACT + b * 48 + 36, asum[b], true);
-    dv.setFloat32(ACT + b * 48 + 44, 2 ** 112, true); // d * 2^112, for f16 weight scales
+    const o = ACT + b * ACT_BLOCK_BYTES; // the layout of quantizeAct (assembly/quantize.ts)
+    for (let j = 0; j < 32; j++) dv.setInt8(o + j, a[b * 32 + j]);
+    dv.setFloat32(o + 32, 1, true);
+    dv.setInt32(o + 36, asum[b], true);
+    dv.setFloat32(o + 44, 2 ** 112, true); // d * 2^112, for f16 weight scales
+    dv.setInt32(o + 48, -128 * asum[b], true);
+    dv.setInt32(o + 52, -136 * asum[b], true);
   }
   const want4: number[] = [], want8: number[] = [];
   for (let r = 0; r < nrows; r++) {

@@ -176,6 +176,8 @@ for (const path of paths) {
           }
           assert.equal(got.getFloat32(o + 32, true), f16ToF32(want[b * 34] | (want[b * 34 + 1] << 8)));
           assert.equal(got.getInt32(o + 36, true), s);
+          assert.equal(got.getInt32(o + 48, true), -128 * s); // the VNNI sums' starts (common.ts)
+          assert.equal(got.getInt32(o + 52, true), -136 * s);
         }
       }
     });

@@ -66,7 +66,7 @@ for (const path of paths) {
         q80.quantizeActivationRow!(x, t * k, a0, 0, k);
         q81.quantizeActivationRow!(x, t * k, a1, 0, k);
         for (let b = 0; b < k / 32; b++) {
-          const o = (t * (k / 32) + b) * 48;
+          const o = (t * (k / 32) + b) * ACTIVATIONS.q8_0.bytes(32, 1);
           let s = 0;
           for (let j = 0; j < 32; j++) {
             const q = (a0[b * 34 + 2 + j] << 24) >> 24;

@@ -30,11 +30,16 @@ export const C_ABS: usize = 80; // i32x4 0x7FFFFFFF
 export const C_ONES16: usize = 96; // i16x8 1
 export const C_F16S: usize = 112; // i32x4 0x8FFFE000: sign, exponent and mantissa of an f16 moved to f32 places
 
-// Internal activation block (one per 32 inputs): 32 int8 quants, f32 d (f16-rounded, as llama.cpp
-// stores it) @32, i32 sum of the quants @36, f32 s @40 (Q8_1's, see quantize.ts), f32 d * 2^112
-// @44 (ACT_D112: the partner of f16 weight scales read without conversion, see q4_0.ts).
-export const ACT_BLOCK: usize = 48;
+// Internal activation block (one per 32 inputs, 64 bytes: one cache line when aligned): 32 int8
+// quants, f32 d (f16-rounded, as llama.cpp stores it) @32, i32 sum of the quants @36, f32 s @40
+// (Q8_1's, see quantize.ts), f32 d * 2^112 @44 (ACT_D112: the partner of f16 weight scales read
+// without conversion, see q4_0.ts), i32 -128 x sum @48 (ACT_M128) and -136 x sum @52 (ACT_M136):
+// the starts of the VNNI build's Q8_0 and Q4_0 sums (one load-splat each instead of a scalar
+// multiply, a move and a shuffle, see q8_0.ts and q4_0.ts); 56..63 unused.
+export const ACT_BLOCK: usize = 64;
 export const ACT_D112: usize = 44;
+export const ACT_M128: usize = 48;
+export const ACT_M136: usize = 52;
 
 @inline
 export function f16ToF32(h: u32): f32 {

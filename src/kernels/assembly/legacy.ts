@@ -1,4 +1,4 @@
-// Q4_1, Q5_0, Q5_1 and IQ4_NL weights x Q8 activations (the 48-byte activation blocks of
+// Q4_1, Q5_0, Q5_1 and IQ4_NL weights x Q8 activations (the 64-byte activation blocks of
 // quantizeAct: 32 int8 @0, f32 d @32, i32 sum @36, f32 s @40 = f16(d_unrounded * sum)).
 //
 // All four use 8-row interleaved layouts in the spirit of Q4_0R8 (see q4_0.ts): rows in groups of

@@ -13,7 +13,7 @@
 // its high half, so two shifts and an AND per 4 rows (scale4) turn them into f32 values 2^-112
 // times the scale; the activation block carries d * 2^112 (quantize.ts), so their product is
 // exactly the f32 product of the two scales, as llama.cpp computes it.
-import { CONST, C_NIB, C_LO16, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, VNNI, dotU, dot16, hsum, scale4, storeRows4, storeRows8 } from "./common";
+import { CONST, C_NIB, C_LO16, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, ACT_M128, ACT_M136, f16ToF32, VNNI, dotU, dot16, hsum, scale4, storeRows4, storeRows8 } from "./common";
 
 const GROUP_BLOCK: usize = 144;
 const QS: usize = 16; // offset of P(0, 0) in a group block
@@ -113,12 +113,11 @@ export function matvecQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
       let i0: v128, i1: v128;
       if (ASC_FEATURE_RELAXED_SIMD && VNNI) {
         // row-pair layout (repackRowPairs), i32 dot-adds (one vpdpbusd each): L and H start at
-        // 17 and 16 x (-8 x sum of the activation quants), so that L - H and H >> 4 carry the
-        // nibbles' -8 offset; two chains each (even and odd vectors) halve the dot-add latency per
+        // 17 and 16 x (-8 x sum of the activation quants) (ACT_M136, ACT_M128: written by
+        // quantizeAct), so that L - H and H >> 4 carry the nibbles' -8 offset; two chains each (even and odd vectors) halve the dot-add latency per
         // block (in cache 15% faster than the column-pair layout's single chain, 18% with them)
-        const o = i32x4.splat(-(load<i32>(ap, 36) << 3));
-        let h = i32x4.shl(o, 4);
-        let l = i32x4.add(h, o);
+        let h = v128.load32_splat(ap, ACT_M128);
+        let l = v128.load32_splat(ap, ACT_M136);
         let l2 = i32x4.splat(0), h2 = l2; // two chains each: half the dot-add latency per block
         for (let g: usize = 0; g < 32; g += 8) {
           const v0 = v128.load(wp + (g << 2), 16), v1 = v128.load(wp + (g << 2), 32);
@@ -191,9 +190,8 @@ function q4PairRows(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, yst
   let e0 = f32x4.splat(0), o0 = f32x4.splat(0), e1 = f32x4.splat(0), o1 = f32x4.splat(0);
   let x0 = ap, x1 = ap + astride;
   for (let b = 0; b < nb; b++) {
-    const f0 = i32x4.splat(-(load<i32>(x0, 36) << 3)), f1 = i32x4.splat(-(load<i32>(x1, 36) << 3));
-    let h0 = i32x4.shl(f0, 4), h1 = i32x4.shl(f1, 4);
-    let l0 = i32x4.add(h0, f0), l1 = i32x4.add(h1, f1);
+    let h0 = v128.load32_splat(x0, ACT_M128), h1 = v128.load32_splat(x1, ACT_M128);
+    let l0 = v128.load32_splat(x0, ACT_M136), l1 = v128.load32_splat(x1, ACT_M136);
     let l2 = i32x4.splat(0), h2 = l2, l3 = l2, h3 = l2;
     for (let g: usize = 0; g < 32; g += 8) {
       let v = v128.load(wp + (g << 2), 16), n = v128.and(v, mh);
@@ -224,6 +222,45 @@ function q4PairRows(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, yst
   }
   storeRows8(y, r, nrows, e0, o0);
   storeRows8(y + ystride, r, nrows, e1, o1);
+}
+
+// The same for 3 tokens (an odd count's last three): one chain of each kind per token (split chains
+// would spill), 6% faster in cache than a pair and a lone matvec.
+@inline
+function q4TripleRows(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, ystride: usize, r: i32, nrows: i32, mh: v128, f16s: v128): void {
+  let e0 = f32x4.splat(0), o0 = f32x4.splat(0), e1 = f32x4.splat(0), o1 = f32x4.splat(0), e2 = f32x4.splat(0), o2 = f32x4.splat(0);
+  let x0 = ap, x1 = ap + astride, x2 = ap + astride * 2;
+  for (let b = 0; b < nb; b++) {
+    let h0 = v128.load32_splat(x0, ACT_M128), h1 = v128.load32_splat(x1, ACT_M128), h2 = v128.load32_splat(x2, ACT_M128);
+    let l0 = v128.load32_splat(x0, ACT_M136), l1 = v128.load32_splat(x1, ACT_M136), l2 = v128.load32_splat(x2, ACT_M136);
+    for (let g: usize = 0; g < 32; g += 4) {
+      const v = v128.load(wp + (g << 2), 16), n = v128.and(v, mh);
+      let a = v128.load32_splat(x0 + g);
+      l0 = dotU(v, a, l0, mh); h0 = dotU(n, a, h0, mh);
+      a = v128.load32_splat(x1 + g);
+      l1 = dotU(v, a, l1, mh); h1 = dotU(n, a, h1, mh);
+      a = v128.load32_splat(x2 + g);
+      l2 = dotU(v, a, l2, mh); h2 = dotU(n, a, h2, mh);
+    }
+    const sv = v128.load(wp);
+    const s0 = scale4(sv, 0, f16s), s1 = scale4(sv, 1, f16s);
+    let da = v128.load32_splat(x0, ACT_D112);
+    e0 = f32x4.add(e0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(l0, h0)), f32x4.mul(s0, da)));
+    o0 = f32x4.add(o0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.shr_s(h0, 4)), f32x4.mul(s1, da)));
+    da = v128.load32_splat(x1, ACT_D112);
+    e1 = f32x4.add(e1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(l1, h1)), f32x4.mul(s0, da)));
+    o1 = f32x4.add(o1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.shr_s(h1, 4)), f32x4.mul(s1, da)));
+    da = v128.load32_splat(x2, ACT_D112);
+    e2 = f32x4.add(e2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(l2, h2)), f32x4.mul(s0, da)));
+    o2 = f32x4.add(o2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.shr_s(h2, 4)), f32x4.mul(s1, da)));
+    wp += GROUP_BLOCK;
+    x0 += ACT_BLOCK;
+    x1 += ACT_BLOCK;
+    x2 += ACT_BLOCK;
+  }
+  storeRows8(y, r, nrows, e0, o0);
+  storeRows8(y + ystride, r, nrows, e1, o1);
+  storeRows8(y + ystride * 2, r, nrows, e2, o2);
 }
 
 // 8 rows (a whole group) x 2 tokens: each weight vector is loaded and its nibbles unpacked once
@@ -376,11 +413,12 @@ function q4Triple(wp: usize, ap: usize, astride: usize, nb: i32, y: usize, ystri
 
 // ntok activation rows (x, stride k/32 blocks) -> y[t*nrows + r]: one token is the decode matvec;
 // more go in pairs over each group's weights (which stay in cache between passes), an odd count's
-// last three in a triple. Measured in cache on 1 thread (AMD EPYC, VNNI build), relative to one
-// token: 2 tokens 1.25-1.29x, 3 tokens 2.07x, 5 tokens 3.3x, 9 tokens 5.8x (4-token tiles of 4-row
-// halves, before: 1.65x, 2.65x, 3.9x, 6.9x; 4-token tiles of whole groups spill, slower than pairs;
-// a 4-token tile over 4-row halves with i32 chains from the offset, retried: 3.55x vs 2.99x for two
-// pairs). These ratios are against the matvec before its single-chain form (13% faster since).
+// last three in a triple. Column-pair layout (without VNNI), measured in cache on 1 thread (AMD
+// EPYC) relative to one token: 2 tokens 1.25-1.29x, 3 tokens 2.07x, 5 tokens 3.3x, 9 tokens 5.8x
+// (4-token tiles of 4-row halves: 1.65x, 2.65x, 3.9x, 6.9x; 4-token tiles of whole groups spill;
+// a 4-token tile over 4-row halves with i32 chains from the offset: 3.55x vs 2.99x for two pairs).
+// VNNI build, row pairs, 896 x 896 in cache: 1 token 1.9 ms per 169 matvecs (column pairs: 2.4),
+// 2 tokens 1.7x that (3.3 ms; column pairs 3.6-3.9), 3 tokens 2.6x (5.0 ms; 6.0-6.4).
 export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: i32, nrows: i32, ntok: i32): void {
   if (ntok == 1) {
     matvecQ4_0R8(w, x, y, k, g0, g1, nrows);
@@ -400,8 +438,8 @@ export function matmulQ4_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
     const r = grp << 3;
     let t = 0;
     if (ASC_FEATURE_RELAXED_SIMD && VNNI) { // pairs, an odd count's last token alone over this group
-      for (; t + 2 <= ntok; t += 2) q4PairRows(wp, x + <usize>t * astride, astride, nb, y + <usize>t * ystride, ystride, r, nrows, m, f16s);
-      if (t < ntok) matvecQ4_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows);
+      for (; t + 2 <= ntok && t + 3 != ntok; t += 2) q4PairRows(wp, x + <usize>t * astride, astride, nb, y + <usize>t * ystride, ystride, r, nrows, m, f16s);
+      if (t + 3 == ntok) q4TripleRows(wp, x + <usize>t * astride, astride, nb, y + <usize>t * ystride, ystride, r, nrows, m, f16s);
       continue;
     }
     for (; t + 2 <= ntok && t + 3 != ntok; t += 2) q4Pair(wp, x + <usize>t * astride, astride, nb, y + <usize>t * ystride, ystride, r, nrows, m, lo16, ones16, f16s);

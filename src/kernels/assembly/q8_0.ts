@@ -4,7 +4,7 @@
 // 32 columns, 272 bytes: the 8 f16 scales (laid out and read as Q4_0R8's, see scale4 in
 // common.ts), then 16 vectors T(g, h) at 16 + 32g + 16h, g = 0..7, h = 0..1, where byte 4k+i of
 // T(g, h) is quant 4g+i of row 4h+k (in the VNNI build quant + 128, see OFS).
-import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, f16ToF32, VNNI, dotS, hsum, scale4, storeRows4, storeRows8 } from "./common";
+import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, ACT_M128, f16ToF32, VNNI, dotS, hsum, scale4, storeRows4, storeRows8 } from "./common";
 
 const GROUP_BLOCK: usize = 272;
 
@@ -20,7 +20,7 @@ function dot8(w: v128, a: v128, acc: v128, ones16: v128): v128 {
 // -128 x sum(activation quants), which takes the quants' +128 back out; 0 otherwise.
 @inline
 function q8Start(ap: usize): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD && VNNI) return i32x4.splat(-(load<i32>(ap, 36) << 7));
+  if (ASC_FEATURE_RELAXED_SIMD && VNNI) return v128.load32_splat(ap, ACT_M128);
   return i32x4.splat(0);
 }
 const QS: usize = 16; // offset of T(0, 0) in a group block

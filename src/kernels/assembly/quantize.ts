@@ -4,7 +4,7 @@
 //   d stored as f16; for the Q8_1 partner types s = f16(d * sum(q)) with the UNROUNDED f32 d.
 // - Weights (quantizeRowQ8_0): llama.cpp's reference quantizer quantize_row_q8_0_ref, byte for
 //   byte: id = 1/d, q = roundf(x * id) (half away from zero).
-import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, ACT_D112, f16ToF32, f32ToF16, hmax } from "./common";
+import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, ACT_D112, ACT_M128, ACT_M136, f16ToF32, f32ToF16, hmax } from "./common";
 
 const TWO112: f32 = reinterpret<f32>(0x77800000); // 2^112
 
@@ -82,6 +82,8 @@ export function quantizeAct(x: usize, y: usize, k: i32, n: i32): void {
     store<i32>(y, sum, 36);
     store<f32>(y, f16ToF32(f32ToF16(d * <f32>sum)), 40);
     store<f32>(y, dr * TWO112, ACT_D112);
+    store<i32>(y, sum * -128, ACT_M128);
+    store<i32>(y, sum * -136, ACT_M136);
     x += 128;
     y += ACT_BLOCK;
   }
@@ -112,6 +114,8 @@ export function q8_0ToAct(x: usize, y: usize, nblocks: i32): void {
     // the unrounded d is gone: s from the f16 d (close to, not exactly, llama.cpp's Q8_1 s)
     store<f32>(y, f16ToF32(f32ToF16(d * <f32>sum)), 40);
     store<f32>(y, d * TWO112, ACT_D112);
+    store<i32>(y, sum * -128, ACT_M128);
+    store<i32>(y, sum * -136, ACT_M136);
     x += 34;
     y += ACT_BLOCK;
   }
