@@ -205,8 +205,7 @@ export interface ComputeBackend {
 
   /**
    * Told true when a forward pass starts and false when it ends: a backend with worker threads
-   * may keep them polling between the dispatches of a pass (where the next one is microseconds
-   * away) and let them sleep between passes.
+   * may wake sleeping ones at the start, so that they are up by the pass's first dispatch.
    */
   pass?(on: boolean): void;
 

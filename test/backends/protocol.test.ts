@@ -1,7 +1,7 @@
 // The spin policy of the compute threads (src/backends/wasm/protocol.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { HOLD_MAX_US, HOLD_MIN_US, MIN_SPIN, adaptHoldUs, adaptSpin, clockUs, usSince } from "../../src/backends/wasm/protocol.ts";
+import { MIN_SPIN, adaptSpin, clockUs, usSince } from "../../src/backends/wasm/protocol.ts";
 
 test("waiters spin longer after short sleeps and shorter after long ones, within bounds", () => {
   const max = 5000;
@@ -14,15 +14,6 @@ test("waiters spin longer after short sleeps and shorter after long ones, within
   assert.equal(limit, max);
   // In between (0.5-2 ms) it holds.
   assert.equal(adaptSpin(1000, 1, max), 1000);
-});
-
-test("holds inside a pass halve when they run out and double back when served, within bounds", () => {
-  let hold = HOLD_MAX_US;
-  for (let i = 0; i < 20; i++) hold = adaptHoldUs(hold, false);
-  assert.equal(hold, HOLD_MIN_US);
-  for (let i = 0; i < 20; i++) hold = adaptHoldUs(hold, true);
-  assert.equal(hold, HOLD_MAX_US);
-  assert.ok(Number.isInteger(adaptHoldUs(333, false)));
 });
 
 test("the cross-thread microsecond clock is a small integer and differences from it are never negative", () => {

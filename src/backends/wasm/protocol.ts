@@ -14,14 +14,6 @@ export const CTL_NJOBS = 3;
 export const CTL_ERROR = 4;
 /** Non-zero while a profile is attached: workers then add their job time to CTL_BUSY + thread. */
 export const CTL_PROFILE = 5;
-/**
- * Non-zero while the coordinator runs a forward pass: between two dispatches of a pass (the
- * coordinator's norms, input quantization, copies: 5-50 µs) an idle worker keeps polling for up to
- * its hold time (see adaptHold) instead of going to sleep after its short spin, since waking a
- * sleeping thread costs 40-50 µs here (a futex wake-up of an idle vCPU). Cleared at the end of the
- * pass: between passes (sampling, token output, the caller's own work) workers sleep as before.
- */
-export const CTL_PASS = 6;
 /** Worker t's job time (units of BUSY_UNIT_MS) at CTL_BUSY + t, for threads 1..PROFILED_THREADS. */
 export const CTL_BUSY = 7;
 export const PROFILED_THREADS = 8;
@@ -31,10 +23,10 @@ export const CTL_SLEEPS = CTL_BUSY + PROFILED_THREADS + 1;
 /** When the coordinator last notified the workers (clockUs), so that a woken worker can tell how long its wake-up took. */
 export const CTL_POSTED_US = CTL_SLEEPS + PROFILED_THREADS + 1;
 /**
- * Set by a worker whose last wake-up took longer than CONTENDED_WAKE_MS: the OS had no free core
- * for it (more runnable threads than cores). Then neither side holds (polls) inside a pass, since
- * a polling thread would take CPU time from the thread it waits for; it is cleared by the next
- * wake-up that is quick again.
+ * Set by a worker whose last wake-up took longer than CONTENDED_WAKE_US: the OS had no free core
+ * for it (more runnable threads than cores). Then the coordinator does not wake sleeping workers
+ * early at the start of a pass (WasmBackend.pass), which would only add a context switch; it is
+ * cleared by the next wake-up that is quick again.
  */
 export const CTL_CONTENDED = CTL_POSTED_US + 1;
 export const CTL_HEADER = 32;
@@ -97,20 +89,6 @@ export function adaptSpin(limit: number, sleptMs: number, max: number): number {
   if (sleptMs < 0.5) return Math.min(max, limit * 2);
   if (sleptMs > 2) return Math.max(MIN_SPIN, limit >> 1);
   return limit;
-}
-
-/** Bounds of a worker's (or the coordinator's) hold inside a pass, in whole microseconds. */
-export const HOLD_MAX_US = 500;
-export const HOLD_MIN_US = 20;
-
-/**
- * The next hold after one that ended with the awaited event (`served`: the polling paid for
- * itself) or ran out. A hold that runs out inside a pass means the other thread was off its core
- * (more runnable threads than cores) or had a long stretch of work: polling then only takes a
- * core from someone, so the hold halves; one that is served doubles back up to HOLD_MAX_US.
- */
-export function adaptHoldUs(holdUs: number, served: boolean): number {
-  return served ? Math.min(HOLD_MAX_US, holdUs * 2) : Math.max(HOLD_MIN_US, holdUs >> 1);
 }
 
 /** The export attention jobs run: over an f16 KV cache, or (ATTENTION_F32_KERNEL) its f32 form. */

@@ -36,7 +36,7 @@ import { ReferenceBackend } from "../reference.ts";
 import { threadsForWork, type ThreadWork } from "./thread-choice.ts";
 import {
   ATTENTION_F32_KERNEL, ATTENTION_KERNEL, BUSY_UNIT_MS, CTL_BUSY, CTL_DONE, CTL_ERROR, CTL_NJOBS, CTL_OP, CTL_PROFILE, CTL_SEQ, MAX_JOBS, OP_EXIT, OP_RUN, PROFILED_THREADS,
-  CTL_CONTENDED, CTL_PASS, CTL_POSTED_US, CTL_SLEEPS, HOLD_MAX_US, adaptHoldUs, clockUs, usSince, adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
+  CTL_CONTENDED, CTL_POSTED_US, CTL_SLEEPS, clockUs, adaptSpin, controlInts, f32ToBitsInt, jobOffset, jobRunners, runJobs, type JobRunner,
 } from "./protocol.ts";
 import { opLabelOfTensor, type OpProfile } from "../../compute/profile.ts";
 
@@ -852,15 +852,6 @@ export class WasmBackend implements ComputeBackend {
     if (nWorkers > 0) {
       let spins = this.spinLimit;
       while (Atomics.load(ctl, CTL_DONE) < nWorkers && spins-- > 0);
-      if (this.inPass && this.canBlock && Atomics.load(ctl, CTL_DONE) < nWorkers && Atomics.load(ctl, CTL_CONTENDED) === 0) {
-        // Inside a pass the workers are running their jobs: poll a while longer (bounded) rather
-        // than sleep and pay a wake-up.
-        // (Whole microseconds, small integers: no heap numbers on this path.)
-        const start = clockUs();
-        let i = 0;
-        while (Atomics.load(ctl, CTL_DONE) < nWorkers && ((++i & 127) !== 0 || usSince(start) < this.holdUs));
-        this.holdUs = adaptHoldUs(this.holdUs, Atomics.load(ctl, CTL_DONE) >= nWorkers);
-      }
       if (Atomics.load(ctl, CTL_DONE) < nWorkers) {
         if (prof) prof.add("sync: coordinator went to sleep (count)", 0);
         const start = performance.now();
@@ -884,17 +875,16 @@ export class WasmBackend implements ComputeBackend {
     }
   }
 
-  /** Whether a forward pass is running (see pass), and the coordinator's hold while waiting inside one. */
+  /** Whether a forward pass is running (see pass). */
   private inPass = false;
-  private holdUs = HOLD_MAX_US;
 
   pass(on: boolean): void {
     if (this.threads === 1 || on === this.inPass) return;
     this.inPass = on;
-    Atomics.store(this.ctl, CTL_PASS, on ? 1 : 0);
     // Wake sleeping workers now: they come up while this thread embeds the tokens and prepares
-    // the first dispatch, and then poll (see CTL_PASS).
-    if (on) {
+    // the first dispatch. (Not when the cores are oversubscribed: an early wake-up would only add
+    // a context switch.)
+    if (on && Atomics.load(this.ctl, CTL_CONTENDED) === 0) {
       Atomics.store(this.ctl, CTL_POSTED_US, clockUs());
       Atomics.notify(this.ctl, CTL_SEQ);
     }

@@ -4,7 +4,7 @@
 // worker_thread or a browser module Worker.
 import { instantiateKernels } from "../../kernels/kernels.ts";
 import {
-  BUSY_UNIT_MS, CONTENDED_WAKE_US, CTL_BUSY, CTL_CONTENDED, CTL_DONE, CTL_POSTED_US, CTL_ERROR, CTL_OP, CTL_PASS, CTL_PROFILE, CTL_SEQ, CTL_SLEEPS, HOLD_MAX_US, clockUs, OP_EXIT, PROFILED_THREADS, adaptHoldUs, adaptSpin, jobRunners, usSince, runJobs, type WorkerInit,
+  BUSY_UNIT_MS, CONTENDED_WAKE_US, CTL_BUSY, CTL_CONTENDED, CTL_DONE, CTL_POSTED_US, CTL_ERROR, CTL_OP, CTL_PROFILE, CTL_SEQ, CTL_SLEEPS, OP_EXIT, PROFILED_THREADS, adaptSpin, jobRunners, usSince, runJobs, type WorkerInit,
 } from "./protocol.ts";
 
 function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
@@ -14,27 +14,15 @@ function serve(init: WorkerInit, reply: (msg: unknown) => void): void {
   let seen = Atomics.load(ctl, CTL_SEQ);
   reply({ ready: true });
   let limit = init.spin;
-  let holdUs = HOLD_MAX_US;
   let contended = false;
   for (;;) {
     for (;;) {
       let spins = limit;
       while (Atomics.load(ctl, CTL_SEQ) === seen && spins-- > 0);
       if (Atomics.load(ctl, CTL_SEQ) !== seen) break;
-      if (Atomics.load(ctl, CTL_PASS) !== 0 && !contended) {
-        // Inside a pass the next dispatch is near: keep polling (bounded) rather than sleep.
-        const start = clockUs();
-        let i = 0;
-        while (Atomics.load(ctl, CTL_SEQ) === seen && Atomics.load(ctl, CTL_PASS) !== 0 && ((++i & 127) !== 0 || usSince(start) < holdUs));
-        if (Atomics.load(ctl, CTL_SEQ) !== seen) {
-          holdUs = adaptHoldUs(holdUs, true);
-          break;
-        }
-        if (Atomics.load(ctl, CTL_PASS) !== 0) holdUs = adaptHoldUs(holdUs, false);
-      }
       if (ctl[CTL_PROFILE] !== 0 && init.thread <= PROFILED_THREADS) Atomics.add(ctl, CTL_SLEEPS + init.thread, 1);
       const t0 = performance.now();
-      // Woken without a new command (a pass began: CTL_PASS, see WasmBackend.pass): poll again.
+      // Woken without a new command (a pass began, see WasmBackend.pass): spin again, then sleep.
       if (Atomics.wait(ctl, CTL_SEQ, seen) === "ok") {
         // How long the wake-up took tells whether the cores are oversubscribed (see CTL_CONTENDED).
         const late = usSince(Atomics.load(ctl, CTL_POSTED_US)) > CONTENDED_WAKE_US;
