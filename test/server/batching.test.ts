@@ -102,7 +102,11 @@ test("graceful shutdown: running requests finish, new ones are refused, then the
   const s = await startServer({}, { parallel: 2 });
   const params = { model: MODEL_ID, prompt: "Once upon a time", max_tokens: 40, temperature: 0, ignore_eos: true };
   const running = s.client.completions.create(params);
-  await new Promise((r) => setTimeout(r, 30));
+  // Close once the request is running (observed, not a fixed delay: a loaded machine may take
+  // longer than any delay to start it, a fast one may finish it first).
+  let settled = false;
+  void running.then(() => (settled = true), () => (settled = true));
+  while (s.model.activeSequences === 0 && !settled) await new Promise((r) => setTimeout(r, 1));
   const closing = s.server.close(10_000);
   const r = await running;
   assert.equal(r.usage!.completion_tokens, 40);
