@@ -79,26 +79,16 @@ export interface LoadKernelsOptions {
   binaries?: { relaxed?: WasmSource; relaxedVnni?: WasmSource; simd128?: WasmSource };
   /**
    * Force one build: "simd128" skips relaxed SIMD; "relaxed-simd" / "relaxed-simd-vnni" require
-   * that build (an error if it fails) and skip the start-up timing. Absent: the environment
+   * that build (an error if it fails) and skip the choice. Absent: the environment
    * variable MIMO_KERNELS (same values) when set, else automatic.
    */
   path?: KernelPath;
-}
-
-/** Start-up timing of the two relaxed builds (microseconds per call of a small in-cache Q4_0 tile). */
-export interface KernelTiming {
-  relaxedUs: number;
-  vnniUs: number;
-  /** Wall time of the whole comparison (instantiation, warm-up, timing). */
-  ms: number;
 }
 
 export interface Kernels {
   readonly path: KernelPath;
   /** Why no relaxed build was chosen (undefined when one was). */
   readonly fallbackReason: string | undefined;
-  /** How the relaxed build was chosen, when both relaxed builds passed the self test and were timed. */
-  readonly timing?: KernelTiming;
   /** Why the VNNI build was not a candidate (self test or loading failed), if it was tried. */
   readonly vnniReason?: string;
   /** Compiled module, to post to workers (each makes its own instance with instantiateKernels). */
@@ -239,10 +229,10 @@ export function selfTest(ex: KernelExports, memory: WebAssembly.Memory): string 
 }
 
 /**
- * Loads the kernels: tries the relaxed-SIMD builds (compile, instantiate, exact self test), and
- * when both pass times them on a small in-cache Q4_0 tile (a few ms, on a private scratch memory)
- * and keeps the faster; falls back to the SIMD128 build if no relaxed build works. Validation alone
- * is not trusted: some runtimes accept relaxed SIMD but compute wrong dot products.
+ * Loads the kernels: tries the relaxed-SIMD builds (compile, instantiate, exact self test) and
+ * keeps the VNNI build where its self test passes, else the i16-sum relaxed build; falls back to
+ * the SIMD128 build if no relaxed build works. Validation alone is not trusted: some runtimes
+ * accept relaxed SIMD but compute wrong (or saturating) dot products.
  */
 export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernels> {
   const memory = opts.memory ?? createSharedMemory(opts.initialBytes ?? 16 * WASM_PAGE, opts.maximumBytes);
@@ -272,10 +262,11 @@ export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernel
       if (typeof v === "string") {
         return { path: "relaxed-simd", fallbackReason: undefined, vnniReason: v, module: r.module, memory, exports: r.ex };
       }
-      // Timed once per process (or page): the machine does not change between model loads.
-      const timing = (timedBuilds ??= timeRelaxedBuilds(r.module, v.module));
-      const fast = timing.vnniUs < timing.relaxedUs ? { path: "relaxed-simd-vnni" as const, ...v } : { path: "relaxed-simd" as const, ...r };
-      return { path: fast.path, fallbackReason: undefined, timing, module: fast.module, memory, exports: fast.ex };
+      // Its self test passed, so the runtime's i32 dot-add is exact on unsigned bytes up to 255
+      // (a fused dot-add instruction such as AVX-VNNI's vpdpbusd, not a saturating i16 pair sum):
+      // what the VNNI build is written for, and faster than the i16 sums wherever it holds. No
+      // timing decides it (start-up timing flipped with load on a busy machine or page).
+      return { path: "relaxed-simd-vnni", fallbackReason: undefined, module: v.module, memory, exports: v.ex };
     }
     fallbackReason = r;
     if (path === "relaxed-simd") throw new Error(`kernels: ${fallbackReason}`);
@@ -291,7 +282,6 @@ export async function loadKernels(opts: LoadKernelsOptions = {}): Promise<Kernel
 }
 
 let slowNoticeGiven = false;
-let timedBuilds: KernelTiming | undefined;
 
 /**
  * Node only, once per process: says that the slower SIMD128 kernels run, and why. Node < 22 (V8
@@ -315,71 +305,6 @@ function envPath(): KernelPath | undefined {
   if (!v) return undefined;
   if (!(KERNEL_PATHS as readonly string[]).includes(v)) throw new Error(`kernels: MIMO_KERNELS must be one of ${KERNEL_PATHS.join(", ")}, got "${v}"`);
   return v as KernelPath;
-}
-
-/**
- * Times the two relaxed builds on a Q4_0 tile in cache (32 rows x 512 columns x 4 tokens, the
- * batched-decode kernel), each on its own instance over a private 2-page memory so that the
- * caller's memory is untouched. Alternates slices of about sliceMs and keeps each build's best
- * time per call, after a warm-up long enough for V8 to tier the function up.
- */
-export function timeRelaxedBuilds(relaxed: WebAssembly.Module, vnni: WebAssembly.Module, sliceMs = 1, rounds = 5): KernelTiming {
-  const t0 = performance.now();
-  const mem = createSharedMemory(2 * WASM_PAGE, 2 * WASM_PAGE);
-  const a = instantiateKernels(relaxed, mem);
-  const b = instantiateKernels(vnni, mem);
-  const rows = 32, k = 512, ntok = 4, nb = k / 32;
-  const W = KERNEL_RESERVED_BYTES, X = W + q4_0R8Bytes(rows, k), Y = X + actBytes(k, ntok);
-  const dv = new DataView(mem.buffer);
-  let seed = 0x2545f491;
-  for (let p = W; p < X; p += 4) {
-    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
-    dv.setUint32(p, seed >>> 0, true);
-  }
-  for (let g = 0; g < rows / 8; g++) {
-    for (let blk = 0; blk < nb; blk++) {
-      const sp = W + (g * nb + blk) * 144;
-      for (let i = 0; i < 8; i++) dv.setUint16(sp + 2 * i, 0x2e66, true); // f16 0.1
-    }
-  }
-  for (let blk = 0; blk < nb * ntok; blk++) {
-    const p = X + blk * ACT_BLOCK_BYTES;
-    let sum = 0;
-    for (let j = 0; j < 32; j++) {
-      const q = ((j * 37 + blk * 11) % 255) - 127;
-      dv.setInt8(p + j, q);
-      sum += q;
-    }
-    dv.setFloat32(p + 32, 0.01, true);
-    dv.setInt32(p + 36, sum, true);
-    dv.setFloat32(p + 40, 0, true);
-    dv.setFloat32(p + 44, 0.01 * 2 ** 112, true);
-  }
-  const groups = rows / 8;
-  // Milliseconds per call over a window of at least `ms`: calls counted against one clock span,
-  // not each call timed, because browsers coarsen performance.now() (5 us cross-origin isolated,
-  // 100 us otherwise) and a call takes a few us: timed one by one, both builds read as 0 or one
-  // tick and the tie went to the plain relaxed build (what bench:browser's page ran).
-  const run = (ex: KernelExports, ms: number): number => {
-    const s = performance.now();
-    let calls = 0;
-    let t: number;
-    do {
-      for (let i = 0; i < 8; i++) ex.matmulQ4_0R8(W, X, Y, k, 0, groups, rows, ntok);
-      calls += 8;
-      t = performance.now() - s;
-    } while (t < ms);
-    return t / calls;
-  };
-  // Warm-up: V8 compiles a hot wasm function again in the background (Liftoff to TurboFan); a
-  // build still on its first tier loses unfairly, so both run a few ms first.
-  for (let i = 0; i < 2; i++) { run(a, 2); run(b, 2); }
-  let ra = Infinity, rb = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    ra = Math.min(ra, run(a, sliceMs));
-    rb = Math.min(rb, run(b, sliceMs));
-  }
-  return { relaxedUs: ra * 1000, vnniUs: rb * 1000, ms: performance.now() - t0 };
 }
 
 /**
