@@ -81,7 +81,7 @@ export interface WorkerInit {
  * off its core (more runnable threads than cores: another process, a browser's other work), and
  * spinning would only have taken a core from that thread, so it spins less. Measured on 2 cores,
  * qwen2-0.5b Q4_0 decode on 2 threads, with one CPU-bound process beside it: at most 100k
- * iterations (~1.7 ms) fell to 6-8 tok/s, at most 5k (~0.1 ms) kept 25 tok/s; alone, 5k was as
+ * iterations (~1.7 ms) fell to 6-8 tok/s, at most 5k (~30 µs at 5.5-7 ns per Atomics.load on Zen 5) kept 25 tok/s; alone, 5k was as
  * fast as 100k (47-55 tok/s).
  */
 export const MIN_SPIN = 256;
