@@ -94,3 +94,28 @@ test("Q4_0 pairs of tokens at the extremes (nibbles 0 and 15, activations +-127)
     }
   }
 });
+
+// Q4_0 and Q8_0 run each tile over a chunk of row groups (about 192 KB of weights) before the next
+// tile: a matrix of several chunks (k = 4096: 10 Q4_0 groups, 5 Q8_0 groups per chunk; a range
+// starting at group 1; a padded last group) gives every token's row bit-identical to the token alone.
+for (const type of [GGMLType.Q4_0, GGMLType.Q8_0]) {
+  const f = WASM_TYPES.find((w) => w.type === type)!;
+  test(`${f.name}: matmul over several chunks of row groups, n up to 13, bit-identical to each token alone and across builds`, () => {
+    const t = getWeightTraits(type);
+    const k = 4096, nrows = 8 * 29 + 3, NT = 13;
+    const w = quantizeMatrix(t, randomFloats(nrows * k, type * 13 + 5), nrows, k);
+    const x = randomFloats(k * NT, type * 17 + 9);
+    let first: Float32Array | undefined;
+    for (const K of builds) {
+      const arena = new KernelArena(K.memory);
+      const alone = new Float32Array(NT * nrows);
+      for (let tok = 0; tok < NT; tok++) alone.set(run(K.exports, arena, f, w, nrows, k, x.subarray(tok * k), 1), tok * nrows);
+      for (const n of [2, 3, 4, 5, 8, 13]) {
+        const y = run(K.exports, arena, f, w, nrows, k, x, n);
+        assert.deepEqual(new Uint32Array(y.buffer), new Uint32Array(alone.buffer, 0, n * nrows), `${f.name} ${K.path} n=${n}`);
+      }
+      if (first) assert.deepEqual(new Uint32Array(alone.buffer), new Uint32Array(first.buffer), `${f.name} ${K.path} vs ${builds[0]!.path}`);
+      else first = alone;
+    }
+  });
+}

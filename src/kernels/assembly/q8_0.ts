@@ -4,7 +4,7 @@
 // 32 columns, 272 bytes: the 8 f16 scales (laid out and read as Q4_0R8's, see scale4 in
 // common.ts), then 16 vectors T(g, h) at 16 + 32g + 16h, g = 0..7, h = 0..1, where byte 4k+i of
 // T(g, h) is quant 4g+i of row 4h+k (in the VNNI build quant + 128, see OFS).
-import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, ACT_M128, f16ToF32, VNNI, dotS, hsum, scale4, storeRows4, storeRows8 } from "./common";
+import { CONST, C_ONES16, C_F16S, ACT_BLOCK, ACT_D112, ACT_M128, f16ToF32, VNNI, dotS, hsum, scale4, storeRows4, storeRows8, chunkGroups } from "./common";
 
 const GROUP_BLOCK: usize = 272;
 
@@ -240,31 +240,43 @@ export function matmulQ8_0R8(w: usize, x: usize, y: usize, k: i32, g0: i32, g1: 
   const ystride = <usize>nrows << 2;
   const ntok4 = ntok & ~3;
   const rest = ntok - ntok4;
-  for (let grp = g0; grp < g1; grp++) {
-    const wp = w + <usize>grp * gstride;
-    const r = grp << 3;
-    if (ASC_FEATURE_RELAXED_SIMD && VNNI) { // pairs, an odd count's last token alone over this group
+  // each tile over a chunk of groups before the next tile (see chunkGroups)
+  const chunk = chunkGroups(gstride);
+  for (let c0 = g0; c0 < g1; c0 += chunk) {
+    const c1 = min(g1, c0 + chunk);
+    if (ASC_FEATURE_RELAXED_SIMD && VNNI) { // pairs, an odd count's last token alone
       let t = 0;
-      for (; t + 2 <= ntok; t += 2) q8PairG(wp, x + <usize>t * astride, astride, nb, y + <usize>t * ystride, ystride, r, nrows, f16s);
-      if (t < ntok) matvecQ8_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, grp, grp + 1, nrows);
+      for (; t + 2 <= ntok; t += 2) {
+        for (let grp = c0; grp < c1; grp++) q8PairG(w + <usize>grp * gstride, x + <usize>t * astride, astride, nb, y + <usize>t * ystride, ystride, grp << 3, nrows, f16s);
+      }
+      if (t < ntok) matvecQ8_0R8(w, x + <usize>t * astride, y + <usize>t * ystride, k, c0, c1, nrows);
       continue;
     }
     for (let t = 0; t < ntok4; t += 4) {
       const ap = x + <usize>t * astride;
       const yp = y + <usize>t * ystride;
-      q8Tile4(wp, 0, ap, astride, nb, yp, r, nrows, ones16, f16s);
-      q8Tile4(wp, 1, ap, astride, nb, yp, r + 4, nrows, ones16, f16s);
+      for (let grp = c0; grp < c1; grp++) {
+        const wp = w + <usize>grp * gstride;
+        q8Tile4(wp, 0, ap, astride, nb, yp, grp << 3, nrows, ones16, f16s);
+        q8Tile4(wp, 1, ap, astride, nb, yp, (grp << 3) + 4, nrows, ones16, f16s);
+      }
     }
     const ap = x + <usize>ntok4 * astride;
     const yp = y + <usize>ntok4 * ystride;
-    if (rest == 3) {
-      q8Tile3(wp, 0, ap, astride, nb, yp, r, nrows, ones16, f16s);
-      q8Tile3(wp, 1, ap, astride, nb, yp, r + 4, nrows, ones16, f16s);
-    } else if (rest == 2) {
-      q8Tile2(wp, 0, ap, astride, nb, yp, r, nrows, ones16, f16s);
-      q8Tile2(wp, 1, ap, astride, nb, yp, r + 4, nrows, ones16, f16s);
-    } else if (rest == 1) {
-      matvecQ8_0R8(w, ap, yp, k, grp, grp + 1, nrows);
+    if (rest == 1) {
+      matvecQ8_0R8(w, ap, yp, k, c0, c1, nrows);
+      continue;
+    }
+    for (let grp = c0; grp < c1 && rest > 1; grp++) {
+      const wp = w + <usize>grp * gstride;
+      const r = grp << 3;
+      if (rest == 3) {
+        q8Tile3(wp, 0, ap, astride, nb, yp, r, nrows, ones16, f16s);
+        q8Tile3(wp, 1, ap, astride, nb, yp, r + 4, nrows, ones16, f16s);
+      } else {
+        q8Tile2(wp, 0, ap, astride, nb, yp, r, nrows, ones16, f16s);
+        q8Tile2(wp, 1, ap, astride, nb, yp, r + 4, nrows, ones16, f16s);
+      }
     }
   }
 }
