@@ -52,6 +52,6 @@ for (const n of ns) {
   for (const [label, t] of [...prof.totals].sort((a, b) => b[1].ms - a[1].ms)) {
     if (t.ms / reps >= 0.05) console.log(`  ${(t.ms / reps).toFixed(2).padStart(7)} ms  ${(t.calls / reps).toFixed(0).padStart(4)} calls  ${label}`);
   }
-  prof.workerBusyMs.forEach((ms, t) => console.log(`  worker ${t} busy ${(ms / reps).toFixed(2)} ms`));
+  prof.workerBusyMs.forEach((ms, t) => console.log(`  worker ${t}: busy ${(ms / reps).toFixed(2)} ms, went to sleep ${((prof.workerSleeps[t] ?? 0) / reps).toFixed(0)} times per pass`));
 }
 await model.dispose();
