@@ -4,7 +4,7 @@
 // emulated with i16 pairs).
 
 // Bytes 0..8191 of the shared memory are reserved for the kernels: constants from CONST (1024) up
-// to 4095 (1024..1151 common vectors; 1536..2559 legacy/float types; 2560..3583 K-quants;
+// to 4095 (1024..1311 common vectors; 1536..2559 legacy/float types; 2560..3583 K-quants;
 // 3584..4095 attention), and a scratch area for the start-up self test at PROBE (4096..6143).
 // The TS side allocates from 8192 up.
 export const CONST: usize = 1024;
@@ -29,6 +29,17 @@ export const C_SIGN: usize = 64; // i32x4 0x80000000
 export const C_ABS: usize = 80; // i32x4 0x7FFFFFFF
 export const C_ONES16: usize = 96; // i16x8 1
 export const C_F16S: usize = 112; // i32x4 0x8FFFE000: sign, exponent and mantissa of an f16 moved to f32 places
+// exp4's (elementwise.ts): clamps, log2(e), ln2 in two parts, the polynomial's 1/720..1/6, i32 127
+export const C_EXP_LO: usize = 128;
+export const C_EXP_HI: usize = 144;
+export const C_LOG2E: usize = 160;
+export const C_LN2HI: usize = 176;
+export const C_LN2LO: usize = 192;
+export const C_P6: usize = 208;
+export const C_P5: usize = 224;
+export const C_P4: usize = 240;
+export const C_P3: usize = 256;
+export const C_BIAS127: usize = 272;
 
 // Internal activation block (one per 32 inputs, 64 bytes: one cache line when aligned): 32 int8
 // quants, f32 d (f16-rounded, as llama.cpp stores it) @32, i32 sum of the quants @36, f32 s @40
@@ -51,6 +62,15 @@ export const CHUNK_BYTES: usize = 192 << 10;
 @inline
 export function chunkGroups(groupBytes: usize): i32 {
   return max(1, <i32>(CHUNK_BYTES / groupBytes));
+}
+
+// Whole floats well inside the i32 range -> i32: there the relaxed conversion (one cvttps2dq on
+// x64; trunc_sat adds ~5 instructions for NaN and saturation) gives the same integers as the
+// SIMD128 build's trunc_sat. Only a NaN lane may differ (a NaN-carrying result either way).
+@inline
+export function toInt(v: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_trunc_f32x4_s(v);
+  return i32x4.trunc_sat_f32x4_s(v);
 }
 
 @inline

@@ -1,21 +1,27 @@
 // Element-wise f32 kernels of a decoder layer. n is any length (a scalar tail handles n % 4).
+import { CONST, C_HALF, C_ONE, C_EXP_LO, C_EXP_HI, C_LOG2E, C_LN2HI, C_LN2LO, C_P6, C_P5, C_P4, C_P3, C_BIAS127, toInt } from "./common";
 
 // e^x for 4 lanes: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n through the exponent bits.
 // Relative error about 2e-7; inputs are clamped to [-87.3, 88.3] (finite, normal results).
+// Constants come from memory (init(), common.ts): folded ones V8 rebuilt at every use (3
+// instructions each); the clamps are pmax/pmin (one instruction each; f32x4.max/min take ~8 for
+// NaN and -0 rules that cannot matter here: a NaN passes either way) and the integer n converts
+// with toInt. Same values as the plain forms for every input (attention's softmaxRow matches it).
 @inline
 export function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.3));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.0 / 720.0);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 120.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 24.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 6.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
-  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  x = f32x4.pmin(f32x4.pmax(x, v128.load(CONST, C_EXP_LO)), v128.load(CONST, C_EXP_HI));
+  const n = f32x4.nearest(f32x4.mul(x, v128.load(CONST, C_LOG2E)));
+  let r = f32x4.sub(x, f32x4.mul(n, v128.load(CONST, C_LN2HI)));
+  r = f32x4.sub(r, f32x4.mul(n, v128.load(CONST, C_LN2LO)));
+  let p = v128.load(CONST, C_P6);
+  p = f32x4.add(f32x4.mul(p, r), v128.load(CONST, C_P5));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(CONST, C_P4));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(CONST, C_P3));
+  p = f32x4.add(f32x4.mul(p, r), v128.load(CONST, C_HALF));
+  const one = v128.load(CONST, C_ONE);
+  p = f32x4.add(f32x4.mul(p, r), one);
+  p = f32x4.add(f32x4.mul(p, r), one);
+  const e = i32x4.shl(i32x4.add(toInt(n), v128.load(CONST, C_BIAS127)), 23);
   return f32x4.mul(p, e);
 }
 

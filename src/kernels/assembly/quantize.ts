@@ -4,7 +4,7 @@
 //   d stored as f16; for the Q8_1 partner types s = f16(d * sum(q)) with the UNROUNDED f32 d.
 // - Weights (quantizeRowQ8_0): llama.cpp's reference quantizer quantize_row_q8_0_ref, byte for
 //   byte: id = 1/d, q = roundf(x * id) (half away from zero).
-import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, ACT_D112, ACT_M128, ACT_M136, f16ToF32, f32ToF16 } from "./common";
+import { CONST, C_HALF, C_ONE, C_SIGN, C_ABS, ACT_BLOCK, ACT_D112, ACT_M128, ACT_M136, f16ToF32, f32ToF16, toInt } from "./common";
 
 const TWO112: f32 = reinterpret<f32>(0x77800000); // 2^112
 
@@ -17,15 +17,7 @@ function roundAway(s: v128, half: v128, one: v128, sign: v128, absm: v128): v128
   return i32x4.trunc_sat_f32x4_s(f32x4.add(t, v128.and(f32x4.ge(frac, half), step)));
 }
 
-// Whole floats in -127..127 (x * 127/amax rounded) -> i32: in range the relaxed conversion (one
-// cvttps2dq on x64; trunc_sat adds ~5 instructions for NaN and saturation) gives the same
-// integers. Only a block holding a NaN (its scale is NaN, so are its dot products) may differ.
-@inline
-function toInt(v: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_trunc_f32x4_s(v);
-  return i32x4.trunc_sat_f32x4_s(v);
-}
-
+// toInt (common.ts): whole floats in -127..127 here (x * 127/amax rounded).
 // Quantizes one block of 32 floats at x; writes 32 int8 at q. Returns the f32 scale d (unrounded).
 // rne: activation rounding (id = 127/amax, ties to even), else the reference (id = 1/d, roundf).
 @inline
