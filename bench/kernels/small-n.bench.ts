@@ -3,7 +3,7 @@
 // weights streaming from memory. With --old DIR it runs the kernel builds in DIR (e.g. a copy of
 // build/kernels from an older commit) and the current ones alternately and prints both curves.
 // Run: node bench/kernels/small-n.bench.ts [--type Q4_0|Q8_0] [--path relaxed-simd-vnni|relaxed-simd|simd128]
-//      [--old DIR] [--new DIR] [--runs N] [--n 1,2,3,5,9] [--hot] [--min] [--shape mimo-7b] [--match RE]
+//      [--old DIR] [--new DIR] [--runs N] [--n 1,2,3,5,9] [--hot [--hot-shape ROWS,K]] [--min] [--shape mimo-7b] [--match RE]
 import { pathToFileURL } from "node:url";
 import {
   loadKernels, createSharedMemory, KernelArena, actBytes, q4_0R8Bytes, q8_0R8Bytes, rowGroups,
@@ -27,7 +27,9 @@ const hot = process.argv.includes("--hot");
 const shape7b = arg("--shape") === "mimo-7b";
 // --match RE: only the matrices whose names match (e.g. ffn_down)
 const match = arg("--match");
-const mats = (hot ? Array.from({ length: 169 }, () => ({ name: "attn_q", rows: HIDDEN, k: HIDDEN })) : shape7b ? mimo7bLayerMatrices(match ? 6 : 2) : qwen2_05bMatrices())
+// --hot-shape ROWS,K: the in-cache matrix's shape (default 896,896; e.g. 128,4864 for ffn_down's k)
+const hotShape = (arg("--hot-shape") ?? `${HIDDEN},${HIDDEN}`).split(",").map(Number) as [number, number];
+const mats = (hot ? Array.from({ length: 169 }, () => ({ name: "hot", rows: hotShape[0], k: hotShape[1] })) : shape7b ? mimo7bLayerMatrices(match ? 6 : 2) : qwen2_05bMatrices())
   .filter((m) => !match || new RegExp(match).test(m.name));
 
 const memory = createSharedMemory((oldDir ? 2000 : 1200) * 2 ** 20); // two builds: two repacked copies
