@@ -6,6 +6,9 @@
 import { jsonSchemaToGbnf, JsonSchemaError, type GrammarTrigger } from "../grammar/index.ts";
 import type { ChatMessage, ChatTool } from "./messages.ts";
 
+/** Calls are written as the templates show them (`{"name": "f", "arguments": {...}}`: a space after `:` and `,`), the layout the models were trained on. */
+const TOOL_CALL_LAYOUT = "compact";
+
 export interface ToolCallFormat {
   readonly name: "hermes" | "llama3";
   /** Text before and after each call's JSON. */
@@ -92,13 +95,13 @@ export function toolCallGrammar(format: ToolCallFormat, tools: readonly ChatTool
   let callRule = "tool-call-json";
   let answerRule = "";
   try {
-    if (answer === undefined) json = jsonSchemaToGbnf({ anyOf: calls }, { rootName: callRule });
+    if (answer === undefined) json = jsonSchemaToGbnf({ anyOf: calls }, { rootName: callRule, whitespace: TOOL_CALL_LAYOUT });
     else {
       const both = {
         $defs: { calls: { anyOf: calls }, answer: rebaseRefs(answer, "#/$defs/answer") },
         anyOf: [{ $ref: "#/$defs/calls" }, { $ref: "#/$defs/answer" }],
       };
-      json = jsonSchemaToGbnf(both, { rootName: "call-or-answer" });
+      json = jsonSchemaToGbnf(both, { rootName: "call-or-answer", whitespace: TOOL_CALL_LAYOUT });
       // "call-or-answer ::= calls | answer" (names made unique by the converter).
       const m = /^call-or-answer ::= ([A-Za-z0-9-]+) \| ([A-Za-z0-9-]+)$/m.exec(json);
       if (!m) throw new Error(`tool-call grammar: unexpected converter output ${JSON.stringify(json.split("\n")[0])}`);

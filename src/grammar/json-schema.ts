@@ -16,12 +16,16 @@ export class JsonSchemaError extends Error {
 
 export interface JsonSchemaOptions {
   /**
-   * "compact" (default): one fixed layout, `{"a": 1, "b": [1, 2]}` (a space after `:` and `,`,
-   * nowhere else), so that the structure is forced and costs no sampling (jump-forward).
+   * "minified" (default): no whitespace at all, `{"a":1,"b":[1,2]}`: the structure is forced and
+   * costs no sampling (jump-forward), in the fewest tokens (Qwen2's vocabulary: 15 tokens for
+   * `{"device":"tv","action":"on","value":8}`-shaped output where "compact" takes 20, and every
+   * forced token still goes through the model).
+   * "compact": one fixed layout with a space after `:` and `,`, `{"a": 1, "b": [1, 2]}` (Python's
+   * json.dumps layout), also forced.
    * "flexible": llama.cpp's optional whitespace after every token (space, or a newline and up to
    * 20 spaces or tabs).
    */
-  readonly whitespace?: "compact" | "flexible";
+  readonly whitespace?: "minified" | "compact" | "flexible";
   /**
    * Name of the rule that matches the whole value. Default "root"; another name lets the rules go
    * inside a larger grammar (one whose own root wraps the value, e.g. a tool call's tags).
@@ -117,16 +121,16 @@ class Converter {
   private readonly root: Schema;
   private readonly rules = new Map<string, string>();
   private readonly refNames = new Map<string, string>();
-  private readonly ws: "compact" | "flexible";
+  private readonly ws: "minified" | "compact" | "flexible";
   private readonly top: string;
 
   constructor(root: Schema, opts: JsonSchemaOptions) {
     this.root = root;
-    this.ws = opts.whitespace ?? "compact";
+    this.ws = opts.whitespace ?? "minified";
     this.top = opts.rootName ?? "root";
     if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(this.top)) throw new JsonSchemaError(`rootName must be a GBNF rule name (letters, digits, dashes), got ${JSON.stringify(this.top)}`);
     if (this.top !== "root") this.reserved.add("root");
-    if (this.ws !== "compact" && this.ws !== "flexible") throw new JsonSchemaError(`whitespace must be "compact" or "flexible", got ${JSON.stringify(this.ws)}`);
+    if (!["minified", "compact", "flexible"].includes(this.ws)) throw new JsonSchemaError(`whitespace must be "minified", "compact" or "flexible", got ${JSON.stringify(this.ws)}`);
   }
 
   run(): string {
@@ -140,14 +144,14 @@ class Converter {
 
   // Separators.
   private get colon(): string {
-    return this.ws === "compact" ? '": "' : '":" space';
+    return this.ws === "minified" ? '":"' : this.ws === "compact" ? '": "' : '":" space';
   }
   private get comma(): string {
-    return this.ws === "compact" ? '", "' : '"," space';
+    return this.ws === "minified" ? '","' : this.ws === "compact" ? '", "' : '"," space';
   }
   /** What follows a complete value. */
   private get after(): string {
-    return this.ws === "compact" ? "" : " space";
+    return this.ws === "flexible" ? " space" : "";
   }
 
   private unique(hint: string): string {

@@ -104,7 +104,7 @@ export interface GenerateOptions extends SamplingOptions {
    * starts with the word. How tool calls are constrained when the model may also answer in prose.
    */
   readonly grammarTriggers?: readonly (string | GrammarTrigger)[];
-  /** Layout of JSON Schema output (see JsonSchemaOptions.whitespace). Default "compact". */
+  /** Layout of JSON Schema output (see JsonSchemaOptions.whitespace). Default "minified" (no whitespace). */
   readonly jsonWhitespace?: JsonSchemaOptions["whitespace"];
   /**
    * Tokens the grammar forces (a key name, `": "`, closing brackets) are evaluated together with

@@ -10,7 +10,7 @@ test("the corpus has at least 30 schemas", () => {
   assert.ok(schemaCorpus.length >= 30);
 });
 
-for (const whitespace of ["compact", "flexible"] as const) {
+for (const whitespace of ["minified", "compact", "flexible"] as const) {
   test(`random texts of every corpus schema's grammar (${whitespace}) are JSON that ajv validates`, () => {
     const ajv = newAjv();
     const rng = new SeededRandom(42);
@@ -27,6 +27,28 @@ for (const whitespace of ["compact", "flexible"] as const) {
   });
 }
 
+/** The default (minified) layout of a text written with a space after `:` and `,` (none of these texts has them inside strings). */
+function min(text: string): string {
+  return text.replace(/": /g, '":').replace(/, "/g, ',"');
+}
+
+test("layouts: minified (the default) has no whitespace, compact a space after : and , only, flexible any", () => {
+  const schema = { type: "object", properties: { a: { type: "integer" }, b: { type: "array", items: { type: "integer" } }, c: { const: { x: [1, 2] } } }, required: ["a", "b", "c"] };
+  const spaced = '{"a": 1, "b": [1, 2], "c": {"x": [1, 2]}}';
+  const minified = '{"a":1,"b":[1,2],"c":{"x":[1,2]}}';
+  const def = new GrammarEngine(compileGrammar(jsonSchemaToGbnf(schema)));
+  assert.equal(def.matches(minified), true);
+  assert.equal(def.matches(spaced), false);
+  const compact = new GrammarEngine(compileGrammar(jsonSchemaToGbnf(schema, { whitespace: "compact" })));
+  assert.equal(compact.matches(spaced), true);
+  assert.equal(compact.matches(minified), false);
+  const flexible = new GrammarEngine(compileGrammar(jsonSchemaToGbnf(schema, { whitespace: "flexible" })));
+  assert.equal(flexible.matches(minified), true);
+  // (a const value is one literal, written without whitespace)
+  assert.equal(flexible.matches('{ "a": 1 ,\n  "b": [ 1, 2 ], "c": {"x":[1,2]} }'), true);
+  assert.throws(() => jsonSchemaToGbnf(schema, { whitespace: "pretty" as never }), /whitespace must be "minified", "compact" or "flexible", got "pretty"/);
+});
+
 test("texts that break the schema are rejected", () => {
   const schema = {
     type: "object",
@@ -34,16 +56,16 @@ test("texts that break the schema are rejected", () => {
     required: ["device", "level"],
   };
   const e = new GrammarEngine(compileGrammar(jsonSchemaToGbnf(schema)));
-  assert.equal(e.matches('{"device": "light", "level": 100}'), true);
-  assert.equal(e.matches('{"device": "tv", "level": 0, "at": "23:59:59Z"}'), true);
-  assert.equal(e.matches('{"device": "lamp", "level": 1}'), false);
-  assert.equal(e.matches('{"device": "tv", "level": 101}'), false);
-  assert.equal(e.matches('{"device": "tv", "level": -1}'), false);
-  assert.equal(e.matches('{"device": "tv", "level": 05}'), false);
-  assert.equal(e.matches('{"level": 5, "device": "tv"}'), false); // schema order
-  assert.equal(e.matches('{"device": "tv"}'), false); // required
-  assert.equal(e.matches('{"device": "tv", "level": 1, "extra": 1}'), false); // additionalProperties defaults to false
-  assert.equal(e.matches('{"device": "tv", "level": 1, "at": "24:00:00Z"}'), false);
+  assert.equal(e.matches(min('{"device": "light", "level": 100}')), true);
+  assert.equal(e.matches(min('{"device": "tv", "level": 0, "at": "23:59:59Z"}')), true);
+  assert.equal(e.matches(min('{"device": "lamp", "level": 1}')), false);
+  assert.equal(e.matches(min('{"device": "tv", "level": 101}')), false);
+  assert.equal(e.matches(min('{"device": "tv", "level": -1}')), false);
+  assert.equal(e.matches(min('{"device": "tv", "level": 05}')), false);
+  assert.equal(e.matches(min('{"level": 5, "device": "tv"}')), false); // schema order
+  assert.equal(e.matches(min('{"device": "tv"}')), false); // required
+  assert.equal(e.matches(min('{"device": "tv", "level": 1, "extra": 1}')), false); // additionalProperties defaults to false
+  assert.equal(e.matches(min('{"device": "tv", "level": 1, "at": "24:00:00Z"}')), false);
 });
 
 test("integer ranges are exact at their edges", () => {
@@ -56,17 +78,17 @@ test("integer ranges are exact at their edges", () => {
 
 test("property order is the schema's, optional properties keep their place", () => {
   const e = new GrammarEngine(compileGrammar(jsonSchemaToGbnf({ type: "object", properties: { z: { type: "integer" }, a: { type: "integer" }, m: { type: "integer" } }, required: ["m"] })));
-  assert.equal(e.matches('{"z": 1, "a": 2, "m": 3}'), true);
-  assert.equal(e.matches('{"a": 2, "m": 3}'), true);
-  assert.equal(e.matches('{"m": 3}'), true);
-  assert.equal(e.matches('{"a": 2, "z": 1, "m": 3}'), false);
-  assert.equal(e.matches('{"z": 1, "a": 2}'), false);
+  assert.equal(e.matches(min('{"z": 1, "a": 2, "m": 3}')), true);
+  assert.equal(e.matches(min('{"a": 2, "m": 3}')), true);
+  assert.equal(e.matches(min('{"m": 3}')), true);
+  assert.equal(e.matches(min('{"a": 2, "z": 1, "m": 3}')), false);
+  assert.equal(e.matches(min('{"z": 1, "a": 2}')), false);
 });
 
 test("additional properties never repeat a declared name", () => {
   const e = new GrammarEngine(compileGrammar(jsonSchemaToGbnf({ type: "object", properties: { id: { type: "integer" } }, required: ["id"], additionalProperties: { type: "string" } })));
-  assert.equal(e.matches('{"id": 1, "idx": "a", "i": "b", "name": "c"}'), true);
-  assert.equal(e.matches('{"id": 1, "id": "a"}'), false);
+  assert.equal(e.matches(min('{"id": 1, "idx": "a", "i": "b", "name": "c"}')), true);
+  assert.equal(e.matches(min('{"id": 1, "id": "a"}')), false);
 });
 
 test("unsupported keywords and bad schemas are errors that name the keyword and where it is", () => {
