@@ -5,6 +5,8 @@
 //   node bench/browser-decode.ts                        # stories260K, 1 thread, 256 tokens, 5 runs
 //   node bench/browser-decode.ts --threads 2 -n 512 -r 7 --model path/to/file.gguf
 //   node bench/browser-decode.ts --root /other/checkout # measure another tree's dist/ (e.g. before a change)
+//   node bench/browser-decode.ts --profile              # also a V8 CPU profile of one more run in each: the top
+//                                                       # functions by self time, side by side (µs per token)
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
@@ -12,6 +14,7 @@ import { cpus } from "node:os";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { Session } from "node:inspector/promises";
 import { chromium } from "playwright-core";
 
 const { values: a } = parseArgs({
@@ -22,6 +25,8 @@ const { values: a } = parseArgs({
     reps: { type: "string", short: "r", default: "5" },
     root: { type: "string" },
     chromium: { type: "string", default: process.env.MIMO_CHROMIUM ?? "/usr/bin/chromium" },
+    profile: { type: "boolean", default: false },
+    top: { type: "string", default: "25" },
   },
 });
 const root = resolve(a.root ?? fileURLToPath(new URL("..", import.meta.url)));
@@ -30,7 +35,9 @@ const threads = Number(a.threads), gen = Number(a.gen), reps = Number(a.reps);
 if (!existsSync(join(root, "dist/browser.js"))) throw new Error(`${root}/dist/browser.js is missing: run npm run build there`);
 
 const types: Record<string, string> = { ".js": "text/javascript", ".wasm": "application/wasm", ".html": "text/html" };
-const page0 = `<!doctype html><script type="module">
+const page0 = `<!doctype html>
+<script type="importmap">{ "imports": { "@huggingface/jinja": "/node_modules/@huggingface/jinja/dist/index.js" } }</script>
+<script type="module">
 import { loadModel } from "/dist/browser.js";
 window.load = async (t) => { window.model = await loadModel("/model.gguf", { threads: t }); return window.model.backendName; };
 window.run = async (n) => (await window.model.complete("", { temperature: 0, maxTokens: n, ignoreEos: true })).stats.generationTokensPerSecond;
@@ -42,7 +49,7 @@ const server = createServer(async (req, res) => {
   try {
     if (path === "/") return void res.writeHead(200, { ...h, "Content-Type": "text/html" }).end(page0);
     const file = path === "/model.gguf" ? modelPath : join(root, normalize(decodeURIComponent(path)).replace(/^\/+/, ""));
-    if (path !== "/model.gguf" && !/^\/(dist|build\/kernels)\//.test(path)) return void res.writeHead(404).end();
+    if (path !== "/model.gguf" && !/^\/(dist|build\/kernels|node_modules\/@huggingface\/jinja\/dist)\//.test(path)) return void res.writeHead(404).end();
     res.writeHead(200, { ...h, "Content-Type": types[extname(file)] ?? "application/octet-stream" }).end(await readFile(file));
   } catch {
     res.writeHead(404).end();
@@ -76,7 +83,57 @@ try {
   console.log(`node     ${model.backendName.padEnd(24)} median ${med(node).toFixed(0).padStart(6)} tok/s   runs ${f(node)}`);
   console.log(`chromium ${browserBackend.padEnd(24)} median ${med(chrome).toFixed(0).padStart(6)} tok/s   runs ${f(chrome)}`);
   console.log(`chromium / node: ${(med(chrome) / med(node)).toFixed(2)}`);
+  if (a.profile) {
+    // One more run in each runtime under V8's sampling profiler (the same profiler in both).
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
+    await cdp.send("Profiler.start");
+    await browserRun();
+    const chromeProfile = (await cdp.send("Profiler.stop")).profile as CpuProfile;
+    const session = new Session();
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 50 });
+    await session.post("Profiler.start");
+    const model2 = await mimo.loadModel(modelPath, { threads });
+    await model2.complete("", { temperature: 0, maxTokens: gen, ignoreEos: true }); // warm-up, then reset the profile
+    await session.post("Profiler.stop");
+    await session.post("Profiler.start");
+    await model2.complete("", { temperature: 0, maxTokens: gen, ignoreEos: true });
+    const nodeProfile = (await session.post("Profiler.stop")).profile as CpuProfile;
+    await model2.dispose();
+    const c = selfTimes(chromeProfile), n = selfTimes(nodeProfile);
+    const keys = [...new Set([...c.keys(), ...n.keys()])].sort((x, y) => Math.max(c.get(y) ?? 0, n.get(y) ?? 0) - Math.max(c.get(x) ?? 0, n.get(x) ?? 0));
+    console.log(`\nSelf time per generated token (µs), one run of ${gen} tokens each, V8 sampling profiler (50 µs):`);
+    console.log(`${"chromium".padStart(9)} ${"node".padStart(9)}  function`);
+    for (const k of keys.slice(0, Number(a.top))) console.log(`${((c.get(k) ?? 0) / gen).toFixed(1).padStart(9)} ${((n.get(k) ?? 0) / gen).toFixed(1).padStart(9)}  ${k}`);
+    console.log(`${(sum(c) / gen).toFixed(1).padStart(9)} ${(sum(n) / gen).toFixed(1).padStart(9)}  total`);
+  }
 } finally {
   await browser.close();
   server.close();
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+/** µs of self time per function (name, file, line), across one profile. */
+function selfTimes(p: CpuProfile): Map<string, number> {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const out = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const f = byId.get(p.samples[i]!)!.callFrame;
+    const file = f.url.replace(/^.*\/(dist|src|node_modules)\//, "$1/").replace(/^node:/, "");
+    const key = f.url.includes("wasm") && f.functionName.startsWith("$") === false && /wasm-function|^\$/.test(f.functionName) ? `wasm ${f.functionName}` : `${f.functionName || "(anonymous)"} ${file}${file ? ":" + (f.lineNumber + 1) : ""}`;
+    out.set(key, (out.get(key) ?? 0) + (p.timeDeltas[i] ?? 0));
+  }
+  return out;
+}
+function sum(m: Map<string, number>): number {
+  let s = 0;
+  for (const v of m.values()) s += v;
+  return s;
 }
