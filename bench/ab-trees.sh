@@ -16,6 +16,7 @@ runs=(
   "q05|$F/qwen2-0.5b-Q4_0.gguf|-p 128 -n 64"
   "s260|$HERE/models/stories260K.gguf|-p 128 -n 256"
 )
+CORES_START=$("$HERE/node_modules/.bin/node" "$HERE/bench/cores.ts")
 for rep in $(seq 1 "$ROUNDS"); do
   for t in 1 2; do
     for tree in old new; do
@@ -40,3 +41,4 @@ const med = (a) => { a = [...a].sort((x, y) => x - y); return a[a.length >> 1]; 
 console.log(`| file threads test | old ${oldName} | new ${newName} | new/old |\n|---|---|---|---|`);
 for (const [k, e] of [...m].sort()) if (e.old.length && e.new.length) console.log(`| ${k} | ${med(e.old).toFixed(1)} | ${med(e.new).toFixed(1)} | ${(med(e.new) / med(e.old)).toFixed(2)}x |`);
 ' "$OUT" "$(git -C "$OLD" rev-parse --short HEAD)" "$(git -C "$NEW" rev-parse --short HEAD)" | tee "$OUT/table.md"
+{ echo; echo "At the start: $CORES_START"; echo "At the end: $("$HERE/node_modules/.bin/node" "$HERE/bench/cores.ts")"; } | tee -a "$OUT/table.md"

@@ -23,6 +23,7 @@ import { openGGUFFile } from "../src/platform/node-file.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 import { createTokenizer, type Tokenizer } from "../src/tokenizer/index.ts";
 import { measureBandwidth } from "./bandwidth.ts";
+import { describeCores, probeCores, type CoreProbe } from "./cores.ts";
 import { Contestant } from "./contestant.ts";
 import { benchFile, warmPageCache } from "./files.ts";
 import { machineInfo } from "./machine.ts";
@@ -388,6 +389,11 @@ if (!a["no-bandwidth"]) {
     log(`read bandwidth, ${t} thread(s): ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s`);
   }
 }
+let cores: CoreProbe | undefined;
+if (!a["no-bandwidth"]) {
+  cores = await probeCores();
+  log(describeCores(cores));
+}
 
 const browser = await chromium.launch({
   executablePath: a.chromium,
@@ -491,7 +497,7 @@ for (const c of results) {
     lines.push(`| ${cells.join(" | ")} |`);
   }
 }
-const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg()[0]! };
+const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg()[0]!, cores };
 const describes = new Map<string, string>();
 for (const c of results) for (const r of c.runs) if (r.describe) describes.set(`${r.engine} t=${c.threads}`, r.describe);
 const errors = new Set<string>();
@@ -503,6 +509,7 @@ const notes = [
   `Machine: ${machine.cpu}, ${machine.cpus} CPUs, ${machine.memGiB} GiB, SIMD ${machine.simd.join(" ") || "?"}; headless Chromium ${chromiumVersion}; Node ${machine.node}; ` +
     `load average ${loadAtStart.toFixed(2)} at the start, ${machine.loadAverageAtEnd.toFixed(2)} at the end (above ~1 means other work shared the CPUs).`,
   bandwidth.size > 0 ? `Read bandwidth (streamSum, WebAssembly 128-bit loads, Node): ${[...bandwidth].map(([t, b]) => `${t} thread(s) ${(b / 1e9).toFixed(1)} GB/s`).join(", ")}.` : "Read bandwidth: not measured (--no-bandwidth).",
+  cores ? describeCores(cores) : "Core sharing: not measured (--no-bandwidth).",
   `Files (weights read per token): ${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(1)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}.`,
   `Medians of ${reps} interleaved repetitions (all values in the JSON); pp${prompt} = prefill of ${prompt} tokens, tg${gen} = ${gen} single-token decode steps, each from an empty cache, timed in the page (in Node for mimo (Node)). Ratios above 1 mean mimo is faster.`,
   `wllama's dot products (its wasm's name section): ${Object.entries(wllamaSimd).map(([n, simd]) => `${n} ${simd ? "has SIMD instructions" : "has NO SIMD instruction"}`).join(", ")}. Its Q4_0 figures mostly measure that scalar kernel.`,

@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { batchTestsFor, contextFor, stat, testsFor, verifyName, verifyTestFor, weightBytesPerToken, wordTokenPool, type Measurement, type Stat, type TestSpec } from "../src/cli/bench.ts";
 import { measureBandwidth } from "./bandwidth.ts";
+import { describeCores, probeCores } from "./cores.ts";
 import { machineInfo } from "./machine.ts";
 import { Contestant } from "./contestant.ts";
 import { benchFile, warmPageCache } from "./files.ts";
@@ -115,7 +116,9 @@ for (const t of threadList) {
   process.stderr.write(`bench:peers: read bandwidth, ${t} thread(s): ${(bandwidth.get(t)! / 1e9).toFixed(1)} GB/s\n`);
 }
 
-const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart };
+const cores = await probeCores();
+process.stderr.write(`bench:peers: ${describeCores(cores)}\n`);
+const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart, cores };
 
 const SETTLE_MS = 300;
 const results: ConfigResult[] = [];
@@ -307,6 +310,7 @@ const notes = [
   `Machine: ${machine.cpu}, ${machine.cpus} CPUs, ${machine.memGiB} GiB, SIMD ${machine.simd.join(" ") || "?"}; Node ${machine.node}; ` +
     `load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (above ~1 means other work shared the CPUs).`,
   `Read bandwidth (streamSum, WebAssembly 128-bit loads): ${[...bandwidth].map(([t, b]) => `${t} thread(s) ${(b / 1e9).toFixed(1)} GB/s`).join(", ")}.`,
+  describeCores(cores),
   `Bandwidth ceiling = bandwidth / weight bytes read per token (${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(0)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}).`,
   `Medians of ${reps} interleaved repetitions (min/max in the JSON). pp/tg in tok/s, ttft in ms; ratios above 1 mean mimo is faster.`,
   ...(batchTests.length > 0
