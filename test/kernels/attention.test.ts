@@ -13,6 +13,9 @@ const SHAPES: Array<[number, number, number, number, number, number]> = [
   [14, 2, 64, 64, 0, 1],
   [14, 2, 64, 64, 0, 37], // prefill from the start
   [14, 2, 64, 64, 61, 6], // prefill after a prefix
+  [14, 2, 64, 64, 300, 13], // a command's rest after a cached system prompt: passes of 2 tokens
+  [8, 8, 16, 16, 250, 20], // group 1: passes of 16 tokens, across key tiles of 256 positions
+  [16, 2, 32, 32, 126, 5], // group 8: passes of 2 tokens, the last one alone
   [14, 2, 64, 64, 1499, 1],
   [4, 4, 64, 64, 10, 3],
   [20, 20, 12, 12, 7, 2], // group 1, two passes (16 + 4 heads)
@@ -30,7 +33,7 @@ const SHAPES: Array<[number, number, number, number, number, number]> = [
 
 // The documented scratch need of attentionF16 (head rows, then the f32 tile of cache rows).
 const scratchFloats = (nHeads: number, hd: number, hdV: number, startPos: number, nTok: number) =>
-  Math.min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * Math.max(1024, hd, hdV);
+  Math.min(nHeads * nTok, 16) * (hd + startPos + nTok + 3) + 4 * Math.max(1024, hd, hdV);
 
 interface Case {
   nHeads: number; nKvHeads: number; hd: number; hdV: number; startPos: number; nTok: number;

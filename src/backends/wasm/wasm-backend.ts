@@ -1018,9 +1018,9 @@ export class WasmBackend implements ComputeBackend {
         const k = bytes(kSlotBytes) > 0 ? m.alloc(bytes(kSlotBytes)) : 0;
         const v = bytes(vSlotBytes) > 0 ? m.alloc(bytes(vSlotBytes)) : 0;
         shards.push({ valueBytes, thread, kv0, nkv, replica: r, localSlots, k, v, kSlotBytes, vSlotBytes });
-        // attentionF16 takes up to 16 heads per pass over the cache and needs min(nHeads, 16) *
-        // (head size + positions + 3) + 4 * max(1024, head sizes) f32 of scratch (nHeads is not
-        // part of the pool spec).
+        // attentionF16 takes up to 16 heads (x tokens) per pass over the cache and needs
+        // min(nHeads * tokens, 16) * (head size + positions + 3) + 4 * max(1024, head sizes) f32
+        // of scratch (nHeads is not part of the pool spec).
         const hdMax = Math.max(headDim, headDimV);
         this.buffer(thread, "attnScratch", (16 * (hdMax + slotSize + 8) + 4 * Math.max(1024, hdMax)) * 4);
       }

@@ -387,7 +387,7 @@ const TILE = 4096;
  * Causal attention of nTok queries at positions startPos.. over the cache of one layer.
  * q: f32 [nTok][nHeads][hd]; kc: f16 [pos][nKvHeads][hd]; vc: f16 [pos][nKvHeads][hdV] (u16
  * bits, as f32ToF16Row writes them); out: f32 [nTok][nHeads][hdV]; scratch: room for
- * min(nHeads, 16) * (hd + startPos + nTok + 3) + 4 * max(1024, hd, hdV) f32. hd and hdV are
+ * min(nHeads * nTok, 16) * (hd + startPos + nTok + 3) + 4 * max(1024, hd, hdV) f32. hd and hdV are
  * multiples of 4. Query t sees positions 0..startPos+t.
  *
  * The last three arguments (0 when absent, as a JavaScript call without them passes) serve a
@@ -445,6 +445,11 @@ export function attentionF32(
 
 // attentionF16 after the store: rows of q and out are rowHeads heads long. scaledF32: the cache
 // holds toScaledF32Row's f32 values (read in place) instead of halves (converted per tile).
+// Several tokens (a prompt's rest, forced or drafted tokens) share a pass over the cache when a
+// KV group is at most half of MAX_HEADS: passes of one KV head's group for up to MAX_HEADS / group
+// tokens, so each key and value tile is converted once for them all (one token per pass converted
+// every tile once per token: ~30% of the multi-token attention time at Qwen2-0.5B's group of 7).
+// Each token's rows see only its own positions, in the same order and tiles: the same bits.
 function attend(
   q: usize, kc: usize, vc: usize, out: usize, scratch: usize,
   startPos: i32, nTok: i32, nHeads: i32, nKvHeads: i32, rowHeads: i32, hd: i32, hdV: i32, scale: f32,
@@ -453,7 +458,9 @@ function attend(
   const group = nHeads / nKvHeads;
   const nChunks = (group + MAX_HEADS - 1) / MAX_HEADS;
   const chunk = (group + nChunks - 1) / nChunks; // heads of one group in a pass
-  const kvPer = max(1, MAX_HEADS / group); // KV heads in a pass
+  const multi = nTok > 1 && group <= MAX_HEADS / 2;
+  const kvPer = multi ? 1 : max(1, MAX_HEADS / group); // KV heads in a pass
+  const tokPer = multi ? MAX_HEADS / group : 1; // tokens in a pass
   const vb: usize = scaledF32 ? 2 : 1; // log2 of a cached value's bytes
   const kStride = <usize>(nKvHeads * hd) << vb; // cache rows
   const vStride = <usize>(nKvHeads * hdV) << vb;
@@ -463,21 +470,20 @@ function attend(
   const oRow = <usize>rowHeads * oBytes;
   const rowBytes = <usize>((startPos + nTok + 3) & ~3) << 2; // one head's scores, then weights
   // After the query and score rows of the most heads a pass can have: the f32 tile.
-  const tile = scratch + <usize>min(nHeads, MAX_HEADS) * (qBytes + rowBytes);
+  const tile = scratch + <usize>min(nHeads * nTok, MAX_HEADS) * (qBytes + rowBytes);
   const kBlock = max(4, (TILE / hd) & ~3); // a multiple of 4: score groups do not straddle tiles
   const vBlock = max(1, TILE / hdV);
   const sc = f32x4.splat(scale);
-  for (let t = 0; t < nTok; t++) {
-    const visible = startPos + t + 1;
-    const full = visible & ~3;
-    const rem = visible - full;
-    const rowEnd = <usize>((visible + 3) & ~3) << 2;
+  for (let t0 = 0; t0 < nTok; t0 += tokPer) {
+    const nt = min(tokPer, nTok - t0);
+    const visMax = startPos + t0 + nt; // positions the pass's last token sees
     for (let kv0 = 0; kv0 < nKvHeads; kv0 += kvPer) {
       const nkv = min(kvPer, nKvHeads - kv0);
       for (let c0 = 0; c0 < group; c0 += chunk) {
-        // Pass over heads (kv0 + kv) * group + c0 + i, kv < nkv, i < g: scratch row kv * g + i.
+        // Pass over heads (kv0 + kv) * group + c0 + i, kv < nkv, i < g, of tokens t0 + tt, tt < nt:
+        // scratch row (tt * nkv + kv) * g + i.
         const g = min(chunk, group - c0);
-        const nh = nkv * g;
+        const nh = nt * nkv * g;
         const qr = scratch;
         const srows = scratch + <usize>nh * qBytes;
         {
@@ -486,19 +492,21 @@ function attend(
           const cOneI = v128.load(AC + A_ONEI), cRMask = v128.load(AC + A_RMASK), cHalf = v128.load(AC + A_HALF);
           const cMinNorm = v128.load(AC + A_MINNORM), cInf = v128.load(AC + A_INF), cOver = v128.load(AC + A_OVER);
           const cQNaN = v128.load(AC + A_QNAN), c112 = v128.load(AC + A_TWO112);
-          for (let kv = 0; kv < nkv; kv++) {
-            const src = q + <usize>t * qRow + <usize>((kv0 + kv) * group + c0) * qBytes;
-            const dst = qr + <usize>(kv * g) * qBytes;
-            for (let o: usize = 0; o < <usize>g * qBytes; o += 16) {
-              const r = roundF16(v128.load(src + o), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN);
-              v128.store(dst + o, f32x4.mul(r, c112));
+          for (let tt = 0; tt < nt; tt++) {
+            for (let kv = 0; kv < nkv; kv++) {
+              const src = q + <usize>(t0 + tt) * qRow + <usize>((kv0 + kv) * group + c0) * qBytes;
+              const dst = qr + <usize>((tt * nkv + kv) * g) * qBytes;
+              for (let o: usize = 0; o < <usize>g * qBytes; o += 16) {
+                const r = roundF16(v128.load(src + o), cAbs, cSign, cRBias, cOneI, cRMask, cHalf, cMinNorm, cInf, cOver, cQNaN);
+                v128.store(dst + o, f32x4.mul(r, c112));
+              }
             }
           }
         }
         // Scores: per tile of key rows and KV head, 4 positions at a time; within them two heads
-        // at a time.
-        for (let jb = 0; jb < visible; jb += kBlock) {
-          const nb = min(kBlock, visible - jb);
+        // at a time; each token over the tile's positions it sees.
+        for (let jb = 0; jb < visMax; jb += kBlock) {
+          const nb = min(kBlock, visMax - jb);
           for (let kv = 0; kv < nkv; kv++) {
             // Key rows of this block: the f32 cache in place, or halves converted into the tile.
             let kt = kc + <usize>jb * kStride + (<usize>(kv0 + kv) * hd << vb);
@@ -508,59 +516,77 @@ function attend(
               kt = tile;
               ks = qBytes;
             }
-            for (let j = jb; j < jb + nb; j += 4) {
-              let d1 = ks, d2 = ks << 1, d3 = ks * 3;
-              if (j == full) {
-                // Past the last position: repeat its first key (no read past the tile's rows);
-                // the softmax ignores these lanes.
-                if (rem < 2) d1 = 0;
-                if (rem < 3) d2 = 0;
-                d3 = 0;
+            for (let tt = 0; tt < nt; tt++) {
+              const visible = startPos + t0 + tt + 1;
+              const jEnd = min(jb + nb, visible);
+              const full = visible & ~3;
+              const rem = visible - full;
+              const row = (tt * nkv + kv) * g;
+              for (let j = jb; j < jEnd; j += 4) {
+                let d1 = ks, d2 = ks << 1, d3 = ks * 3;
+                if (j == full) {
+                  // Past the last position: repeat its first key (no read past the tile's rows);
+                  // the softmax ignores these lanes.
+                  if (rem < 2) d1 = 0;
+                  if (rem < 3) d2 = 0;
+                  d3 = 0;
+                }
+                const k0 = kt + <usize>(j - jb) * ks;
+                let qa = qr + <usize>row * qBytes;
+                let sa = srows + <usize>row * rowBytes + (<usize>j << 2);
+                let i = 0;
+                for (; i + 2 <= g; i += 2) {
+                  scores2x4(qa, qa + qBytes, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sa + rowBytes, sc);
+                  qa += qBytes << 1;
+                  sa += rowBytes << 1;
+                }
+                if (i < g) scores1x4(qa, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sc);
               }
-              const k0 = kt + <usize>(j - jb) * ks;
-              let qa = qr + <usize>(kv * g) * qBytes;
-              let sa = srows + <usize>(kv * g) * rowBytes + (<usize>j << 2);
-              let i = 0;
-              for (; i + 2 <= g; i += 2) {
-                scores2x4(qa, qa + qBytes, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sa + rowBytes, sc);
-                qa += qBytes << 1;
-                sa += rowBytes << 1;
-              }
-              if (i < g) scores1x4(qa, k0, k0 + d1, k0 + d2, k0 + d3, qa + qBytes, sa, sc);
             }
           }
         }
-        for (let i = 0; i < nh; i++) softmaxRow(srows + <usize>i * rowBytes, rowEnd, rem);
-        // Values, a tile of positions at a time for all heads of the pass; each output sums its
-        // positions in order, so the tiling does not change it.
-        for (let kv = 0; kv < nkv; kv++) {
-          const op = out + <usize>t * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
-          for (let o: usize = 0; o < <usize>g * oBytes; o += 16) v128.store(op + o, i32x4.splat(0));
+        for (let tt = 0; tt < nt; tt++) {
+          const visible = startPos + t0 + tt + 1;
+          const rowEnd = <usize>((visible + 3) & ~3) << 2;
+          const rem = visible & 3;
+          const r0 = tt * nkv * g;
+          for (let i = 0; i < nkv * g; i++) softmaxRow(srows + <usize>(r0 + i) * rowBytes, rowEnd, rem);
+          for (let kv = 0; kv < nkv; kv++) {
+            const op = out + <usize>(t0 + tt) * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
+            for (let o: usize = 0; o < <usize>g * oBytes; o += 16) v128.store(op + o, i32x4.splat(0));
+          }
         }
-        for (let jb = 0; jb < visible; jb += vBlock) {
-          const n = min(vBlock, visible - jb);
+        // Values, a tile of positions at a time for all heads and tokens of the pass; each output
+        // sums its positions in order, so the tiling does not change it.
+        for (let jb = 0; jb < visMax; jb += vBlock) {
+          const nAll = min(vBlock, visMax - jb);
           for (let kv = 0; kv < nkv; kv++) {
             let vt = vc + <usize>jb * vStride + (<usize>(kv0 + kv) * hdV << vb);
             let vs = vStride;
             if (!scaledF32) {
-              loadTile(vt, vStride, n, hdV, tile);
+              loadTile(vt, vStride, nAll, hdV, tile);
               vt = tile;
               vs = oBytes;
             }
-            let oa = out + <usize>t * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
-            let wa = srows + <usize>(kv * g) * rowBytes + (<usize>jb << 2);
-            let i = 0;
-            for (; i + 2 <= g; i += 2) {
-              let d: usize = 0;
-              for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, vt + d, vs, n, oa + d, oa + oBytes + d);
-              for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, vt + d, vs, n, oa + d, oa + oBytes + d);
-              wa += rowBytes << 1;
-              oa += oBytes << 1;
-            }
-            if (i < g) {
-              let d: usize = 0;
-              for (; d + 128 <= oBytes; d += 128) values1x32(wa, vt + d, vs, n, oa + d);
-              for (; d < oBytes; d += 16) values1x4(wa, vt + d, vs, n, oa + d);
+            for (let tt = 0; tt < nt; tt++) {
+              const visible = startPos + t0 + tt + 1;
+              if (jb >= visible) continue;
+              const n = min(vBlock, visible - jb);
+              let oa = out + <usize>(t0 + tt) * oRow + <usize>((kv0 + kv) * group + c0) * oBytes;
+              let wa = srows + <usize>((tt * nkv + kv) * g) * rowBytes + (<usize>jb << 2);
+              let i = 0;
+              for (; i + 2 <= g; i += 2) {
+                let d: usize = 0;
+                for (; d + 64 <= oBytes; d += 64) values2x16(wa, wa + rowBytes, vt + d, vs, n, oa + d, oa + oBytes + d);
+                for (; d < oBytes; d += 16) values2x4(wa, wa + rowBytes, vt + d, vs, n, oa + d, oa + oBytes + d);
+                wa += rowBytes << 1;
+                oa += oBytes << 1;
+              }
+              if (i < g) {
+                let d: usize = 0;
+                for (; d + 128 <= oBytes; d += 128) values1x32(wa, vt + d, vs, n, oa + d);
+                for (; d < oBytes; d += 16) values1x4(wa, vt + d, vs, n, oa + d);
+              }
             }
           }
         }
