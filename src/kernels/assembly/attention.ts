@@ -16,6 +16,8 @@
 // Constant vectors at the kernels' attention constants (3584..4095, see common.ts), written by the
 // exported functions on entry and loaded into locals: V8 rebuilds a folded v128 constant at every
 // use, a loaded one stays in a register.
+import { EXP_LO, EXP_HI, EXP_LOG2E, EXP_LN2HI, EXP_LN2LO, EXP_P6, EXP_P5, EXP_P4, EXP_P3, F16S_MASK } from "./common";
+
 const AC: usize = 3584;
 const A_ABS: usize = 0; // i32 0x7fffffff
 const A_SIGN: usize = 16; // i32 0x80000000
@@ -58,16 +60,16 @@ function writeConstants(): void {
   v128.store(AC + A_INF, i32x4.splat(0x7f800000));
   v128.store(AC + A_OVER, i32x4.splat(0x477fffff));
   v128.store(AC + A_QNAN, i32x4.splat(0x7fc00000));
-  v128.store(AC + A_LO, f32x4.splat(-87.3));
-  v128.store(AC + A_HI, f32x4.splat(88.3));
-  v128.store(AC + A_LOG2E, f32x4.splat(1.44269504));
+  v128.store(AC + A_LO, f32x4.splat(EXP_LO));
+  v128.store(AC + A_HI, f32x4.splat(EXP_HI));
+  v128.store(AC + A_LOG2E, f32x4.splat(EXP_LOG2E));
   v128.store(AC + A_RND, f32x4.splat(12582912.0));
-  v128.store(AC + A_LN2HI, f32x4.splat(0.693359375));
-  v128.store(AC + A_LN2LO, f32x4.splat(-2.12194440e-4));
-  v128.store(AC + A_P6, f32x4.splat(1.0 / 720.0));
-  v128.store(AC + A_P5, f32x4.splat(1.0 / 120.0));
-  v128.store(AC + A_P4, f32x4.splat(1.0 / 24.0));
-  v128.store(AC + A_P3, f32x4.splat(1.0 / 6.0));
+  v128.store(AC + A_LN2HI, f32x4.splat(EXP_LN2HI));
+  v128.store(AC + A_LN2LO, f32x4.splat(EXP_LN2LO));
+  v128.store(AC + A_P6, f32x4.splat(EXP_P6));
+  v128.store(AC + A_P5, f32x4.splat(EXP_P5));
+  v128.store(AC + A_P4, f32x4.splat(EXP_P4));
+  v128.store(AC + A_P3, f32x4.splat(EXP_P3));
   v128.store(AC + A_ONE, f32x4.splat(1.0));
   v128.store(AC + A_BIAS, i32x4.splat(127));
   v128.store(AC + A_NEGINF, f32x4.splat(-Infinity));
@@ -75,7 +77,7 @@ function writeConstants(): void {
   v128.store(AC + A_REBIAS, i32x4.splat(0x1c000));
   v128.store(AC + A_HINF, i32x4.splat(0x7c00));
   v128.store(AC + A_HNAN, i32x4.splat(0x7e00));
-  v128.store(AC + A_F16S, i32x4.splat(0x8fffe000));
+  v128.store(AC + A_F16S, i32x4.splat(F16S_MASK));
   v128.store(AC + A_TWO112, i32x4.splat(0x77800000));
 }
 

@@ -28,7 +28,7 @@ export const C_ONE: usize = 48; // f32x4 1.0
 export const C_SIGN: usize = 64; // i32x4 0x80000000
 export const C_ABS: usize = 80; // i32x4 0x7FFFFFFF
 export const C_ONES16: usize = 96; // i16x8 1
-export const C_F16S: usize = 112; // i32x4 0x8FFFE000: sign, exponent and mantissa of an f16 moved to f32 places
+export const C_F16S: usize = 112; // i32x4 F16S_MASK
 // exp4's (elementwise.ts): clamps, log2(e), ln2 in two parts, the polynomial's 1/720..1/6, i32 127
 export const C_EXP_LO: usize = 128;
 export const C_EXP_HI: usize = 144;
@@ -40,6 +40,20 @@ export const C_P5: usize = 224;
 export const C_P4: usize = 240;
 export const C_P3: usize = 256;
 export const C_BIAS127: usize = 272;
+
+// The values of exp's range reduction and polynomial (exp4 in elementwise.ts and attention's
+// softmax), defined once: clamps, log2(e), ln2 split in two (hi exact in f32), 1/6!..1/3!.
+export const EXP_LO: f32 = -87.3;
+export const EXP_HI: f32 = 88.3;
+export const EXP_LOG2E: f32 = 1.44269504;
+export const EXP_LN2HI: f32 = 0.693359375;
+export const EXP_LN2LO: f32 = -2.12194440e-4;
+export const EXP_P6: f32 = 1.0 / 720.0;
+export const EXP_P5: f32 = 1.0 / 120.0;
+export const EXP_P4: f32 = 1.0 / 24.0;
+export const EXP_P3: f32 = 1.0 / 6.0;
+/** Sign, exponent and mantissa of a sign-extended f16 moved to f32 places (f16 -> f32 conversion). */
+export const F16S_MASK: i32 = 0x8fffe000;
 
 // Internal activation block (one per 32 inputs, 64 bytes: one cache line when aligned): 32 int8
 // quants, f32 d (f16-rounded, as llama.cpp stores it) @32, i32 sum of the quants @36, f32 s @40

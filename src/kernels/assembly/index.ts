@@ -1,6 +1,6 @@
 // Entry point of the kernels module. Every export takes byte addresses into the imported shared
 // memory; nothing here allocates, so many instances (one per thread) can share one memory.
-import { CONST, C_NIB, C_LO16, C_HALF, C_ONE, C_SIGN, C_ABS, C_ONES16, C_F16S, C_EXP_LO, C_EXP_HI, C_LOG2E, C_LN2HI, C_LN2LO, C_P6, C_P5, C_P4, C_P3, C_BIAS127 } from "./common";
+import { CONST, C_NIB, C_LO16, C_HALF, C_ONE, C_SIGN, C_ABS, C_ONES16, C_F16S, C_EXP_LO, C_EXP_HI, C_LOG2E, C_LN2HI, C_LN2LO, C_P6, C_P5, C_P4, C_P3, C_BIAS127, EXP_LO, EXP_HI, EXP_LOG2E, EXP_LN2HI, EXP_LN2LO, EXP_P6, EXP_P5, EXP_P4, EXP_P3, F16S_MASK } from "./common";
 
 export { quantizeAct, quantizeRowQ8_0, q8_0ToAct } from "./quantize";
 export { repackQ4_0, repackIQ4_NL, matvecQ4_0R8, matmulQ4_0R8, matvecQ4_0 } from "./q4_0";
@@ -22,16 +22,16 @@ export function init(): void {
   v128.store(CONST + C_SIGN, i32x4.splat(0x80000000));
   v128.store(CONST + C_ABS, i32x4.splat(0x7fffffff));
   v128.store(CONST + C_ONES16, i16x8.splat(1));
-  v128.store(CONST + C_F16S, i32x4.splat(0x8fffe000));
-  v128.store(CONST + C_EXP_LO, f32x4.splat(-87.3));
-  v128.store(CONST + C_EXP_HI, f32x4.splat(88.3));
-  v128.store(CONST + C_LOG2E, f32x4.splat(1.44269504));
-  v128.store(CONST + C_LN2HI, f32x4.splat(0.693359375));
-  v128.store(CONST + C_LN2LO, f32x4.splat(-2.12194440e-4));
-  v128.store(CONST + C_P6, f32x4.splat(1.0 / 720.0));
-  v128.store(CONST + C_P5, f32x4.splat(1.0 / 120.0));
-  v128.store(CONST + C_P4, f32x4.splat(1.0 / 24.0));
-  v128.store(CONST + C_P3, f32x4.splat(1.0 / 6.0));
+  v128.store(CONST + C_F16S, i32x4.splat(F16S_MASK));
+  v128.store(CONST + C_EXP_LO, f32x4.splat(EXP_LO));
+  v128.store(CONST + C_EXP_HI, f32x4.splat(EXP_HI));
+  v128.store(CONST + C_LOG2E, f32x4.splat(EXP_LOG2E));
+  v128.store(CONST + C_LN2HI, f32x4.splat(EXP_LN2HI));
+  v128.store(CONST + C_LN2LO, f32x4.splat(EXP_LN2LO));
+  v128.store(CONST + C_P6, f32x4.splat(EXP_P6));
+  v128.store(CONST + C_P5, f32x4.splat(EXP_P5));
+  v128.store(CONST + C_P4, f32x4.splat(EXP_P4));
+  v128.store(CONST + C_P3, f32x4.splat(EXP_P3));
   v128.store(CONST + C_BIAS127, i32x4.splat(127));
 }
 
