@@ -188,3 +188,29 @@ test("every supported weight type loads and multiplies on the SIMD kernels; rows
     b.dispose();
   }
 });
+
+test("RoPE equals the reference bit for bit at any positions: consecutive runs past the table's growth, repeated, and scattered", async () => {
+  const { ReferenceBackend } = await import("../../src/backends/reference.ts");
+  const ref = new ReferenceBackend();
+  const b = await WasmBackend.create({ threads: 1 });
+  try {
+    for (const style of ["normal", "neox"] as const) {
+      const p = { style, headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 };
+      const nHeads = 3;
+      // Decode-like single positions through two growths of the table (64 -> 128 -> 256 rows),
+      // back to the start (a new generation), a prompt chunk across a boundary, scattered positions.
+      const batches: number[][] = [[0], [1], [63], [64], [65], [130], [0], [2], Array.from({ length: 40 }, (_, i) => 100 + i), [5, 3, 200, 7], [255], [64]];
+      for (const positions of batches) {
+        const n = positions.length;
+        const x = b.allocate(n * nHeads * p.headDim);
+        for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37 + positions[0]!) * 3;
+        const want = Float32Array.from(x);
+        ref.rope(want, n, nHeads, positions, p);
+        b.rope(x, n, nHeads, positions, p);
+        assert.deepEqual(Float32Array.from(x), want, `${style} positions ${positions.slice(0, 4).join(",")}${n > 4 ? ",..." : ""}`);
+      }
+    }
+  } finally {
+    await b.dispose();
+  }
+});

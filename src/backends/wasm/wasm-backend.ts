@@ -69,7 +69,7 @@ const F32_KV_MAX_GROUP = 2;
 const F32_KV_MAX_BYTES = 128 * 1024 ** 2;
 /** Bytes of embedding rows kept per matrix whose rows are read from the file. */
 const EMBEDDING_ROW_CACHE_BYTES = 1 << 20;
-/** RoPE (cos, sin) rows computed at once for a run of positions: the next decode steps find theirs ready. */
+/** RoPE (cos, sin) rows of the first table (positions 0..63); it doubles when a position beyond it comes. */
 const ROPE_AHEAD = 64;
 /** Matrices per fused matmul (each has an output slot per thread). */
 const MAX_MATMULS = 8;
@@ -948,31 +948,56 @@ export class WasmBackend implements ComputeBackend {
     }
   }
 
-  private rope_ = { params: undefined as RopeParams | undefined, first: -1, count: 0, ptr: 0, capacity: 0 };
+  /** Per RoPE parameter set: (cos, sin) rows for positions 0..rows-1 in thread 0's memory. */
+  private readonly ropeTables = new Map<RopeParams, { ptr: number; rows: number }>();
+  /** Rows for a batch whose positions are not consecutive, in token order. */
+  private readonly ropeScratch = { ptr: 0, capacity: 0 };
 
   /**
-   * (cos, sin) pairs for each position: computed once per batch and reused for q and k of every
-   * layer. The same angles as the reference (and ggml): theta built by repeated multiplication in f32.
+   * (cos, sin) pairs for each position, shared by q and k of every layer. Consecutive positions
+   * (every decode step and prompt chunk) are read from a table of positions 0.. that grows
+   * geometrically and is never recomputed, so generation after generation from the same positions
+   * computes nothing (a sliding window of 64 positions was refilled twice per 128-token
+   * generation, in unoptimized code: ~1 row and ~0.8 KB of garbage per token). The same angles as
+   * the reference (and ggml): theta built by repeated multiplication in f32; a row depends only on
+   * its position.
    */
   private ropeTableFor(positions: readonly number[], nTokens: number, p: RopeParams): number {
-    const c = this.rope_;
     const half = p.ropeDim / 2;
     const first = positions[0]!;
-    let contiguous = true;
+    let contiguous = Number.isInteger(first) && first >= 0;
     for (let t = 1; t < nTokens && contiguous; t++) contiguous = positions[t] === first + t;
-    // Decode asks for one new position per step: the table is computed ROPE_AHEAD positions ahead.
-    if (contiguous && c.params === p && first >= c.first && c.first >= 0 && first + nTokens <= c.first + c.count) return c.ptr + (first - c.first) * half * 8;
-    const rows = contiguous ? Math.max(nTokens, ROPE_AHEAD) : nTokens;
-    if (c.capacity < rows * half * 2) {
-      c.capacity = rows * half * 2;
-      c.ptr = this.mem[0]!.alloc(c.capacity * 4);
+    if (contiguous) {
+      let tab = this.ropeTables.get(p);
+      const need = first + nTokens;
+      if (!tab || tab.rows < need) {
+        const rows = Math.max(need, 2 * (tab?.rows ?? 0), ROPE_AHEAD);
+        const ptr = this.mem[0]!.alloc(rows * half * 8);
+        const from = tab ? tab.rows : 0;
+        if (tab) this.mem[0]!.u8().copyWithin(ptr, tab.ptr, tab.ptr + tab.rows * half * 8);
+        this.fillRope(ptr, from, rows, (t) => t, p);
+        this.ropeTables.set(p, (tab = { ptr, rows }));
+      }
+      return tab.ptr + first * half * 8;
     }
+    const sc = this.ropeScratch;
+    if (sc.capacity < nTokens * half * 2) {
+      sc.capacity = nTokens * half * 2;
+      sc.ptr = this.mem[0]!.alloc(sc.capacity * 4);
+    }
+    this.fillRope(sc.ptr, 0, nTokens, (t) => positions[t]!, p);
+    return sc.ptr;
+  }
+
+  /** Writes rows [from, to) at `ptr` (row r at ptr + r * half * 8): row r holds position pos(r). */
+  private fillRope(ptr: number, from: number, to: number, pos: (row: number) => number, p: RopeParams): void {
+    const half = p.ropeDim / 2;
     const cs = this.mem[0]!.f32();
-    const base = c.ptr >>> 2;
+    const base = ptr >>> 2;
     const f32 = Math.fround;
     const thetaScale = f32(Math.pow(p.base, -2 / p.ropeDim));
-    for (let t = 0; t < rows; t++) {
-      let theta = f32(contiguous ? first + t : positions[t]!);
+    for (let t = from; t < to; t++) {
+      let theta = f32(pos(t));
       for (let i = 0; i < half; i++) {
         const ff = p.freqFactors ? p.freqFactors[i]! : 1;
         const angle = f32(p.freqScale * f32(theta / ff));
@@ -981,10 +1006,6 @@ export class WasmBackend implements ComputeBackend {
         theta = f32(theta * thetaScale);
       }
     }
-    c.params = p;
-    c.first = contiguous ? first : -1;
-    c.count = rows;
-    return c.ptr;
   }
 
   // ---- the KV pool and attention, sharded by KV head across the threads ----
