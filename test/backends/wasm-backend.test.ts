@@ -214,3 +214,30 @@ test("RoPE equals the reference bit for bit at any positions: consecutive runs p
     await b.dispose();
   }
 });
+
+test("RoPE tables are found by value: equal parameter objects share one table (no memory per call), other factors get their own", async () => {
+  const { ReferenceBackend } = await import("../../src/backends/reference.ts");
+  const ref = new ReferenceBackend();
+  const b = await WasmBackend.create({ threads: 1 });
+  try {
+    const factors = Float32Array.from({ length: 8 }, (_, i) => 1 + i / 4);
+    const x = b.allocate(2 * 16);
+    const run = (p: { style: "normal"; headDim: number; ropeDim: number; base: number; freqScale: number; freqFactors?: Float32Array }, pos: number) => {
+      for (let i = 0; i < x.length; i++) x[i] = Math.cos(i + pos);
+      const want = Float32Array.from(x);
+      ref.rope(want, 1, 2, [pos], p);
+      b.rope(x, 1, 2, [pos], p);
+      assert.deepEqual(Float32Array.from(x), want, `pos ${pos} factors ${p.freqFactors ? "yes" : "no"}`);
+    };
+    run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 }, 10);
+    // thread 0's arena top (white box: the backend's bump allocator) must not move for equal parameters
+    const top = () => (b as unknown as { mem: { top: number }[] }).mem[0]!.top;
+    const used = top();
+    for (let i = 0; i < 200; i++) run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 }, i % 60);
+    assert.equal(top(), used, "a fresh equal parameter object allocated another table");
+    run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1, freqFactors: factors }, 10);
+    run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 }, 11);
+  } finally {
+    await b.dispose();
+  }
+});

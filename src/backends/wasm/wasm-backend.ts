@@ -948,8 +948,12 @@ export class WasmBackend implements ComputeBackend {
     }
   }
 
-  /** Per RoPE parameter set: (cos, sin) rows for positions 0..rows-1 in thread 0's memory. */
-  private readonly ropeTables = new Map<RopeParams, { ptr: number; rows: number }>();
+  /**
+   * Per RoPE parameter set (by value: a caller passing an equal new object each call finds the same
+   * table): (cos, sin) rows for positions 0..rows-1 in thread 0's memory.
+   */
+  private readonly ropeTables = new Map<string, { ptr: number; rows: number; freqFactors: Float32Array | undefined }>();
+  private readonly ropeLast: { params: RopeParams | undefined; key: string } = { params: undefined, key: "" };
   /** Rows for a batch whose positions are not consecutive, in token order. */
   private readonly ropeScratch = { ptr: 0, capacity: 0 };
 
@@ -968,7 +972,13 @@ export class WasmBackend implements ComputeBackend {
     let contiguous = Number.isInteger(first) && first >= 0;
     for (let t = 1; t < nTokens && contiguous; t++) contiguous = positions[t] === first + t;
     if (contiguous) {
-      let tab = this.ropeTables.get(p);
+      // The same object as last time (every call of a model's forward pass): no key built.
+      const last = this.ropeLast;
+      const key = last.params === p ? last.key : `${p.ropeDim} ${p.base} ${p.freqScale}`;
+      let tab = this.ropeTables.get(key);
+      if (tab && tab.freqFactors !== p.freqFactors) tab = undefined; // other factors: start a table for them
+      last.params = p;
+      last.key = key;
       const need = first + nTokens;
       if (!tab || tab.rows < need) {
         const rows = Math.max(need, 2 * (tab?.rows ?? 0), ROPE_AHEAD);
@@ -976,7 +986,7 @@ export class WasmBackend implements ComputeBackend {
         const from = tab ? tab.rows : 0;
         if (tab) this.mem[0]!.u8().copyWithin(ptr, tab.ptr, tab.ptr + tab.rows * half * 8);
         this.fillRope(ptr, from, rows, (t) => t, p);
-        this.ropeTables.set(p, (tab = { ptr, rows }));
+        this.ropeTables.set(key, (tab = { ptr, rows, freqFactors: p.freqFactors }));
       }
       return tab.ptr + first * half * 8;
     }
