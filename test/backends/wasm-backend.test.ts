@@ -236,7 +236,13 @@ test("RoPE tables are found by value: equal parameter objects share one table (n
     for (let i = 0; i < 200; i++) run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 }, i % 60);
     assert.equal(top(), used, "a fresh equal parameter object allocated another table");
     run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1, freqFactors: factors }, 10);
-    run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 }, 11);
+    const withFactors = top();
+    // alternating between the two parameter sets keeps both tables
+    for (let i = 0; i < 20; i++) {
+      run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1, freqFactors: factors }, 12 + i);
+      run({ style: "normal", headDim: 16, ropeDim: 16, base: 10000, freqScale: 1 }, 11 + i);
+    }
+    assert.equal(top(), withFactors, "switching parameter sets allocated new tables");
   } finally {
     await b.dispose();
   }

@@ -952,7 +952,16 @@ export class WasmBackend implements ComputeBackend {
    * Per RoPE parameter set (by value: a caller passing an equal new object each call finds the same
    * table): (cos, sin) rows for positions 0..rows-1 in thread 0's memory.
    */
-  private readonly ropeTables = new Map<string, { ptr: number; rows: number; freqFactors: Float32Array | undefined }>();
+  private readonly ropeTables = new Map<string, { ptr: number; rows: number }>();
+  /** A number per frequency-factor array seen (0: none), for the tables' keys. */
+  private readonly factorIds = new WeakMap<Float32Array, number>();
+  private factorsId(f: Float32Array | undefined): number {
+    if (!f) return 0;
+    let id = this.factorIds.get(f);
+    if (id === undefined) this.factorIds.set(f, (id = this.factorIds_ += 1));
+    return id;
+  }
+  private factorIds_ = 0;
   private readonly ropeLast: { params: RopeParams | undefined; key: string } = { params: undefined, key: "" };
   /** Rows for a batch whose positions are not consecutive, in token order. */
   private readonly ropeScratch = { ptr: 0, capacity: 0 };
@@ -974,9 +983,8 @@ export class WasmBackend implements ComputeBackend {
     if (contiguous) {
       // The same object as last time (every call of a model's forward pass): no key built.
       const last = this.ropeLast;
-      const key = last.params === p ? last.key : `${p.ropeDim} ${p.base} ${p.freqScale}`;
+      const key = last.params === p ? last.key : `${p.ropeDim} ${p.base} ${p.freqScale} ${this.factorsId(p.freqFactors)}`;
       let tab = this.ropeTables.get(key);
-      if (tab && tab.freqFactors !== p.freqFactors) tab = undefined; // other factors: start a table for them
       last.params = p;
       last.key = key;
       const need = first + nTokens;
@@ -986,7 +994,7 @@ export class WasmBackend implements ComputeBackend {
         const from = tab ? tab.rows : 0;
         if (tab) this.mem[0]!.u8().copyWithin(ptr, tab.ptr, tab.ptr + tab.rows * half * 8);
         this.fillRope(ptr, from, rows, (t) => t, p);
-        this.ropeTables.set(key, (tab = { ptr, rows, freqFactors: p.freqFactors }));
+        this.ropeTables.set(key, (tab = { ptr, rows }));
       }
       return tab.ptr + first * half * 8;
     }
