@@ -49,8 +49,11 @@ test("yieldToEventLoop runs queued timers; Yielder takes a full turn only every 
   setTimeout(() => (fired = true), 0);
   await new Promise((r) => setTimeout(r, 1)); // the timer above is due now
   fired = false;
+  // Node's setTimeout(0) is due after 1 ms, and 100 yields can take less than that: yield until
+  // the timer fires or 1 s has passed (a microtask-only yield would starve it for the whole second).
   setTimeout(() => (fired = true), 0);
-  for (let i = 0; i < 100 && !fired; i++) await yieldToEventLoop();
+  const tFire = performance.now();
+  while (!fired && performance.now() - tFire < 1_000) await yieldToEventLoop();
   assert.equal(fired, true);
 
   // Within the interval a Yielder only takes a microtask turn: a due timer does not run.
@@ -62,6 +65,7 @@ test("yieldToEventLoop runs queued timers; Yielder takes a full turn only every 
   assert.equal(timer, false);
   // A zero interval yields to the event loop every time.
   const y0 = new Yielder(0);
-  for (let i = 0; i < 100 && !timer; i++) await y0.yield();
+  const tY0 = performance.now();
+  while (!timer && performance.now() - tY0 < 1_000) await y0.yield();
   assert.equal(timer, true);
 });
