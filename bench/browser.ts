@@ -23,7 +23,7 @@ import { openGGUFFile } from "../src/platform/node-file.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 import { createTokenizer, type Tokenizer } from "../src/tokenizer/index.ts";
 import { measureBandwidth } from "./bandwidth.ts";
-import { describeCores, probeCores, type CoreProbe } from "./cores.ts";
+import { PREWARM_MS, describeCores, probeCores, type CoreProbe } from "./cores.ts";
 import { Contestant } from "./contestant.ts";
 import { benchFile, warmPageCache } from "./files.ts";
 import { machineInfo } from "./machine.ts";
@@ -44,6 +44,7 @@ const { values: a } = parseArgs({
     engines: { type: "string", default: ENGINES.join(",") },
     chromium: { type: "string", default: process.env.MIMO_CHROMIUM ?? "/usr/bin/chromium" },
     "no-save": { type: "boolean", default: false },
+    "no-prewarm": { type: "boolean", default: false },
     "no-bandwidth": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     verbose: { type: "boolean", short: "v", default: false },
@@ -53,7 +54,7 @@ const { values: a } = parseArgs({
 if (a.help) {
   process.stdout.write(
     "npm run bench:browser -- [--files preset:TYPE|stories260K|path,...] [-t 1,2] [-p 128] [-n 128] [-r 3]\n" +
-      "                         [--engines mimo,wllama,mimo-node] [--chromium PATH] [--no-save] [--no-bandwidth] [--json]\n" +
+      "                         [--engines mimo,wllama,mimo-node] [--chromium PATH] [--no-prewarm] [--no-save] [--no-bandwidth] [--json]\n" +
       `  default files: ${DEFAULT_FILES}\n` +
       "  mimo and wllama run in headless Chromium (a loopback page with COOP/COEP); mimo-node is mimo in a Node process.\n",
   );
@@ -415,6 +416,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 const chromiumVersion = browser.version();
 log(`Chromium ${chromiumVersion}`);
 const SETTLE_MS = 300; // as bench:peers: the previous contestant's threads stop polling first
+const prewarmMs = a["no-prewarm"] ? 0 : PREWARM_MS;
 const results: ConfigResult[] = [];
 try {
   for (const spec of fileSpecs) {
@@ -459,6 +461,9 @@ try {
             await new Promise((res) => setTimeout(res, SETTLE_MS));
             await attempt(i, async () => {
               const c = cs[i]!;
+              // An untimed burst of the same engine first (see bench/cores.ts): steady-state figures.
+              const warmEnd = performance.now() + prewarmMs;
+              while (performance.now() < warmEnd) await c.decode(start.tokens[0]!, 8, start.text);
               const ms = t.kind === "pp" ? await c.prefill(p.tokens, p.text) : await c.decode(p.tokens[0]!, t.tokens, p.text);
               const v = t.tokens / (ms / 1000);
               if (!values[i]!.has(t.name)) values[i]!.set(t.name, []);
@@ -512,12 +517,15 @@ const notes = [
   cores ? describeCores(cores) : "Core sharing: not measured (--no-bandwidth).",
   `Files (weights read per token): ${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(1)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}.`,
   `Medians of ${reps} interleaved repetitions (all values in the JSON); pp${prompt} = prefill of ${prompt} tokens, tg${gen} = ${gen} single-token decode steps, each from an empty cache, timed in the page (in Node for mimo (Node)). Ratios above 1 mean mimo is faster.`,
+  prewarmMs > 0
+    ? `Each timed test ran right after ${prewarmMs} ms of untimed 8-token decodes of the same engine (after a ${SETTLE_MS} ms pause), so the figures are steady-state ones (--no-prewarm measures cold).`
+    : `Cold: each timed test ran right after a ${SETTLE_MS} ms pause (--no-prewarm).`,
   `wllama's dot products (its wasm's name section): ${Object.entries(wllamaSimd).map(([n, simd]) => `${n} ${simd ? "has SIMD instructions" : "has NO SIMD instruction"}`).join(", ")}. Its Q4_0 figures mostly measure that scalar kernel.`,
   `Contestants: @wllama/wllama ${wllamaVersion}; ${[...describes].map(([k, v]) => `${k}: ${v}`).join("; ")}.`,
   ...[...errors].map((e) => `Failed: ${e}`),
 ];
 const md = lines.join("\n") + "\n" + notes.join("\n") + "\n";
-const json = { date: new Date().toISOString(), machine, chromium: chromiumVersion, wllamaSimd, params: { fileSpecs, threadList, prompt, gen, reps, engines }, bandwidth: Object.fromEntries(bandwidth), results };
+const json = { date: new Date().toISOString(), machine, chromium: chromiumVersion, wllamaSimd, params: { fileSpecs, threadList, prompt, gen, reps, engines, prewarmMs }, bandwidth: Object.fromEntries(bandwidth), results };
 process.stdout.write(a.json ? JSON.stringify(json, null, 2) + "\n" : md);
 if (!a["no-save"]) {
   const dir = join(root, "bench/results");

@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { batchTestsFor, contextFor, stat, testsFor, verifyName, verifyTestFor, weightBytesPerToken, wordTokenPool, type Measurement, type Stat, type TestSpec } from "../src/cli/bench.ts";
 import { measureBandwidth } from "./bandwidth.ts";
-import { describeCores, probeCores } from "./cores.ts";
+import { PREWARM_MS, describeCores, probeCores } from "./cores.ts";
 import { machineInfo } from "./machine.ts";
 import { Contestant } from "./contestant.ts";
 import { benchFile, warmPageCache } from "./files.ts";
@@ -39,6 +39,7 @@ const { values: a } = parseArgs({
     layers: { type: "string" },
     "no-save": { type: "boolean", default: false },
     "no-ttft": { type: "boolean", default: false },
+    "no-prewarm": { type: "boolean", default: false },
     parallel: { type: "string" },
     "parallel-prompt": { type: "string" },
     "parallel-gen": { type: "string" },
@@ -50,7 +51,7 @@ const { values: a } = parseArgs({
 if (a.help) {
   process.stdout.write(
     "npm run bench:peers -- [--quick] [--files preset:TYPE|path,...] [-t 1,2] [-p 512] [-n 128] [-r 3]\n" +
-      "                       [--engines mimo,llama.cpp,wllama] [--layers N] [--no-ttft] [--no-save]\n" +
+      "                       [--engines mimo,llama.cpp,wllama] [--layers N] [--no-ttft] [--no-prewarm] [--no-save]\n" +
       "                       [--parallel 4,8 [--parallel-prompt 32] [--parallel-gen N]] [--verify 1,2,4,8 [--verify-depth 128]]\n",
   );
   process.exit(0);
@@ -121,6 +122,8 @@ process.stderr.write(`bench:peers: ${describeCores(cores)}\n`);
 const machine = { ...machineInfo(), loadAverageAtStart: loadAtStart, cores };
 
 const SETTLE_MS = 300;
+// Then an untimed burst of the same engine, right before its timed test (see bench/cores.ts).
+const prewarmMs = a["no-prewarm"] ? 0 : PREWARM_MS;
 const results: ConfigResult[] = [];
 for (const spec of fileSpecs) {
   const file = await benchFile(spec, layers);
@@ -170,6 +173,7 @@ for (const spec of fileSpecs) {
             // pool still polling for work would take cores from the next one.
             await new Promise((r) => setTimeout(r, SETTLE_MS));
             await attempt(i, async () => {
+              if (prewarmMs > 0) await cs[i]!.request({ cmd: "prewarm", ms: prewarmMs, seed: seed + 7 });
               const ms = await cs[i]!.request<TestReply>({ cmd: "test", test: t, seed });
               for (const m of ms) {
                 units.set(m.name, m.unit);
@@ -313,6 +317,9 @@ const notes = [
   describeCores(cores),
   `Bandwidth ceiling = bandwidth / weight bytes read per token (${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(0)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}).`,
   `Medians of ${reps} interleaved repetitions (min/max in the JSON). pp/tg in tok/s, ttft in ms; ratios above 1 mean mimo is faster.`,
+  prewarmMs > 0
+    ? `Each timed test ran right after ${prewarmMs} ms of untimed single-token decode steps of the same engine (after a ${SETTLE_MS} ms pause that lets the previous contestant's threads go to sleep), so the figures are steady-state ones: the idle-burst figure above is what a first request after a pause pays on this host (--no-prewarm measures that way).`
+    : `Cold: each timed test ran right after a ${SETTLE_MS} ms pause (--no-prewarm), so 2-thread figures include the idle-burst penalty above.`,
   ...(batchTests.length > 0
     ? [`Batched decode: each contestant loaded again with ${Math.max(...batchTests.map((t) => t.sequences ?? 1))} sequences (load ${results.map((c) => c.runs.map((r) => (r.batchedLoadMs === undefined ? "" : `${r.engine} ${f1(r.batchedLoadMs, 0)} ms`)).filter(Boolean).join(", ")).filter((v, i, s) => s.indexOf(v) === i).join("; ")}); llama.cpp: a node-llama-cpp context with that many sequences, every sequence's controlledEvaluate queued in the same tick (one llama_decode per step). Peak RSS above is from before that load.`]
     : []),
@@ -327,7 +334,7 @@ if (!a["no-save"]) {
   const d = new Date();
   const stamp = `${d.toISOString().slice(0, 10)}-${d.toISOString().slice(11, 16).replace(":", "")}`;
   writeFileSync(join(dir, `${stamp}.md`), `# bench:peers ${d.toISOString()}\n\n${md}`);
-  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date: d.toISOString(), machine: { ...machine, loadAverageAtEnd: loadavg()[0] }, params: { fileSpecs, threadList, prompt, gen, reps, engines, layers, parallel, parallelPrompt, parallelGen, verify, verifyDepth }, units: Object.fromEntries(units), bandwidth: Object.fromEntries(bandwidth), results }, null, 2) + "\n");
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date: d.toISOString(), machine: { ...machine, loadAverageAtEnd: loadavg()[0] }, params: { fileSpecs, threadList, prompt, gen, reps, engines, layers, prewarmMs, parallel, parallelPrompt, parallelGen, verify, verifyDepth }, units: Object.fromEntries(units), bandwidth: Object.fromEntries(bandwidth), results }, null, 2) + "\n");
   process.stderr.write(`bench:peers: saved bench/results/${stamp}.md and .json\n`);
 }
 process.exit(0);

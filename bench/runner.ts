@@ -1,14 +1,15 @@
 // One contestant of bench/peers.ts in its own process (its own memory high-water mark, no shared
-// heap or thread pool with the others). Driven over IPC: load, warmup, test, rss, exit. A second
+// heap or thread pool with the others). Driven over IPC: load, warmup, prewarm, test, rss, exit. A second
 // load (the batched tests' model with several sequences) replaces the first.
 import type { Engine, LoadedEngine, Measurement, TestSpec } from "../src/cli/bench.ts";
-import { measure, mimoEngine, peakRssBytes, warmup, warmupBatched } from "../src/cli/bench.ts";
+import { measure, mimoEngine, peakRssBytes, prewarm, warmup, warmupBatched } from "../src/cli/bench.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 
 export type RunnerRequest =
   | { id: number; cmd: "load"; file: string; threads: number; contextSize: number; batchSize: number; sequences?: number; pool: number[] }
   | { id: number; cmd: "warmup"; seed: number; sequences?: number }
   | { id: number; cmd: "test"; test: TestSpec; seed: number }
+  | { id: number; cmd: "prewarm"; ms: number; seed: number }
   | { id: number; cmd: "prefill"; tokens: number[] }
   | { id: number; cmd: "decode"; first: number; n: number }
   | { id: number; cmd: "rss" }
@@ -54,6 +55,8 @@ async function handle(m: RunnerRequest): Promise<unknown> {
     case "warmup":
       if (m.sequences !== undefined) return warmupBatched(loaded!, m.sequences, new SeededRandom(m.seed), pool);
       return warmup(loaded!, new SeededRandom(m.seed), pool);
+    case "prewarm":
+      return prewarm(loaded!, m.ms, new SeededRandom(m.seed), pool);
     case "test":
       return (await measure(loaded!, m.test, new SeededRandom(m.seed), pool)) satisfies TestReply;
     case "prefill":
