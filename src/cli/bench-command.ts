@@ -200,11 +200,16 @@ function pct(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-export async function runCommandScenario(o: { model: string[]; threads: number; peer: boolean; commands?: number; log?: (s: string) => void }): Promise<string> {
+export async function runCommandScenario(o: { model: string[]; threads: number; peer: boolean; commands?: number; pauseMs?: number; log?: (s: string) => void }): Promise<string> {
+  const pauseMs = o.pauseMs ?? 0;
+  if (!(Number.isFinite(pauseMs) && pauseMs >= 0)) throw new RangeError(`the pause before each command must be a number of ms >= 0, got ${pauseMs}`);
   const log = o.log ?? (() => {});
   const list = commands.slice(0, o.commands ?? commands.length);
   const lines: string[] = [];
-  lines.push(`Edge scenario "command": ${list.length} commands, system prompt cached, JSON Schema of actions (enum devices/actions, integer 0-100), greedy, ${o.threads} thread(s).`);
+  lines.push(
+    `Edge scenario "command": ${list.length} commands, system prompt cached, JSON Schema of actions (enum devices/actions, integer 0-100), greedy, ${o.threads} thread(s), ` +
+      (pauseMs > 0 ? `each command after ${pauseMs} ms idle (--pause).` : "commands back to back."),
+  );
   lines.push(`CPU: ${cpus()[0]?.model ?? "?"} x${cpus().length}; load average at start ${loadavg()[0]!.toFixed(1)}; ${new Date().toISOString()}`);
   lines.push("");
   lines.push("| model | engine | p50 ms | p95 ms | mean ms | CPU p50 ms | tokens sampled / forced per command | valid | p50 vs llama.cpp |");
@@ -226,6 +231,8 @@ export async function runCommandScenario(o: { model: string[]; threads: number; 
       const cpu = new Map<string, number[]>(engines.map((e) => [e.name, []]));
       for (const c of list) {
         for (const e of engines) {
+          // A command after a pause (--pause): the threads (and on some VMs the vCPUs) have gone to sleep.
+          if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
           // CPU time of the whole process (every thread) over the command: a figure that shared
           // machines disturb less than wall-clock time (waiting for a core is not counted).
           const c0 = process.cpuUsage();

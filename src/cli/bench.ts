@@ -599,6 +599,7 @@ export async function benchCommand(o: {
   scenario?: string;
   peer?: boolean;
   commands?: number;
+  pause?: number;
   spec?: string;
   replay?: number[];
   real?: boolean;
@@ -635,7 +636,7 @@ export async function benchCommand(o: {
   if (o.scenario !== undefined) {
     if (o.scenario !== "command") throw new InvalidArgumentError(`--scenario must be "command", got "${o.scenario}"`);
     const { runCommandScenario } = await import("./bench-command.ts");
-    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] || 1, peer: o.peer ?? true, commands: o.commands, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
+    const table = await runCommandScenario({ model: [o.model], threads: o.threads[0] || 1, peer: o.peer ?? true, commands: o.commands, pauseMs: o.pause, log: o.quiet ? undefined : (s) => process.stderr.write(s + "\n") });
     process.stdout.write(table + "\n");
     return;
   }
@@ -731,6 +732,7 @@ export function registerBenchCommand(program: Command): void {
     .option("--scenario <name>", 'instead of the speed tests, an application scenario: "command" (voice command to validated JSON action, vs llama.cpp)')
     .option("--no-peer", "scenario: skip the llama.cpp (node-llama-cpp) comparison")
     .option("--commands <n>", "scenario: how many of the 50 commands to run", int("--commands"))
+    .option("--pause <ms>", "scenario: idle time before each command (a command after a pause, as on a device; default 0: back to back)", int("--pause"))
     .option("--spec <method>", "speculative decoding against plain decoding instead: mtp, ngram or draft:FILE (uses -n, -t, -r)")
     .option("--replay <list>", "--spec: also replay recorded tokens at these acceptance rates (a simulation of acceptance), comma-separated", (v: string) => v.split(",").map(Number))
     .option("--no-real", "--spec: skip the real mode (the proposer's own drafts)")

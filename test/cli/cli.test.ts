@@ -108,3 +108,13 @@ test("bad options are reported by name", () => {
   assert.equal(p.code, 1);
   assert.match(p.stderr, /^mimo: error: --top-p must be between 0 and 1, got 2\n$/);
 });
+
+test("mimo bench --scenario command --pause N runs each command after N ms idle; a negative pause is an error naming the flag", () => {
+  const r = mimo("bench", "--scenario", "command", "-m", `${STORIES_DIR}/stories260K.gguf`, "-t", "1", "--no-peer", "--commands", "4", "--pause", "20", "-q");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /4 commands, .*1 thread\(s\), each command after 20 ms idle \(--pause\)\./);
+  assert.match(r.stdout, /\| stories260K\.gguf \| mimo \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \| 100% \|/);
+  const bad = mimo("bench", "--scenario", "command", "-m", `${STORIES_DIR}/stories260K.gguf`, "--no-peer", "--pause", "-5");
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--pause/);
+});
