@@ -57,7 +57,9 @@ test("mimo chat over piped stdin: two turns reuse the cache, /reset starts over 
 });
 
 test("mimo chat: Ctrl-C (SIGINT) stops the current answer and the chat goes on; end of input exits", async () => {
-  const c = startChat(["--temp", "0", "-n", "400", "-c", "2048"]);
+  // 4,000 tokens: a second or more even on a fast machine, so the interrupt lands mid-answer (at
+  // ~2,000 tok/s a 400-token answer could end before the signal arrived).
+  const c = startChat(["--temp", "0", "-n", "4000", "-c", "8192"]);
   c.child.stdin.write("Tell me a long story.\n");
   // Some of the answer has streamed: interrupt it.
   try {

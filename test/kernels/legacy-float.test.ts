@@ -130,6 +130,27 @@ for (const path of paths) {
       });
     }
 
+    for (const f of families) {
+      test(`${f.name}: a decode step's rows give the same bits four at a time, one at a time and inside a 4-token tile`, () => {
+        for (const [nrows, k] of [...shapes, [9, 16], [12, 24], [8, 7]] as Array<[number, number]>) {
+          const wf = randomFloats(nrows * k, nrows * 31 + k);
+          if (f.type === GGMLType.F16 && nrows >= 6) wf[5 * k] = Infinity; // one flagged row inside a group of four
+          const w = weightsFrom(f, wf, nrows, k);
+          const x4 = randomFloats(k * 4, k * 3 + nrows);
+          const grouped = run(f, w, nrows, k, x4.subarray(0, k), 1, [[0, nrows]]);
+          const alone = run(f, w, nrows, k, x4.subarray(0, k), 1, Array.from({ length: nrows }, (_, r) => [r, r + 1] as [number, number]));
+          const shifted = run(f, w, nrows, k, x4.subarray(0, k), 1, [[0, 1], [1, nrows]]); // groups of four from row 1
+          const tile = run(f, w, nrows, k, x4, 4, [[0, nrows]]);
+          for (let r = 0; r < nrows; r++) {
+            const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
+            assert.ok(same(grouped[r]!, alone[r]!), `${nrows}x${k} row ${r}: ${grouped[r]} four at a time, ${alone[r]} alone`);
+            assert.ok(same(shifted[r]!, alone[r]!), `${nrows}x${k} row ${r}: ${shifted[r]} in groups from row 1, ${alone[r]} alone`);
+            assert.ok(same(tile[r]!, alone[r]!), `${nrows}x${k} row ${r}: ${tile[r]} in a 4-token tile, ${alone[r]} alone`);
+          }
+        }
+      });
+    }
+
     test("F16: inf / NaN weights and activations beyond the f16 range give llama.cpp's inf / NaN", () => {
       const f = legacyFamily(GGMLType.F16)!;
       const nrows = 6, k = 43, ntok = 5; // k % 8 = 3: a scalar tail

@@ -221,6 +221,108 @@ function rowDot1(wr: usize, xa: usize, k: i32, kind: i32, fm: v128, hi16: v128, 
   return s;
 }
 
+// 1 token, 4 rows (wr, wr + rowBytes, ...): each row's accumulators, their order and its tail are
+// rowDot1's, so every result is rowDot1's bits; the activation loads are shared by the rows and 8
+// FMA chains are in flight instead of 2 (a decode step's matvec is otherwise latency-bound when
+// the weights are in cache). Results to y, y + 4, y + 8, y + 12. No F16 row may be flagged.
+@inline
+function rowDot1x4(wr: usize, rowBytes: usize, xa: usize, k: i32, kind: i32, fm: v128, hi16: v128, y: usize): void {
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const w0 = wr, w1 = wr + rowBytes, w2 = wr + rowBytes * 2, w3 = wr + rowBytes * 3;
+  const wsz: usize = kind == K_F32 ? 2 : 1;
+  let j = 0;
+  const k16 = k & ~15, k8 = k & ~7;
+  for (; j < k16; j += 16) {
+    const q = xa + (<usize>j << 2), o = <usize>j << wsz;
+    const x0 = v128.load(q), x1 = v128.load(q, 16), x2 = v128.load(q, 32), x3 = v128.load(q, 48);
+    if (kind == K_F32) {
+      a0 = madd(v128.load(w0 + o), x0, a0);
+      b0 = madd(v128.load(w0 + o, 16), x1, b0);
+      a1 = madd(v128.load(w1 + o), x0, a1);
+      b1 = madd(v128.load(w1 + o, 16), x1, b1);
+      a2 = madd(v128.load(w2 + o), x0, a2);
+      b2 = madd(v128.load(w2 + o, 16), x1, b2);
+      a3 = madd(v128.load(w3 + o), x0, a3);
+      b3 = madd(v128.load(w3 + o, 16), x1, b3);
+      a0 = madd(v128.load(w0 + o, 32), x2, a0);
+      b0 = madd(v128.load(w0 + o, 48), x3, b0);
+      a1 = madd(v128.load(w1 + o, 32), x2, a1);
+      b1 = madd(v128.load(w1 + o, 48), x3, b1);
+      a2 = madd(v128.load(w2 + o, 32), x2, a2);
+      b2 = madd(v128.load(w2 + o, 48), x3, b2);
+      a3 = madd(v128.load(w3 + o, 32), x2, a3);
+      b3 = madd(v128.load(w3 + o, 48), x3, b3);
+    } else {
+      let v = v128.load(w0 + o);
+      a0 = madd(evenF(v, kind, fm), x0, a0);
+      b0 = madd(oddF(v, kind, fm, hi16), x1, b0);
+      v = v128.load(w1 + o);
+      a1 = madd(evenF(v, kind, fm), x0, a1);
+      b1 = madd(oddF(v, kind, fm, hi16), x1, b1);
+      v = v128.load(w2 + o);
+      a2 = madd(evenF(v, kind, fm), x0, a2);
+      b2 = madd(oddF(v, kind, fm, hi16), x1, b2);
+      v = v128.load(w3 + o);
+      a3 = madd(evenF(v, kind, fm), x0, a3);
+      b3 = madd(oddF(v, kind, fm, hi16), x1, b3);
+      v = v128.load(w0 + o, 16);
+      a0 = madd(evenF(v, kind, fm), x2, a0);
+      b0 = madd(oddF(v, kind, fm, hi16), x3, b0);
+      v = v128.load(w1 + o, 16);
+      a1 = madd(evenF(v, kind, fm), x2, a1);
+      b1 = madd(oddF(v, kind, fm, hi16), x3, b1);
+      v = v128.load(w2 + o, 16);
+      a2 = madd(evenF(v, kind, fm), x2, a2);
+      b2 = madd(oddF(v, kind, fm, hi16), x3, b2);
+      v = v128.load(w3 + o, 16);
+      a3 = madd(evenF(v, kind, fm), x2, a3);
+      b3 = madd(oddF(v, kind, fm, hi16), x3, b3);
+    }
+  }
+  if (j < k8) {
+    const q = xa + (<usize>j << 2), o = <usize>j << wsz;
+    const x0 = v128.load(q), x1 = v128.load(q, 16);
+    if (kind == K_F32) {
+      a0 = madd(v128.load(w0 + o), x0, a0);
+      b0 = madd(v128.load(w0 + o, 16), x1, b0);
+      a1 = madd(v128.load(w1 + o), x0, a1);
+      b1 = madd(v128.load(w1 + o, 16), x1, b1);
+      a2 = madd(v128.load(w2 + o), x0, a2);
+      b2 = madd(v128.load(w2 + o, 16), x1, b2);
+      a3 = madd(v128.load(w3 + o), x0, a3);
+      b3 = madd(v128.load(w3 + o, 16), x1, b3);
+    } else {
+      let v = v128.load(w0 + o);
+      a0 = madd(evenF(v, kind, fm), x0, a0);
+      b0 = madd(oddF(v, kind, fm, hi16), x1, b0);
+      v = v128.load(w1 + o);
+      a1 = madd(evenF(v, kind, fm), x0, a1);
+      b1 = madd(oddF(v, kind, fm, hi16), x1, b1);
+      v = v128.load(w2 + o);
+      a2 = madd(evenF(v, kind, fm), x0, a2);
+      b2 = madd(oddF(v, kind, fm, hi16), x1, b2);
+      v = v128.load(w3 + o);
+      a3 = madd(evenF(v, kind, fm), x0, a3);
+      b3 = madd(oddF(v, kind, fm, hi16), x1, b3);
+    }
+    j += 8;
+  }
+  let s0 = hsum4(f32x4.add(a0, b0)), s1 = hsum4(f32x4.add(a1, b1));
+  let s2 = hsum4(f32x4.add(a2, b2)), s3 = hsum4(f32x4.add(a3, b3));
+  for (; j < k; j++) {
+    const xv = load<f32>(xa + (<usize>j << 2)), o = <usize>j << wsz;
+    s0 += scalarW(w0 + o, kind) * xv;
+    s1 += scalarW(w1 + o, kind) * xv;
+    s2 += scalarW(w2 + o, kind) * xv;
+    s3 += scalarW(w3 + o, kind) * xv;
+  }
+  store<f32>(y, s0);
+  store<f32>(y, s1, 4);
+  store<f32>(y, s2, 8);
+  store<f32>(y, s3, 12);
+}
+
 // 4 tokens: W[r]·X[t], t = 0..3, each weight vector decoded once; results to y + t*ystride.
 @inline
 function rowDot4(wr: usize, xa: usize, xs: usize, k: i32, kind: i32, fm: v128, hi16: v128, y: usize, ys: usize, bad: bool): void {
@@ -292,7 +394,18 @@ function matmulFloat(w: usize, x: usize, y: usize, k: i32, r0: i32, r1: i32, nro
   const ys = <usize>nrows << 2;
   const ntok4 = ntok & ~3;
   const flags = w + <usize>nrows * rowBytes; // F16 only: one inf/NaN flag byte per row
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  if (ntok == 1) {
+    // One token (a decode step): four rows at a time, unless an F16 row of the four is flagged.
+    for (; r + 4 <= r1; r += 4) {
+      if (kind == K_F16 && load<u32>(flags + <usize>r) != 0) {
+        for (let i = r; i < r + 4; i++) store<f32>(y + (<usize>i << 2), rowDot1(w + <usize>i * rowBytes, x, k, kind, fm, hi16, load<u8>(flags + <usize>i) != 0));
+        continue;
+      }
+      rowDot1x4(w + <usize>r * rowBytes, rowBytes, x, k, kind, fm, hi16, y + (<usize>r << 2));
+    }
+  }
+  for (; r < r1; r++) {
     const wr = w + <usize>r * rowBytes;
     const yr = y + (<usize>r << 2);
     const bad = kind == K_F16 && load<u8>(flags + <usize>r) != 0;
