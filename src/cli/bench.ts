@@ -343,16 +343,6 @@ export async function warmup(e: LoadedEngine, rng: SeededRandom, pool?: readonly
   await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 2);
 }
 
-/**
- * Untimed single-token decode steps for at least `ms`: run right before a timed test, so that the
- * test does not pay for threads (and, on some virtual machines, vCPUs) waking up from a pause.
- */
-export async function prewarm(e: LoadedEngine, ms: number, rng: SeededRandom, pool?: readonly number[]): Promise<void> {
-  const end = performance.now() + ms;
-  do await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 8);
-  while (performance.now() < end);
-}
-
 /** Warm-up of the batched path: a few steps with `sequences` sequences. */
 export async function warmupBatched(e: LoadedEngine, sequences: number, rng: SeededRandom, pool?: readonly number[]): Promise<void> {
   await e.batchedDecode!(Array.from({ length: sequences }, () => randomTokens(rng, 8, e.vocabSize, pool)), 3);
