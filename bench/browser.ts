@@ -18,7 +18,7 @@ import { basename, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { chromium, type Browser } from "playwright-core";
-import { contextFor, stat, testsFor, weightBytesPerToken, type Stat, type TestSpec } from "../src/cli/bench.ts";
+import { WARMUP_MS, contextFor, stat, testsFor, weightBytesPerToken, type Stat, type TestSpec } from "../src/cli/bench.ts";
 import { openGGUFFile } from "../src/platform/node-file.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 import { createTokenizer, type Tokenizer } from "../src/tokenizer/index.ts";
@@ -441,7 +441,7 @@ try {
           log(`${engines[i]} failed on ${basename(file)} t=${threads}: ${runs[i]!.error}`);
         }
       };
-      // Load one at a time, each with the machine to itself, then warm up.
+      // Load one at a time, each with the machine to itself, then warm up (JIT compilation).
       const warm = promptOf(tok, new SeededRandom(12345), 8);
       for (const [i, engine] of engines.entries()) {
         await attempt(i, async () => {
@@ -450,7 +450,9 @@ try {
           runs[i]!.loadMs = performance.now() - t0;
           runs[i]!.describe = c.describe;
           await c.prefill(warm.tokens, warm.text);
-          await c.decode(start.tokens[0]!, 2, start.text);
+          const end = performance.now() + WARMUP_MS; // as bench:peers (src/cli/bench.ts)
+          do await c.decode(start.tokens[0]!, 8, start.text);
+          while (performance.now() < end);
         });
       }
       const values = runs.map(() => new Map<string, number[]>());
@@ -491,14 +493,26 @@ const med = (c: ConfigResult, e: EngineName, test: string) => c.runs.find((r) =>
 const fmt = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "-" : v >= 100 ? v.toFixed(0) : v.toFixed(1));
 const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? "-" : `${(x / y).toFixed(2)}x`);
 const has = (e: EngineName) => engines.includes(e);
+/**
+ * Chromium / Node per repetition (the two runs of a repetition are seconds apart, so a slow minute of the host
+ * slows both): the median ratio and its middle half (quartiles), "-" when a run is missing.
+ */
+const paired = (c: ConfigResult, test: string): string => {
+  const a = c.runs.find((r) => r.engine === "mimo")?.tests[test]?.values;
+  const b = c.runs.find((r) => r.engine === "mimo-node")?.tests[test]?.values;
+  if (!a || !b || a.length !== b.length || a.length === 0) return "-";
+  const r = a.map((v, i) => v / b[i]!).sort((x, y) => x - y);
+  const q = (f: number) => r[Math.round(f * (r.length - 1))]!;
+  return `${stat(r).median.toFixed(2)}x (${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})`;
+};
 const label: Record<EngineName, string> = { mimo: "mimo (Chromium)", wllama: "wllama (Chromium)", "mimo-node": "mimo (Node)" };
-const head = ["file", "threads", "test", ...engines.map((e) => `${label[e]} tok/s`), ...(has("mimo") && has("wllama") ? ["mimo / wllama"] : []), ...(has("mimo") && has("mimo-node") ? ["Chromium / Node (mimo)"] : [])];
+const head = ["file", "threads", "test", ...engines.map((e) => `${label[e]} tok/s`), ...(has("mimo") && has("wllama") ? ["mimo / wllama"] : []), ...(has("mimo") && has("mimo-node") ? ["Chromium / Node (mimo)", "per repetition: median (middle half)"] : [])];
 const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
 for (const c of results) {
   for (const t of tests) {
     const cells = [c.file, String(c.threads), t.name, ...engines.map((e) => fmt(med(c, e, t.name)))];
     if (has("mimo") && has("wllama")) cells.push(`**${ratio(med(c, "mimo", t.name), med(c, "wllama", t.name))}**`);
-    if (has("mimo") && has("mimo-node")) cells.push(ratio(med(c, "mimo", t.name), med(c, "mimo-node", t.name)));
+    if (has("mimo") && has("mimo-node")) cells.push(ratio(med(c, "mimo", t.name), med(c, "mimo-node", t.name)), paired(c, t.name));
     lines.push(`| ${cells.join(" | ")} |`);
   }
 }
@@ -516,7 +530,8 @@ const notes = [
   bandwidth.size > 0 ? `Read bandwidth (streamSum, WebAssembly 128-bit loads, Node): ${[...bandwidth].map(([t, b]) => `${t} thread(s) ${(b / 1e9).toFixed(1)} GB/s`).join(", ")}.` : "Read bandwidth: not measured (--no-bandwidth).",
   cores ? describeCores(cores) : "Core sharing: not measured (--no-bandwidth).",
   `Files (weights read per token): ${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(1)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}.`,
-  `Medians of ${reps} interleaved repetitions (all values in the JSON); pp${prompt} = prefill of ${prompt} tokens, tg${gen} = ${gen} single-token decode steps, each from an empty cache, timed in the page (in Node for mimo (Node)). Ratios above 1 mean mimo is faster.`,
+  `Medians of ${reps} interleaved repetitions (all values in the JSON); pp${prompt} = prefill of ${prompt} tokens, tg${gen} = ${gen} single-token decode steps, each from an empty cache, timed in the page (in Node for mimo (Node)). Ratios above 1 mean mimo is faster. "Per repetition" is the ratio of each repetition's Chromium and Node runs (seconds apart, in the same round): its median and the range of the middle half of the ratios.`,
+  `After loading, every engine decoded untimed for ${WARMUP_MS} ms (JIT compilation).`,
   prewarmMs > 0
     ? `Each timed test ran right after ${prewarmMs} ms of untimed 8-token decodes of the same engine (after a ${SETTLE_MS} ms pause), so the figures are steady-state ones (--no-prewarm measures cold).`
     : `Cold: each timed test ran right after a ${SETTLE_MS} ms pause (--no-prewarm).`,

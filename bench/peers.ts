@@ -18,7 +18,7 @@ import { loadavg } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { batchTestsFor, contextFor, stat, testsFor, verifyName, verifyTestFor, weightBytesPerToken, wordTokenPool, type Measurement, type Stat, type TestSpec } from "../src/cli/bench.ts";
+import { WARMUP_MS, batchTestsFor, contextFor, stat, testsFor, verifyName, verifyTestFor, weightBytesPerToken, wordTokenPool, type Measurement, type Stat, type TestSpec } from "../src/cli/bench.ts";
 import { measureBandwidth } from "./bandwidth.ts";
 import { PREWARM_MS, describeCores, probeCores } from "./cores.ts";
 import { machineInfo } from "./machine.ts";
@@ -317,6 +317,7 @@ const notes = [
   describeCores(cores),
   `Bandwidth ceiling = bandwidth / weight bytes read per token (${results.map((c) => `${c.file} ${(c.weightBytesPerToken / 1e6).toFixed(0)} MB`).filter((v, i, s) => s.indexOf(v) === i).join(", ")}).`,
   `Medians of ${reps} interleaved repetitions (min/max in the JSON). pp/tg in tok/s, ttft in ms; ratios above 1 mean mimo is faster.`,
+  `After loading, every engine decoded untimed for ${WARMUP_MS} ms (JIT compilation of the JavaScript engines).`,
   prewarmMs > 0
     ? `Each timed test ran right after ${prewarmMs} ms of untimed single-token decode steps of the same engine (after a ${SETTLE_MS} ms pause that lets the previous contestant's threads go to sleep), so the figures are steady-state ones: the idle-burst figure above is what a first request after a pause pays on this host (--no-prewarm measures that way).`
     : `Cold: each timed test ran right after a ${SETTLE_MS} ms pause (--no-prewarm), so 2-thread figures include the idle-burst penalty above.`,

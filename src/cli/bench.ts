@@ -337,10 +337,20 @@ export async function runTest(e: LoadedEngine, t: TestSpec, rng: SeededRandom, p
   return e.ttft(toks);
 }
 
-/** A few small runs so that JIT compilation and first-touch costs stay out of the measurements. */
-export async function warmup(e: LoadedEngine, rng: SeededRandom, pool?: readonly number[]): Promise<void> {
+/**
+ * How long every engine decodes, untimed, after loading and before its first measurement. A
+ * JavaScript engine reaches its optimized code only after some running: stories15M on 2 threads
+ * decoded its first few 128-token runs at 1,200-2,400 tok/s and the later ones at 3,000-3,400
+ * (same process, back to back); after 1.5 s of decoding the first runs were as fast as the later.
+ */
+export const WARMUP_MS = 1000;
+
+/** Untimed runs so that JIT compilation and first-touch costs stay out of the measurements: a prefill, then decode steps for at least `ms`. */
+export async function warmup(e: LoadedEngine, rng: SeededRandom, pool?: readonly number[], ms = WARMUP_MS): Promise<void> {
   await e.prefill(randomTokens(rng, 8, e.vocabSize, pool));
-  await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 2);
+  const end = performance.now() + ms;
+  do await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 8);
+  while (performance.now() < end);
 }
 
 /** Warm-up of the batched path: a few steps with `sequences` sequences. */
@@ -652,7 +662,7 @@ export async function benchCommand(o: {
     process.stdout.write(markdownTable(results) + "\n");
     process.stdout.write(
       `\n${results[0]?.engineVersion}; weights read per token ${(results[0]!.weightBytesPerToken / 1e6).toFixed(0)} MB; ` +
-        `peak RSS is this process's high-water mark after each thread count.\n`,
+        `each thread count's figures follow ${WARMUP_MS / 1000} s of untimed decoding; peak RSS is this process's high-water mark after each thread count.\n`,
     );
     for (const r of results) {
       if (r.backend?.includes(" (auto")) process.stdout.write(`Thread count chosen by mimo (-t auto): ${r.backend}.\n`);
