@@ -406,6 +406,8 @@ export interface BenchParams {
   verify?: number[];
   /** Verification cost: cached positions P (default 128). */
   verifyDepth?: number;
+  /** Untimed decoding after each load, before the first measurement (default WARMUP_MS). */
+  warmupMs?: number;
 }
 
 /** -t: thread counts; "auto" is 0 (the default count chosen for the model). */
@@ -518,6 +520,8 @@ export async function runBench(p: BenchParams, log: (s: string) => void = () => 
   const { main, batched } = benchTests(p);
   if (main.length === 0 && batched.length === 0) throw new RangeError("nothing to measure: -p and -n are both 0");
   if (!(p.reps >= 1)) throw new RangeError(`-r must be at least 1, got ${p.reps}`);
+  const warmupMs = p.warmupMs ?? WARMUP_MS;
+  if (!(Number.isInteger(warmupMs) && warmupMs >= 0)) throw new RangeError(`--warmup must be a whole number of milliseconds >= 0, got ${warmupMs}`);
   const w = await weightBytesPerToken(p.model);
   const version = await mimoEngine.describe();
   const results: BenchResult[] = [];
@@ -540,7 +544,7 @@ export async function runBench(p: BenchParams, log: (s: string) => void = () => 
       backend = e.backend;
       const pool = e.wordPool!();
       try {
-        await warmup(e, rng, pool);
+        await warmup(e, rng, pool, warmupMs);
         await repeat(e, main, p.reps, rng, pool, figures, note);
       } finally {
         rss = peakRssBytes();
@@ -600,6 +604,7 @@ export async function benchCommand(o: {
   peer?: boolean;
   commands?: number;
   pause?: number;
+  warmup?: number;
   spec?: string;
   replay?: number[];
   real?: boolean;
@@ -654,6 +659,7 @@ export async function benchCommand(o: {
       parallelGen: o.parallelGen,
       verify: o.verify,
       verifyDepth: o.verifyDepth,
+      warmupMs: o.warmup,
     },
     o.quiet ? undefined : (s) => process.stderr.write(s + "\n"),
   );
@@ -662,7 +668,7 @@ export async function benchCommand(o: {
     process.stdout.write(markdownTable(results) + "\n");
     process.stdout.write(
       `\n${results[0]?.engineVersion}; weights read per token ${(results[0]!.weightBytesPerToken / 1e6).toFixed(0)} MB; ` +
-        `each thread count's figures follow ${WARMUP_MS / 1000} s of untimed decoding; peak RSS is this process's high-water mark after each thread count.\n`,
+        `each thread count's figures follow ${(o.warmup ?? WARMUP_MS) / 1000} s of untimed decoding; peak RSS is this process's high-water mark after each thread count.\n`,
     );
     for (const r of results) {
       if (r.backend?.includes(" (auto")) process.stdout.write(`Thread count chosen by mimo (-t auto): ${r.backend}.\n`);
@@ -724,6 +730,7 @@ export function registerBenchCommand(program: Command): void {
     .option("-o, --output <format>", "md or json", "md")
     .option("--seed <n>", "seed of the random tokens", int("--seed"), 1)
     .option("-q, --quiet", "no per-repetition lines on stderr")
+    .option("--warmup <ms>", `untimed decoding after loading, before the first measurement (JIT compilation; 0: one short prefill and decode only)`, int("--warmup"), WARMUP_MS)
     .option("--parallel <list>", "batched decode: sequence counts, comma-separated (1 is always added as the baseline)", list("--parallel"))
     .option("--parallel-prompt <n>", "batched decode: prompt tokens of each sequence", int("--parallel-prompt"), 32)
     .option("--parallel-gen <n>", "batched decode: decode steps (default: the first -n, else 128)", int("--parallel-gen"))

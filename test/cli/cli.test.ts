@@ -109,6 +109,22 @@ test("bad options are reported by name", () => {
   assert.match(p.stderr, /^mimo: error: --top-p must be between 0 and 1, got 2\n$/);
 });
 
+test("mimo bench --warmup MS decodes untimed for MS ms before measuring (a lower bound on the run's time) and says so; a negative value is an error naming the flag", () => {
+  const args = ["bench", "-m", `${STORIES_DIR}/stories260K.gguf`, "-t", "1", "-p", "0", "-n", "4", "-r", "1", "-q"];
+  const t0 = performance.now();
+  const r = mimo(...args, "--warmup", "1500");
+  const ms = performance.now() - t0;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /each thread count's figures follow 1\.5 s of untimed decoding/);
+  assert.ok(ms >= 1500, `the run took ${ms.toFixed(0)} ms, less than its warm-up`);
+  const none = mimo(...args, "--warmup", "0");
+  assert.equal(none.code, 0, none.stderr);
+  assert.match(none.stdout, /follow 0 s of untimed decoding/);
+  const bad = mimo(...args, "--warmup", "-5");
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--warmup/);
+});
+
 test("mimo bench --scenario command --pause N runs each command after N ms idle; a negative pause is an error naming the flag", () => {
   const r = mimo("bench", "--scenario", "command", "-m", `${STORIES_DIR}/stories260K.gguf`, "-t", "1", "--no-peer", "--commands", "4", "--pause", "20", "-q");
   assert.equal(r.code, 0, r.stderr);
