@@ -6,8 +6,8 @@
 // model again costs one placement only.
 //
 // Cost: one more placement of the weights (calibration runs only up to CALIBRATE_MAX_BYTES) and
-// about 2 x (WARM_STEPS + ROUNDS x STEPS) decode steps: ~0.1 s for a stories42M-shaped model,
-// a few ms for stories260K.
+// about 2 x (WARM_STEPS + ROUNDS x STEPS) decode steps: ~0.25 s for a stories42M-shaped model,
+// ~10 ms for stories260K.
 
 import type { GGUFFile } from "../format/gguf-reader.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -20,11 +20,20 @@ import {
 import { defaultThreadCount } from "../platform/threads.ts";
 import { now } from "../platform/yield.ts";
 
-/** Untimed steps per candidate first (JIT tiering, first touch of the weights and buffers). */
-const WARM_STEPS = 8;
-/** Timed rounds, alternating the candidates; a round's figure is the median of its steps. */
+/**
+ * Untimed steps per candidate first (JIT tiering, first touch of the weights and buffers, and the
+ * freshly started threads' first slow milliseconds). With 8 (and 8 steps per round) the 2-thread
+ * placement of stories15M / stories42M read 1.3-1.6 / 1.4-1.6 ms per step against 0.33-0.42 /
+ * 0.67-0.87 ms in generation, and 1 thread was kept although 2 decode 1.5x as fast; with 64 and 16
+ * the figures match generation's (same machine, alternating processes).
+ */
+const WARM_STEPS = 64;
+/**
+ * Timed rounds, alternating the candidates; a round's figure is the median of its steps (16, so
+ * that the first steps of a round, after the other candidate's round, weigh less).
+ */
 const ROUNDS = 5;
-const STEPS = 8;
+const STEPS = 16;
 /** Positions of the scratch KV pool the steps cycle through. */
 const POSITIONS = 32;
 /**
