@@ -1,7 +1,8 @@
 #!/bin/bash
 # Decode and prefill of two source trees side by side: `bash bench/ab-trees.sh OLD_TREE NEW_TREE [ROUNDS]`.
 # Each tree needs its own `npm ci` (kernels built). Runs alternate old / new processes (one
-# `mimo bench -r 1` each) over the small models and qwen2-0.5b on 1 and 2 threads, ROUNDS times
+# `mimo bench -r 1` each) over the small models and qwen2-0.5b on 1 and 2 threads and the default
+# (-t auto, the thread count mimo chooses), ROUNDS times
 # (default 3), and prints medians and new/old ratios as a markdown table (also in $OUT/table.md).
 # Files come from $BENCH_FILES (default: this checkout's bench/files; `mimo synth --preset NAME`
 # writes them).
@@ -10,22 +11,31 @@ OLD=$(cd "$1" && pwd); NEW=$(cd "$2" && pwd); ROUNDS=${3:-3}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 F=${BENCH_FILES:-$HERE/bench/files}
 OUT=${OUT:-$(mktemp -d /tmp/mimo-ab-XXXXXX)}
+mkdir -p "$OUT"
 runs=(
   "s42|$F/stories42m-Q4_0.gguf|-p 64 -n 128"
   "s15|$F/stories15m-Q8_0.gguf|-p 64 -n 128"
   "q05|$F/qwen2-0.5b-Q4_0.gguf|-p 128 -n 64"
   "s260|$HERE/models/stories260K.gguf|-p 128 -n 256"
 )
+# `mimo bench` decodes 1 s untimed before measuring where it has --warmup; a tree from before
+# that warms up with a few steps only, so then both trees run that way (--warmup 0).
+has_warmup() { grep -q -- '--warmup <ms>' "$1/src/cli/bench.ts"; }
+W_OLD=(); W_NEW=()
+if ! has_warmup "$OLD" || ! has_warmup "$NEW"; then
+  has_warmup "$OLD" && W_OLD=(--warmup 0)
+  has_warmup "$NEW" && W_NEW=(--warmup 0)
+fi
 CORES_START=$("$HERE/node_modules/.bin/node" "$HERE/bench/cores.ts")
 for rep in $(seq 1 "$ROUNDS"); do
-  for t in 1 2; do
+  for t in 1 2 auto; do
     for tree in old new; do
-      dir=$NEW; [ "$tree" = old ] && dir=$OLD
+      dir=$NEW; warm=("${W_NEW[@]}"); [ "$tree" = old ] && { dir=$OLD; warm=("${W_OLD[@]}"); }
       for r in "${runs[@]}"; do
         IFS='|' read -r name file opts <<< "$r"
         [ -f "$file" ] || { echo "missing $file" >&2; continue; }
         # shellcheck disable=SC2086
-        (cd "$dir" && node_modules/.bin/node src/cli/entry.ts bench -m "$file" -t "$t" $opts -r 1 -o json -q 2>/dev/null) > "$OUT/$name-$tree-$t-$rep.json" || true
+        (cd "$dir" && node_modules/.bin/node src/cli/entry.ts bench -m "$file" -t "$t" $opts "${warm[@]}" -r 1 -o json -q 2>/dev/null) > "$OUT/$name-$tree-$t-$rep.json" || true
       done
     done
   done
