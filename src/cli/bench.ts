@@ -341,7 +341,7 @@ export async function runTest(e: LoadedEngine, t: TestSpec, rng: SeededRandom, p
  * How long every engine decodes, untimed, after loading and before its first measurement. A
  * JavaScript engine reaches its optimized code only after some running: stories15M on 2 threads
  * decoded its first few 128-token runs at 1,200-2,400 tok/s and the later ones at 3,000-3,400
- * (same process, back to back); after 1.5 s of decoding the first runs were as fast as the later.
+ * (same process, back to back); after 1-1.5 s of decoding the first runs were close to the later.
  */
 export const WARMUP_MS = 1000;
 

@@ -23,9 +23,9 @@ import { now } from "../platform/yield.ts";
 /**
  * Untimed steps per candidate first (JIT tiering, first touch of the weights and buffers, and the
  * freshly started threads' first slow milliseconds). With 8 (and 8 steps per round) the 2-thread
- * placement of stories15M / stories42M read 1.3-1.6 / 1.4-1.6 ms per step against 0.33-0.42 /
- * 0.67-0.87 ms in generation, and 1 thread was kept although 2 decode 1.5x as fast; with 64 and 16
- * the figures match generation's (same machine, alternating processes).
+ * placement of stories15M / stories42M read 1.0-3.8 / 1.3-3.6 ms per step against 0.3-0.4 /
+ * 0.6-0.9 ms in generation, and 1 thread was mostly kept although 2 decode them 1.5x as fast; with
+ * 64 and 16 the 2-thread figures read 0.37-0.42 / 0.64-0.97 ms (same machine, alternating processes).
  */
 const WARM_STEPS = 64;
 /**
