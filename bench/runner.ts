@@ -2,7 +2,7 @@
 // heap or thread pool with the others). Driven over IPC: load, warmup, prewarm, test, rss, exit. A second
 // load (the batched tests' model with several sequences) replaces the first.
 import type { Engine, LoadedEngine, Measurement, TestSpec } from "../src/cli/bench.ts";
-import { measure, mimoEngine, peakRssBytes, randomTokens, warmup, warmupBatched } from "../src/cli/bench.ts";
+import { decodeFor, measure, mimoEngine, peakRssBytes, warmup, warmupBatched } from "../src/cli/bench.ts";
 import { SeededRandom } from "../src/sampling/rng.ts";
 
 export type RunnerRequest =
@@ -28,16 +28,6 @@ export interface LoadReply {
 export type TestReply = Measurement[];
 
 export type RunnerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
-
-/**
- * Untimed single-token decode steps for at least `ms`: run right before a timed test, so that the
- * test does not pay for threads (and, on some virtual machines, vCPUs) waking up from a pause.
- */
-async function prewarm(e: LoadedEngine, ms: number, rng: SeededRandom, pool?: readonly number[]): Promise<void> {
-  const end = performance.now() + ms;
-  do await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 8);
-  while (performance.now() < end);
-}
 
 async function engineByName(name: string): Promise<Engine> {
   if (name === "mimo") return mimoEngine;
@@ -66,7 +56,9 @@ async function handle(m: RunnerRequest): Promise<unknown> {
       if (m.sequences !== undefined) return warmupBatched(loaded!, m.sequences, new SeededRandom(m.seed), pool);
       return warmup(loaded!, new SeededRandom(m.seed), pool);
     case "prewarm":
-      return prewarm(loaded!, m.ms, new SeededRandom(m.seed), pool);
+      // Right before a timed test, so that it does not pay for threads (and, on some virtual
+      // machines, vCPUs) waking up from a pause (see bench/cores.ts).
+      return decodeFor(loaded!, m.ms, new SeededRandom(m.seed), pool);
     case "test":
       return (await measure(loaded!, m.test, new SeededRandom(m.seed), pool)) satisfies TestReply;
     case "prefill":

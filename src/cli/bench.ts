@@ -348,6 +348,11 @@ export const WARMUP_MS = 1000;
 /** Untimed runs so that JIT compilation and first-touch costs stay out of the measurements: a prefill, then decode steps for at least `ms`. */
 export async function warmup(e: LoadedEngine, rng: SeededRandom, pool?: readonly number[], ms = WARMUP_MS): Promise<void> {
   await e.prefill(randomTokens(rng, 8, e.vocabSize, pool));
+  await decodeFor(e, ms, rng, pool);
+}
+
+/** Untimed 8-token decodes from random tokens until at least `ms` have passed (at least one). */
+export async function decodeFor(e: LoadedEngine, ms: number, rng: SeededRandom, pool?: readonly number[]): Promise<void> {
   const end = performance.now() + ms;
   do await e.decode(randomTokens(rng, 1, e.vocabSize, pool)[0]!, 8);
   while (performance.now() < end);
